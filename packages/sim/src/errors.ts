@@ -107,3 +107,10 @@ export function checkUint(fn: string, argument: string, value: number): void {
     throw new ArgumentError(fn, argument, 'must be a non-negative safe integer', value);
   }
 }
+
+/**
+ * The largest address or length the simulation represents: `ULONG_MAX` of a 64-bit kernel
+ * stands in as 2^53 − 1, the largest integer a JS number holds exactly. Every user VA (48- or
+ * 57-bit) fits far below it.
+ */
+export const ULONG_MAX = Number.MAX_SAFE_INTEGER;

@@ -23,6 +23,7 @@ export {
   errnoName,
   HmmkitError,
   StateError,
+  ULONG_MAX,
 } from './errors.ts';
 export { Rng } from './rng.ts';
 export {

@@ -1,0 +1,415 @@
+/**
+ * Format presets: NVIDIA MMU v2 (Pascal..Ada), NVIDIA MMU v3 (Hopper, Blackwell), AMD GFX9
+ * GPUVM, and a small format for tests. Bit positions follow `dev_mmu.h` (`hwref/.../dev_mmu.h`
+ * in open-gpu-kernel-modules), `uvm_pascal_mmu.c`, `uvm_hopper_mmu.c`, nouveau `vmmgp100.c`
+ * and `amdgpu_vm.h`; see `shared/spec/uvm-costs.md` §3.
+ *
+ * @module
+ */
+import {
+  compileFormat,
+  type FormatDesc,
+  type LayoutDesc,
+  type PdeDesc,
+  type PteDesc,
+  type PtFormat,
+} from './format.ts';
+
+// ---------------------------------------------------------------- NVIDIA MMU v2 (dev_mmu.h VER2)
+
+const V2_PTE: LayoutDesc = {
+  bits: 64,
+  fields: {
+    valid: [0, 0],
+    aperture: [2, 1],
+    vol: [3, 3],
+    encrypted: [4, 4],
+    privilege: [5, 5],
+    readOnly: [6, 6],
+    atomicDisable: [7, 7],
+    addressSys: [53, 8],
+    addressVid: [32, 8],
+    addressVidPeer: [35, 33],
+    comptagline: [53, 36],
+    kind: [63, 56],
+  },
+};
+const V2_PTE_SEM: PteDesc = {
+  valid: { valid: 1 },
+  apertureField: 'aperture',
+  apertures: { vid: 0, peer: 1, sys: 2, sysNc: 3 },
+  addressFields: { vid: 'addressVid', peer: 'addressVid', sys: 'addressSys', sysNc: 'addressSys' },
+  shift: 12,
+  readOnly: { readOnly: 1 },
+  atomicDisable: { atomicDisable: 1 },
+  volatile: { vol: 1 },
+  privileged: { privilege: 1 },
+  kindField: 'kind',
+  peerIdField: 'addressVidPeer',
+  // uvm_pascal_mmu.c: unmapped_pte() = VALID 0, PRIVILEGE 1 (big PTE: do not fall through);
+  // make_sparse_pte: VALID 0, VOL 1.
+  unmapped: { valid: 0, privilege: 1 },
+  sparse: { valid: 0, vol: 1 },
+};
+const V2_PDE: LayoutDesc = {
+  bits: 64,
+  fields: {
+    isPte: [0, 0],
+    aperture: [2, 1],
+    vol: [3, 3],
+    noAts: [5, 5],
+    addressSys: [53, 8],
+    addressVid: [32, 8],
+  },
+};
+// PDE aperture encoding differs from the PTE's: 0 INVALID, 1 VIDEO_MEMORY, 2 SYS coherent, 3 SYS non-coherent.
+const V2_PDE_SEM: PdeDesc = {
+  apertureField: 'aperture',
+  apertures: { vid: 1, sys: 2, sysNc: 3 },
+  addressFields: { vid: 'addressVid', sys: 'addressSys', sysNc: 'addressSys' },
+  shift: 12,
+};
+const V2_DUAL: LayoutDesc = {
+  bits: 128,
+  fields: {
+    isPte: [0, 0],
+    apertureBig: [2, 1],
+    volBig: [3, 3],
+    noAts: [5, 5],
+    addressBigSys: [53, 4],
+    addressBigVid: [32, 4],
+    apertureSmall: [66, 65],
+    volSmall: [67, 67],
+    addressSmallSys: [117, 72],
+    addressSmallVid: [96, 72],
+  },
+};
+
+/** NVIDIA MMU v2 (Pascal to Ada): 49-bit VA, 5 levels, dual PDE at PDE0, 25-bit VRAM PFN. */
+export const nvMmuV2Desc: FormatDesc = {
+  name: 'nv-mmu-v2',
+  vaBits: 49,
+  source: 'dev_mmu.h NV_MMU_VER2_*, uvm_pascal_mmu.c, nouveau gp100_vmm_desc_12/16',
+  tablePoolBase: 0x10_0000_0000,
+  levels: [
+    { name: 'PDE3', vaHi: 48, vaLo: 47, entryBytes: 8, layout: V2_PDE, pde: V2_PDE_SEM },
+    { name: 'PDE2', vaHi: 46, vaLo: 38, entryBytes: 8, layout: V2_PDE, pde: V2_PDE_SEM },
+    // Ampere and later: PDE1 may be a 512M PTE (IS_PTE = 1).
+    {
+      name: 'PDE1',
+      vaHi: 37,
+      vaLo: 29,
+      entryBytes: 8,
+      layout: V2_PDE,
+      pde: V2_PDE_SEM,
+      pte: V2_PTE_SEM,
+      pteLayout: V2_PTE,
+      leafTest: { valid: 1 },
+    },
+    {
+      name: 'PDE0',
+      vaHi: 28,
+      vaLo: 21,
+      entryBytes: 16,
+      layout: V2_DUAL,
+      dual: {
+        bigPageShift: 16,
+        bigTableBytes: 256,
+        big: {
+          apertureField: 'apertureBig',
+          apertures: { vid: 1, sys: 2, sysNc: 3 },
+          addressFields: { vid: 'addressBigVid', sys: 'addressBigSys', sysNc: 'addressBigSys' },
+          shift: 8,
+        },
+        small: {
+          apertureField: 'apertureSmall',
+          apertures: { vid: 1, sys: 2, sysNc: 3 },
+          addressFields: { vid: 'addressSmallVid', sys: 'addressSmallSys', sysNc: 'addressSmallSys' },
+          shift: 12,
+        },
+      },
+      pte: V2_PTE_SEM,
+      pteLayout: V2_PTE,
+      leafTest: { valid: 1 },
+    },
+    { name: 'PT', vaHi: 20, vaLo: 12, entryBytes: 8, layout: V2_PTE, pte: V2_PTE_SEM },
+  ],
+};
+
+// ---------------------------------------------------------------- NVIDIA MMU v3 (dev_mmu.h VER3)
+
+const V3_PTE: LayoutDesc = {
+  bits: 64,
+  fields: {
+    valid: [0, 0],
+    aperture: [2, 1],
+    pcf: [7, 3],
+    // A valid PTE's PCF (dev_mmu.h NV_MMU_VER3_PTE_PCF_{REGULAR,PRIVILEGE}_{RW,RO}_{ATOMIC,NO_ATOMIC}_
+    // {CACHED,UNCACHED}_{ACE,ACD} = 0x00..0x1F) decomposes into bits: 0 uncached, 1 privilege,
+    // 2 read-only, 3 no atomics, 4 access counting disabled.
+    pcfUncached: [3, 3],
+    pcfPrivilege: [4, 4],
+    pcfReadOnly: [5, 5],
+    pcfNoAtomic: [6, 6],
+    pcfAcd: [7, 7],
+    kind: [11, 8],
+    address: [51, 12],
+    peerId: [63, 61],
+  },
+};
+const V3_PTE_SEM: PteDesc = {
+  valid: { valid: 1 },
+  apertureField: 'aperture',
+  apertures: { vid: 0, peer: 1, sys: 2, sysNc: 3 },
+  addressFields: { vid: 'address', peer: 'address', sys: 'address', sysNc: 'address' },
+  shift: 12,
+  readOnly: { pcfReadOnly: 1 },
+  atomicDisable: { pcfNoAtomic: 1 },
+  volatile: { pcfUncached: 1 },
+  privileged: { pcfPrivilege: 1 },
+  kindField: 'kind',
+  peerIdField: 'peerId',
+  // Invalid-PTE PCF encodings: 0 INVALID, 1 SPARSE, 2 MAPPING_NOWHERE, 3 NO_VALID_4KB_PAGE.
+  unmapped: { valid: 0, pcf: 3 },
+  sparse: { valid: 0, pcf: 1 },
+};
+const V3_PDE: LayoutDesc = {
+  bits: 64,
+  fields: { isPte: [0, 0], aperture: [2, 1], pcf: [5, 3], address: [51, 12] },
+};
+const V3_PDE_SEM: PdeDesc = {
+  apertureField: 'aperture',
+  apertures: { vid: 1, sys: 2, sysNc: 3 },
+  addressFields: { vid: 'address', sys: 'address', sysNc: 'address' },
+  shift: 12,
+};
+const V3_DUAL: LayoutDesc = {
+  bits: 128,
+  fields: {
+    isPte: [0, 0],
+    apertureBig: [2, 1],
+    pcfBig: [5, 3],
+    addressBig: [51, 8],
+    apertureSmall: [66, 65],
+    pcfSmall: [69, 67],
+    addressSmall: [115, 76],
+  },
+};
+
+/** NVIDIA MMU v3 (Hopper, Blackwell): 57-bit VA, 6 levels, 40-bit PFN at 51:12, 5-bit PCF at 7:3. */
+export const nvMmuV3Desc: FormatDesc = {
+  name: 'nv-mmu-v3',
+  vaBits: 57,
+  source: 'dev_mmu.h NV_MMU_VER3_*, uvm_hopper_mmu.c',
+  tablePoolBase: 0x10_0000_0000,
+  levels: [
+    { name: 'PDE4', vaHi: 56, vaLo: 56, entryBytes: 8, layout: V3_PDE, pde: V3_PDE_SEM },
+    { name: 'PDE3', vaHi: 55, vaLo: 47, entryBytes: 8, layout: V3_PDE, pde: V3_PDE_SEM },
+    { name: 'PDE2', vaHi: 46, vaLo: 38, entryBytes: 8, layout: V3_PDE, pde: V3_PDE_SEM },
+    {
+      name: 'PDE1',
+      vaHi: 37,
+      vaLo: 29,
+      entryBytes: 8,
+      layout: V3_PDE,
+      pde: V3_PDE_SEM,
+      pte: V3_PTE_SEM,
+      pteLayout: V3_PTE,
+      leafTest: { valid: 1 },
+    },
+    {
+      name: 'PDE0',
+      vaHi: 28,
+      vaLo: 21,
+      entryBytes: 16,
+      layout: V3_DUAL,
+      dual: {
+        bigPageShift: 16,
+        bigTableBytes: 256,
+        big: {
+          apertureField: 'apertureBig',
+          apertures: { vid: 1, sys: 2, sysNc: 3 },
+          addressFields: { vid: 'addressBig', sys: 'addressBig', sysNc: 'addressBig' },
+          shift: 8,
+        },
+        small: {
+          apertureField: 'apertureSmall',
+          apertures: { vid: 1, sys: 2, sysNc: 3 },
+          addressFields: { vid: 'addressSmall', sys: 'addressSmall', sysNc: 'addressSmall' },
+          shift: 12,
+        },
+      },
+      pte: V3_PTE_SEM,
+      pteLayout: V3_PTE,
+      leafTest: { valid: 1 },
+    },
+    { name: 'PT', vaHi: 20, vaLo: 12, entryBytes: 8, layout: V3_PTE, pte: V3_PTE_SEM },
+  ],
+};
+
+// ---------------------------------------------------------------- AMD GFX9 GPUVM (amdgpu_vm.h)
+
+const AMD_ENTRY: LayoutDesc = {
+  bits: 64,
+  fields: {
+    valid: [0, 0],
+    system: [1, 1],
+    snooped: [2, 2],
+    tmz: [3, 3],
+    executable: [4, 4],
+    readable: [5, 5],
+    writeable: [6, 6],
+    fragment: [11, 7],
+    address: [47, 12],
+    prt: [51, 51],
+    pdePte: [54, 54],
+    translateFurther: [56, 56],
+    mtype: [58, 57],
+  },
+};
+const AMD_PTE_SEM: PteDesc = {
+  valid: { valid: 1, readable: 1 },
+  apertureField: 'system',
+  apertures: { vid: 0, sys: 1 },
+  addressFields: { vid: 'address', sys: 'address' },
+  shift: 12,
+  writable: { writeable: 1 },
+  fragmentField: 'fragment',
+  // AMDGPU_PTE_PRT with VALID = 0: partially-resident texture, reads zero, writes dropped.
+  sparse: { valid: 0, prt: 1 },
+};
+const AMD_HUGE_SEM: PteDesc = { ...AMD_PTE_SEM, valid: { valid: 1, readable: 1, pdePte: 1 } };
+const AMD_PDE_SEM: PdeDesc = {
+  present: { valid: 1, pdePte: 0 },
+  apertureField: 'system',
+  apertures: { vid: 0, sys: 1 },
+  addressFields: { vid: 'address', sys: 'address' },
+  shift: 12,
+};
+
+/** AMD GFX9+ GPUVM: 48-bit VA, 4 levels of 512 × 8 B, FRAGMENT 11:7, PDE_PTE (bit 54) huge leaves, no dual PDE. */
+export const amdGfx9Desc: FormatDesc = {
+  name: 'amd-gfx9',
+  vaBits: 48,
+  source: 'amdgpu_vm.h AMDGPU_PTE_*, amdgpu_vm_adjust_size(256K, 9, 3, 48), gmc_v9_0.c',
+  tablePoolBase: 0x10_0000_0000,
+  levels: [
+    { name: 'PDB2', vaHi: 47, vaLo: 39, entryBytes: 8, layout: AMD_ENTRY, pde: AMD_PDE_SEM },
+    {
+      name: 'PDB1',
+      vaHi: 38,
+      vaLo: 30,
+      entryBytes: 8,
+      layout: AMD_ENTRY,
+      pde: AMD_PDE_SEM,
+      pte: AMD_HUGE_SEM,
+      leafTest: { pdePte: 1 },
+    },
+    {
+      name: 'PDB0',
+      vaHi: 29,
+      vaLo: 21,
+      entryBytes: 8,
+      layout: AMD_ENTRY,
+      pde: AMD_PDE_SEM,
+      pte: AMD_HUGE_SEM,
+      leafTest: { pdePte: 1 },
+    },
+    { name: 'PTB', vaHi: 20, vaLo: 12, entryBytes: 8, layout: AMD_ENTRY, pte: AMD_PTE_SEM },
+  ],
+};
+
+// ---------------------------------------------------------------- toy format for tests
+
+const TOY_PTE: LayoutDesc = {
+  bits: 64,
+  fields: {
+    valid: [0, 0],
+    aperture: [2, 1],
+    readOnly: [3, 3],
+    atomicDisable: [4, 4],
+    unmapped: [5, 5],
+    sparse: [6, 6],
+    kind: [9, 8],
+    address: [27, 12],
+  },
+};
+const TOY_PTE_SEM: PteDesc = {
+  valid: { valid: 1 },
+  apertureField: 'aperture',
+  apertures: { vid: 0, sys: 2 },
+  addressFields: { vid: 'address', sys: 'address' },
+  shift: 12,
+  readOnly: { readOnly: 1 },
+  atomicDisable: { atomicDisable: 1 },
+  kindField: 'kind',
+  unmapped: { valid: 0, unmapped: 1 },
+  sparse: { valid: 0, sparse: 1 },
+};
+const TOY_DUAL: LayoutDesc = {
+  bits: 128,
+  fields: {
+    isPte: [0, 0],
+    apertureBig: [2, 1],
+    addressBig: [31, 8],
+    apertureSmall: [66, 65],
+    addressSmall: [91, 76],
+  },
+};
+
+/**
+ * A toy format: 24-bit VA (16 MiB), 2 levels. The root is a dual PDE (8 × 16 B, 2M leaves
+ * allowed) over a 64K big table (32 entries) and a 4K table (512 entries); 16-bit PFN (256 MiB).
+ */
+export const toyFormatDesc: FormatDesc = {
+  name: 'toy',
+  vaBits: 24,
+  source: 'hmmkit test format (NVIDIA-like dual PDE, small fields so bounds are easy to hit)',
+  tablePoolBase: 0x0800_0000,
+  levels: [
+    {
+      name: 'ROOT',
+      vaHi: 23,
+      vaLo: 21,
+      entryBytes: 16,
+      layout: TOY_DUAL,
+      dual: {
+        bigPageShift: 16,
+        bigTableBytes: 256,
+        big: {
+          apertureField: 'apertureBig',
+          apertures: { vid: 1, sys: 2 },
+          addressFields: { vid: 'addressBig', sys: 'addressBig' },
+          shift: 8,
+        },
+        small: {
+          apertureField: 'apertureSmall',
+          apertures: { vid: 1, sys: 2 },
+          addressFields: { vid: 'addressSmall', sys: 'addressSmall' },
+          shift: 12,
+        },
+      },
+      pte: TOY_PTE_SEM,
+      pteLayout: TOY_PTE,
+      leafTest: { valid: 1 },
+    },
+    { name: 'PT', vaHi: 20, vaLo: 12, entryBytes: 8, layout: TOY_PTE, pte: TOY_PTE_SEM },
+  ],
+};
+
+/** NVIDIA MMU v2, compiled. */
+export const nvMmuV2: PtFormat = compileFormat(nvMmuV2Desc);
+/** NVIDIA MMU v3, compiled. */
+export const nvMmuV3: PtFormat = compileFormat(nvMmuV3Desc);
+/** AMD GFX9 GPUVM, compiled. */
+export const amdGfx9: PtFormat = compileFormat(amdGfx9Desc);
+/** The toy test format, compiled. */
+export const toyFormat: PtFormat = compileFormat(toyFormatDesc);
+
+/** Every preset by name. */
+export const FORMATS: Readonly<Record<string, PtFormat>> = {
+  [nvMmuV2.name]: nvMmuV2,
+  [nvMmuV3.name]: nvMmuV3,
+  [amdGfx9.name]: amdGfx9,
+  [toyFormat.name]: toyFormat,
+};

@@ -1,0 +1,427 @@
+/**
+ * Device memory: a buddy allocator over orders 4K..2M on 2 MiB root chunks (split lazily,
+ * merged eagerly, as `uvm_pmm_gpu.c` does), allocation-order LRU of root chunks for eviction
+ * policies above, and lazily materialised contents (a 4K page gets bytes only when written;
+ * unwritten memory reads as zero) so tests can check data byte for byte without paying for
+ * gigabytes.
+ *
+ * All state is typed arrays indexed by 4K frame or root-chunk number.
+ *
+ * @module
+ */
+import { ArgumentError, Errno } from '@hmmkit/sim';
+
+/** Largest order: 2 MiB = 4K << 9. */
+export const VRAM_MAX_ORDER = 9;
+/** Bytes of a root chunk. */
+export const ROOT_CHUNK_BYTES = 2 * 1024 * 1024;
+const FRAMES_PER_ROOT = 512;
+const SLAB_PAGES = 256;
+
+/** Allocation statistics. */
+export interface VramStats {
+  readonly totalBytes: number;
+  readonly freeBytes: number;
+  readonly usedBytes: number;
+  /** Free blocks per order 0..9. */
+  readonly freeBlocks: readonly number[];
+  /** Root chunks with at least one allocated block. */
+  readonly usedRootChunks: number;
+  /** 4K pages whose contents are materialised. */
+  readonly materializedPages: number;
+}
+
+/** Device memory with a buddy allocator. Addresses are VID-aperture byte addresses from 0. */
+export class Vram {
+  readonly sizeBytes: number;
+  readonly frames: number;
+  readonly rootChunks: number;
+  /** Order of the free block headed at a frame, or -1. */
+  private readonly freeOrder: Int8Array;
+  /** Order of the allocated block headed at a frame, or -1. */
+  private readonly allocOrder: Int8Array;
+  /** Owner tag of the allocated block headed at a frame. */
+  private readonly owner: Int32Array;
+  private readonly next: Int32Array;
+  private readonly prev: Int32Array;
+  private readonly heads: Int32Array;
+  private readonly freeCount: Int32Array;
+  private freeFrames: number;
+  /** Allocated 4K frames per root chunk. */
+  private readonly rootUsed: Int32Array;
+  private readonly lruNext: Int32Array;
+  private readonly lruPrev: Int32Array;
+  private lruHead = -1;
+  private lruTail = -1;
+  /** Content slot per frame (-1 = zero page). */
+  private readonly slotOf: Int32Array;
+  private readonly slabs: Uint8Array[] = [];
+  private freeSlots: number[] = [];
+  private nextSlot = 0;
+  private materialized = 0;
+
+  constructor(sizeBytes: number) {
+    if (!Number.isSafeInteger(sizeBytes) || sizeBytes <= 0 || sizeBytes % ROOT_CHUNK_BYTES !== 0) {
+      throw new ArgumentError('Vram', 'sizeBytes', 'must be a positive multiple of 2 MiB', sizeBytes);
+    }
+    if (sizeBytes / 4096 >= 2 ** 31)
+      throw new ArgumentError('Vram', 'sizeBytes', 'must be below 8 TiB', sizeBytes);
+    this.sizeBytes = sizeBytes;
+    this.frames = sizeBytes / 4096;
+    this.rootChunks = sizeBytes / ROOT_CHUNK_BYTES;
+    this.freeOrder = new Int8Array(this.frames).fill(-1);
+    this.allocOrder = new Int8Array(this.frames).fill(-1);
+    this.owner = new Int32Array(this.frames);
+    this.next = new Int32Array(this.frames).fill(-1);
+    this.prev = new Int32Array(this.frames).fill(-1);
+    this.heads = new Int32Array(VRAM_MAX_ORDER + 1).fill(-1);
+    this.freeCount = new Int32Array(VRAM_MAX_ORDER + 1);
+    this.rootUsed = new Int32Array(this.rootChunks);
+    this.lruNext = new Int32Array(this.rootChunks).fill(-1);
+    this.lruPrev = new Int32Array(this.rootChunks).fill(-1);
+    this.slotOf = new Int32Array(this.frames).fill(-1);
+    // Push roots high to low so the lowest address is handed out first.
+    for (let r = this.rootChunks - 1; r >= 0; r--) this.push(r * FRAMES_PER_ROOT, VRAM_MAX_ORDER);
+    this.freeFrames = this.frames;
+  }
+
+  private push(frame: number, order: number): void {
+    const h = this.heads[order]!;
+    this.next[frame] = h;
+    this.prev[frame] = -1;
+    if (h >= 0) this.prev[h] = frame;
+    this.heads[order] = frame;
+    this.freeOrder[frame] = order;
+    this.freeCount[order]!++;
+  }
+
+  private unlink(frame: number, order: number): void {
+    const n = this.next[frame]!;
+    const p = this.prev[frame]!;
+    if (p >= 0) this.next[p] = n;
+    else this.heads[order] = n;
+    if (n >= 0) this.prev[n] = p;
+    this.freeOrder[frame] = -1;
+    this.freeCount[order]!--;
+  }
+
+  /** Order for `size` bytes (a power of two from 4K to 2M). */
+  static orderOf(size: number): number {
+    const o = Math.log2(size / 4096);
+    return Number.isInteger(o) && o >= 0 && o <= VRAM_MAX_ORDER ? o : -1;
+  }
+
+  /**
+   * Allocates a naturally aligned block of `size` bytes (4K << order, up to 2M). Returns its
+   * address, or `-Errno.ENOMEM` when no block is free. `owner` is a tag kept for eviction
+   * policies ({@link forEachAllocation}). Models uvm_pmm_gpu_alloc() of one chunk.
+   */
+  alloc(size: number, owner = 0): number {
+    const order = Vram.orderOf(size);
+    if (order < 0)
+      throw new ArgumentError('Vram.alloc', 'size', 'must be a power of two from 4096 to 2 MiB', size);
+    if (!Number.isInteger(owner) || owner < -(2 ** 31) || owner >= 2 ** 31) {
+      throw new ArgumentError('Vram.alloc', 'owner', 'must be an int32', owner);
+    }
+    let o = order;
+    while (o <= VRAM_MAX_ORDER && this.heads[o]! < 0) o++;
+    if (o > VRAM_MAX_ORDER) return -Errno.ENOMEM;
+    const frame = this.heads[o]!;
+    this.unlink(frame, o);
+    while (o > order) {
+      o--;
+      this.push(frame + (1 << o), o); // split lazily: the upper half goes back free
+    }
+    this.allocOrder[frame] = order;
+    this.owner[frame] = owner;
+    const n = 1 << order;
+    this.freeFrames -= n;
+    const root = Math.floor(frame / FRAMES_PER_ROOT);
+    this.rootUsed[root]! += n;
+    this.lruTouch(root);
+    return frame * 4096;
+  }
+
+  /** Frees the block allocated at `pa`, merging buddies eagerly; its contents are dropped. */
+  free(pa: number): void {
+    const frame = this.frameOf('Vram.free', pa);
+    const order = this.allocOrder[frame]!;
+    if (order < 0) throw new ArgumentError('Vram.free', 'pa', 'is not the start of an allocated block', pa);
+    const n = 1 << order;
+    if (this.materialized > 0) for (let f = frame; f < frame + n; f++) this.dropContents(f);
+    this.allocOrder[frame] = -1;
+    this.freeFrames += n;
+    const root = Math.floor(frame / FRAMES_PER_ROOT);
+    this.rootUsed[root]! -= n;
+    if (this.rootUsed[root] === 0) this.lruRemove(root);
+    let f = frame;
+    let o = order;
+    while (o < VRAM_MAX_ORDER) {
+      const buddy = f ^ (1 << o);
+      if (this.freeOrder[buddy] !== o) break;
+      this.unlink(buddy, o);
+      f = Math.min(f, buddy);
+      o++;
+    }
+    this.push(f, o);
+  }
+
+  private frameOf(fn: string, pa: number): number {
+    if (!Number.isSafeInteger(pa) || pa < 0 || pa >= this.sizeBytes || pa % 4096 !== 0) {
+      throw new ArgumentError(fn, 'pa', 'must be a 4K-aligned VRAM address', pa);
+    }
+    return pa / 4096;
+  }
+
+  /** Size in bytes of the block allocated at `pa`, or 0 if none starts there. */
+  allocationSize(pa: number): number {
+    const frame = this.frameOf('Vram.allocationSize', pa);
+    const o = this.allocOrder[frame]!;
+    return o < 0 ? 0 : 4096 << o;
+  }
+
+  /** Owner tag of the block allocated at `pa`. */
+  ownerOf(pa: number): number {
+    return this.owner[this.frameOf('Vram.ownerOf', pa)]!;
+  }
+
+  /** Bytes free. */
+  get freeBytes(): number {
+    return this.freeFrames * 4096;
+  }
+
+  /** Statistics. */
+  stats(): VramStats {
+    let usedRoots = 0;
+    for (let r = 0; r < this.rootChunks; r++) if (this.rootUsed[r]! > 0) usedRoots++;
+    return {
+      totalBytes: this.sizeBytes,
+      freeBytes: this.freeBytes,
+      usedBytes: this.sizeBytes - this.freeBytes,
+      freeBlocks: Array.from(this.freeCount),
+      usedRootChunks: usedRoots,
+      materializedPages: this.materialized,
+    };
+  }
+
+  // ---------------------------------------------------------------- LRU of root chunks
+
+  private lruRemove(r: number): void {
+    const p = this.lruPrev[r]!;
+    const n = this.lruNext[r]!;
+    if (p >= 0) this.lruNext[p] = n;
+    else if (this.lruHead === r) this.lruHead = n;
+    if (n >= 0) this.lruPrev[n] = p;
+    else if (this.lruTail === r) this.lruTail = p;
+    this.lruPrev[r] = -1;
+    this.lruNext[r] = -1;
+  }
+
+  private lruTouch(r: number): void {
+    if (this.lruTail === r) return;
+    this.lruRemove(r);
+    this.lruPrev[r] = this.lruTail;
+    this.lruNext[r] = -1;
+    if (this.lruTail >= 0) this.lruNext[this.lruTail] = r;
+    this.lruTail = r;
+    if (this.lruHead < 0) this.lruHead = r;
+  }
+
+  /**
+   * Moves root chunk `root` to the most-recently-used end (UVM moves a chunk on allocation
+   * only; a policy may call this on access). Chunks with nothing allocated are not listed.
+   */
+  touchRootChunk(root: number): void {
+    if (!Number.isInteger(root) || root < 0 || root >= this.rootChunks) {
+      throw new ArgumentError('Vram.touchRootChunk', 'root', `must be in [0, ${this.rootChunks})`, root);
+    }
+    if (this.rootUsed[root]! > 0) this.lruTouch(root);
+  }
+
+  /** The least recently allocated-from root chunk with allocations (eviction candidate), or -1. */
+  lruOldest(): number {
+    return this.lruHead;
+  }
+
+  /** Root chunks with allocations, least recently allocated-from first. */
+  lruOrder(): number[] {
+    const out: number[] = [];
+    for (let r = this.lruHead; r >= 0; r = this.lruNext[r]!) out.push(r);
+    return out;
+  }
+
+  /** Allocated bytes in root chunk `root`. */
+  rootChunkUsedBytes(root: number): number {
+    return (this.rootUsed[root] ?? 0) * 4096;
+  }
+
+  /** Calls `fn(pa, size, owner)` for every allocated block in root chunk `root`, by address. */
+  forEachAllocation(root: number, fn: (pa: number, size: number, owner: number) => void): void {
+    const f0 = root * FRAMES_PER_ROOT;
+    for (let f = f0; f < f0 + FRAMES_PER_ROOT; ) {
+      const o = this.allocOrder[f]!;
+      if (o >= 0) {
+        fn(f * 4096, 4096 << o, this.owner[f]!);
+        f += 1 << o;
+      } else {
+        const fo = this.freeOrder[f]!;
+        f += fo >= 0 ? 1 << fo : 1;
+      }
+    }
+  }
+
+  /** Checks the allocator's invariants (for tests); throws on the first violation. */
+  checkInvariants(): void {
+    const covered = new Uint8Array(this.frames);
+    let free = 0;
+    for (let o = 0; o <= VRAM_MAX_ORDER; o++) {
+      let n = 0;
+      for (let f = this.heads[o]!; f >= 0; f = this.next[f]!) {
+        if (this.freeOrder[f] !== o || f % (1 << o) !== 0)
+          throw new Error(`free block ${f} order ${o} corrupt`);
+        for (let k = f; k < f + (1 << o); k++) {
+          if (covered[k]) throw new Error(`frame ${k} covered twice`);
+          covered[k] = 1;
+        }
+        if (o < VRAM_MAX_ORDER && this.freeOrder[f ^ (1 << o)] === o)
+          throw new Error(`unmerged buddies at ${f}`);
+        n++;
+        free += 1 << o;
+      }
+      if (n !== this.freeCount[o]) throw new Error(`free count of order ${o} wrong`);
+    }
+    for (let f = 0; f < this.frames; f++) {
+      const o = this.allocOrder[f]!;
+      if (o < 0) continue;
+      for (let k = f; k < f + (1 << o); k++) {
+        if (covered[k]) throw new Error(`allocated frame ${k} also free or allocated twice`);
+        covered[k] = 1;
+      }
+    }
+    if (free !== this.freeFrames) throw new Error('free frame count wrong');
+    for (let f = 0; f < this.frames; f++) if (!covered[f]) throw new Error(`frame ${f} lost`);
+  }
+
+  // ---------------------------------------------------------------- contents
+
+  private dropContents(frame: number): void {
+    const s = this.slotOf[frame]!;
+    if (s < 0) return;
+    this.slotOf[frame] = -1;
+    this.freeSlots.push(s);
+    this.materialized--;
+  }
+
+  private page(frame: number): { buf: Uint8Array; off: number } | null {
+    const s = this.slotOf[frame]!;
+    if (s < 0) return null;
+    return { buf: this.slabs[Math.floor(s / SLAB_PAGES)]!, off: (s % SLAB_PAGES) * 4096 };
+  }
+
+  private materialize(frame: number): { buf: Uint8Array; off: number } {
+    let s = this.slotOf[frame]!;
+    if (s < 0) {
+      s = this.freeSlots.length > 0 ? this.freeSlots.pop()! : this.nextSlot++;
+      if (Math.floor(s / SLAB_PAGES) >= this.slabs.length) this.slabs.push(new Uint8Array(SLAB_PAGES * 4096));
+      const buf = this.slabs[Math.floor(s / SLAB_PAGES)]!;
+      buf.fill(0, (s % SLAB_PAGES) * 4096, ((s % SLAB_PAGES) + 1) * 4096);
+      this.slotOf[frame] = s;
+      this.materialized++;
+    }
+    return { buf: this.slabs[Math.floor(s / SLAB_PAGES)]!, off: (s % SLAB_PAGES) * 4096 };
+  }
+
+  private checkRange(fn: string, pa: number, len: number): void {
+    if (
+      !Number.isSafeInteger(pa) ||
+      pa < 0 ||
+      !Number.isSafeInteger(len) ||
+      len < 0 ||
+      pa + len > this.sizeBytes
+    ) {
+      throw new ArgumentError(fn, 'pa', `range [pa, pa + ${len}) must lie inside VRAM`, pa);
+    }
+  }
+
+  /**
+   * Writes `src` (or `len` zero bytes when `src` is null) at `pa`. Pages written with only zeros
+   * that were never materialised stay unmaterialised.
+   */
+  write(pa: number, src: Uint8Array | null, len: number = src?.length ?? 0): void {
+    this.checkRange('Vram.write', pa, len);
+    if (src !== null && src.length < len)
+      throw new ArgumentError('Vram.write', 'src', 'is shorter than len', src.length);
+    let done = 0;
+    while (done < len) {
+      const a = pa + done;
+      const frame = Math.floor(a / 4096);
+      const inPage = a % 4096;
+      const n = Math.min(4096 - inPage, len - done);
+      if (src === null) {
+        const p = this.page(frame);
+        if (p !== null) p.buf.fill(0, p.off + inPage, p.off + inPage + n);
+      } else {
+        const p = this.materialize(frame);
+        p.buf.set(src.subarray(done, done + n), p.off + inPage);
+      }
+      done += n;
+    }
+  }
+
+  /** Reads `len` bytes at `pa` into `dst` (a new buffer if omitted). */
+  read(pa: number, len: number, dst: Uint8Array = new Uint8Array(len)): Uint8Array {
+    this.checkRange('Vram.read', pa, len);
+    if (dst.length < len) throw new ArgumentError('Vram.read', 'dst', 'is shorter than len', dst.length);
+    let done = 0;
+    while (done < len) {
+      const a = pa + done;
+      const frame = Math.floor(a / 4096);
+      const inPage = a % 4096;
+      const n = Math.min(4096 - inPage, len - done);
+      const p = this.page(frame);
+      if (p === null) dst.fill(0, done, done + n);
+      else dst.set(p.buf.subarray(p.off + inPage, p.off + inPage + n), done);
+      done += n;
+    }
+    return dst;
+  }
+
+  /** Reads the little-endian 32-bit word at `pa` (4-byte aligned). */
+  read32(pa: number): number {
+    if (!Number.isSafeInteger(pa) || pa < 0 || pa + 4 > this.sizeBytes || pa % 4 !== 0) {
+      throw new ArgumentError('Vram.read32', 'pa', 'must be a 4-byte aligned VRAM address', pa);
+    }
+    const p = this.page(Math.floor(pa / 4096));
+    if (p === null) return 0;
+    const o = p.off + (pa % 4096);
+    const b = p.buf;
+    return (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) >>> 0;
+  }
+
+  /** Writes the little-endian 32-bit word `value` at `pa` (4-byte aligned). */
+  write32(pa: number, value: number): void {
+    if (!Number.isSafeInteger(pa) || pa < 0 || pa + 4 > this.sizeBytes || pa % 4 !== 0) {
+      throw new ArgumentError('Vram.write32', 'pa', 'must be a 4-byte aligned VRAM address', pa);
+    }
+    const p = this.materialize(Math.floor(pa / 4096));
+    const o = p.off + (pa % 4096);
+    const b = p.buf;
+    b[o] = value & 255;
+    b[o + 1] = (value >>> 8) & 255;
+    b[o + 2] = (value >>> 16) & 255;
+    b[o + 3] = (value >>> 24) & 255;
+  }
+
+  /** Copies `len` bytes inside VRAM (ranges may not overlap). */
+  copyWithin(dstPa: number, srcPa: number, len: number): void {
+    this.checkRange('Vram.copyWithin', srcPa, len);
+    this.checkRange('Vram.copyWithin', dstPa, len);
+    const tmp = this.read(srcPa, len);
+    this.write(dstPa, tmp, len);
+  }
+
+  /** True when the 4K page at `pa` holds materialised bytes. */
+  isMaterialized(pa: number): boolean {
+    return this.slotOf[this.frameOf('Vram.isMaterialized', Math.floor(pa / 4096) * 4096)]! >= 0;
+  }
+}
