@@ -7,8 +7,8 @@
  * Run from packages/gpu: `tsx bench/engine.bench.ts`.
  */
 import { createSim, Rng } from '@hmmkit/sim';
+import { newBench, nsPerOp, printTable, sink } from '@hmmkit/sim/bench';
 import { ACCESS, createGpuDevice, makeStreams, PAGE_4K } from '../src/index.ts';
-import { newBench, nsPerOp, printTable, sink } from './common.ts';
 
 const BASE = 0x10_0000_0000;
 const PAGES = 256;

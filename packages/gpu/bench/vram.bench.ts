@@ -8,8 +8,8 @@
  * Run from packages/gpu: `tsx bench/vram.bench.ts`.
  */
 import { Rng } from '@hmmkit/sim';
+import { newBench, nsPerOp, printTable, sink } from '@hmmkit/sim/bench';
 import { Vram } from '../src/index.ts';
-import { newBench, nsPerOp, printTable, sink } from './common.ts';
 
 const BYTES = 256 * 2 ** 20;
 const K = 4096;

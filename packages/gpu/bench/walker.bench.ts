@@ -14,6 +14,7 @@
  * Run from packages/gpu: `tsx bench/walker.bench.ts`.
  */
 import { createSim, Rng } from '@hmmkit/sim';
+import { newBench, nsPerOp, printTable, sink } from '@hmmkit/sim/bench';
 import {
   amdGfx9,
   nvMmuV2,
@@ -27,7 +28,6 @@ import {
   Translation,
   WALK,
 } from '../src/index.ts';
-import { newBench, nsPerOp, printTable, sink } from './common.ts';
 
 const BASE = 0x40_0000_0000;
 const SPAN = 2 ** 30;
