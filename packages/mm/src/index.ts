@@ -1,0 +1,46 @@
+/**
+ * `@hmmkit/mm`: a simulated Linux CPU mm — physical memory, page tables, VMAs, faults,
+ * mmap/munmap/mprotect/mremap/madvise, fork and COW, file mappings, swap, NUMA migration, THP —
+ * that calls the MMU notifiers exactly where Linux does, so a mirroring driver sees what it
+ * would see on a real kernel.
+ *
+ * @module
+ */
+export * from './constants.ts';
+export { inodeById, MmFile, ShmemInode, SpecialFile, TmpFile } from './file.ts';
+export {
+  createMachine,
+  Machine,
+  type MachineOptions,
+  type MmSignal,
+  MmSignalError,
+  type MmStats,
+  type ThpMode,
+} from './machine.ts';
+export {
+  calcVmProtBits,
+  type DeviceExclusiveResult,
+  type InvalidationRecord,
+  Mm,
+  type RmapHit,
+  removeMigrationPtesPfn,
+  rmapWalkPfn,
+  tryToMigratePfn,
+} from './mm.ts';
+export * from './page-table.ts';
+export {
+  DevPagemap,
+  type DevPagemapOps,
+  type DevPagemapType,
+  HUGE_ZERO_PFN,
+  type MemoryNode,
+  type MemoryNodeKind,
+  type PageFlag,
+  PG,
+  PhysMem,
+  type PhysMemOptions,
+  SwapSpace,
+  type VmFault,
+  ZERO_PFN,
+} from './physmem.ts';
+export { AnonVma, Vma, VmaTree, vmaIsExpandable, vmasMergeable } from './vma.ts';
