@@ -22,7 +22,7 @@ json('package.json', {
   description,
   type: 'module',
   private: true,
-  exports: { '.': { types: './src/index.ts', default: './src/index.ts' } },
+  exports: { '.': { types: './src/index.ts', dist: './dist/index.js', default: './src/index.ts' } },
   publishConfig: { exports: { '.': { types: './dist/index.d.ts', default: './dist/index.js' } } },
   scripts: {
     build: 'tsc -b tsconfig.build.json',
