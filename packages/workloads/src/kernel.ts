@@ -1,0 +1,296 @@
+/**
+ * Kernels, workloads and the parameters every generator shares.
+ *
+ * A {@link Kernel} is one GPU launch: the warp-major access streams of its warps plus metadata
+ * (name, pattern class, the SM layout and the arrays it touches). A {@link Workload} is a
+ * sequence of phases (kernel launches, and CPU-side activity between them) produced lazily and
+ * deterministically from a seed, with the allocations a runner must map before phase 0.
+ *
+ * @module
+ */
+import { ArgumentError } from '@hmmkit/sim';
+import { StreamBuilder, type WarpStreams } from './access.ts';
+import type { CpuOp } from './cpu.ts';
+
+/** Access-pattern classes (uvm-costs §4.2). */
+export const PATTERN = {
+  STREAMING: 'streaming',
+  STRIDED: 'strided',
+  STENCIL: 'stencil',
+  GEMM: 'gemm',
+  ATAX: 'atax',
+  WAVEFRONT: 'wavefront',
+  GRAPH: 'graph',
+  RANDOM: 'random',
+  REUSE: 'reuse',
+  TRACE: 'trace',
+} as const;
+/** One of the {@link PATTERN} values. */
+export type PatternClass = (typeof PATTERN)[keyof typeof PATTERN];
+
+/** One allocation (a `cudaMallocManaged` / `malloc` array) with its VA range. */
+export interface ArrayRegion {
+  readonly name: string;
+  /** Start VA (aligned to the layout's alignment, 2 MiB by default). */
+  readonly va: number;
+  /** Length in bytes. */
+  readonly bytes: number;
+  /** Element size in bytes. */
+  readonly elemSize: number;
+}
+
+/** One GPU kernel launch. */
+export interface Kernel {
+  readonly name: string;
+  readonly pattern: PatternClass;
+  /** Streaming multiprocessors the warps are spread over. */
+  readonly numSMs: number;
+  readonly warpsPerSM: number;
+  /** Warps per thread block (CTA); a CTA's warps share one SM. */
+  readonly warpsPerCta: number;
+  /** Warps in flight = streams.warpStart.length - 1 = numSMs × warpsPerSM. */
+  readonly warps: number;
+  /** The arrays this kernel touches. */
+  readonly arrays: readonly ArrayRegion[];
+  /** Sum of `arrays[].bytes`. */
+  readonly footprintBytes: number;
+  /** Warp-major accesses (pass to `GpuEngine.run`). */
+  readonly streams: WarpStreams;
+  /** Number of accesses. */
+  readonly accesses: number;
+}
+
+/** The SM a warp runs on: CTAs are dealt round robin to SMs, `warpsPerCta` warps each. */
+export function smOfWarp(kernel: Pick<Kernel, 'numSMs' | 'warpsPerCta'>, warp: number): number {
+  return Math.floor(warp / kernel.warpsPerCta) % kernel.numSMs;
+}
+
+/** A GPU kernel launch phase. */
+export interface KernelPhase {
+  readonly type: 'kernel';
+  readonly index: number;
+  readonly kernel: Kernel;
+}
+
+/** CPU-side activity between kernels (executed by an mm-driving runner, in order). */
+export interface CpuPhase {
+  readonly type: 'cpu';
+  readonly index: number;
+  readonly ops: readonly CpuOp[];
+}
+
+/** One step of a workload. */
+export type Phase = KernelPhase | CpuPhase;
+
+/** A workload: allocations, then phases. `phases()` restarts from the seed on every call. */
+export interface Workload {
+  readonly name: string;
+  readonly pattern: PatternClass;
+  /** Resolved generator parameters, for reports. */
+  readonly params: ResolvedParams;
+  /** Every allocation; a runner maps these before phase 0. */
+  readonly arrays: readonly ArrayRegion[];
+  /** Sum of `arrays[].bytes`. */
+  readonly footprintBytes: number;
+  /** Number of phases `phases()` yields. */
+  readonly phaseCount: number;
+  /** Number of kernel phases among them. */
+  readonly kernelCount: number;
+  /** Kernels and CPU phases in order, built lazily (one kernel's arrays in memory at a time). */
+  phases(): Generator<Phase, void, undefined>;
+}
+
+/** Parameters every generator takes (all optional). */
+export interface GeneratorParams {
+  /** Total bytes of the workload's arrays (approximately; generators round to whole rows). Default 16 MiB. */
+  readonly footprintBytes?: number;
+  /** Element size in bytes (4 = float, 8 = double). Default 4 (8 for random). */
+  readonly elemSize?: number;
+  /** SMs. Default 80 (Titan V, the GPU of Allen & Ge's measurements, uvm-costs §2.1). */
+  readonly numSMs?: number;
+  /** Concurrent warps per SM. Default 32 (half of Volta's 64: typical occupancy). */
+  readonly warpsPerSM?: number;
+  /** Warps per CTA (thread block). Default 8 (256 threads). */
+  readonly warpsPerCta?: number;
+  /** Iterations (kernel launches of the main loop). Default per generator. */
+  readonly iterations?: number;
+  /** RNG seed. Default 1. */
+  readonly seed?: number;
+  /** VA of the first array. Default 0x1_0000_0000 (4 GiB). */
+  readonly baseVa?: number;
+  /** Alignment of each array's VA. Default 2 MiB. */
+  readonly align?: number;
+  /** Upper bound on accesses per kernel; larger requests throw (GEMM samples rows instead). Default 2^23. */
+  readonly maxAccesses?: number;
+}
+
+/** {@link GeneratorParams} with defaults filled in. */
+export interface ResolvedParams {
+  readonly footprintBytes: number;
+  readonly elemSize: number;
+  readonly numSMs: number;
+  readonly warpsPerSM: number;
+  readonly warpsPerCta: number;
+  readonly iterations: number;
+  readonly seed: number;
+  readonly baseVa: number;
+  readonly align: number;
+  readonly maxAccesses: number;
+}
+
+/** Default base VA of generated workloads. */
+export const DEFAULT_BASE_VA = 0x1_0000_0000;
+
+function checkInt(fn: string, name: string, v: number, lo: number, hi: number): void {
+  if (!Number.isInteger(v) || v < lo || v > hi) {
+    throw new ArgumentError(fn, name, `must be an integer in [${lo}, ${hi}]`, v);
+  }
+}
+
+/** Fills defaults and validates; throws {@link ArgumentError} naming the bad field. */
+export function resolveParams(
+  fn: string,
+  p: GeneratorParams,
+  defaults: { readonly iterations?: number; readonly elemSize?: number } = {},
+): ResolvedParams {
+  const r: ResolvedParams = {
+    footprintBytes: p.footprintBytes ?? 16 << 20,
+    elemSize: p.elemSize ?? defaults.elemSize ?? 4,
+    numSMs: p.numSMs ?? 80,
+    warpsPerSM: p.warpsPerSM ?? 32,
+    warpsPerCta: p.warpsPerCta ?? 8,
+    iterations: p.iterations ?? defaults.iterations ?? 1,
+    seed: p.seed ?? 1,
+    baseVa: p.baseVa ?? DEFAULT_BASE_VA,
+    align: p.align ?? 2 << 20,
+    maxAccesses: p.maxAccesses ?? 1 << 23,
+  };
+  checkInt(fn, 'params.footprintBytes', r.footprintBytes, 4096, 2 ** 40);
+  if (r.elemSize !== 1 && r.elemSize !== 2 && r.elemSize !== 4 && r.elemSize !== 8) {
+    throw new ArgumentError(fn, 'params.elemSize', 'must be 1, 2, 4 or 8', r.elemSize);
+  }
+  checkInt(fn, 'params.numSMs', r.numSMs, 1, 1024);
+  checkInt(fn, 'params.warpsPerSM', r.warpsPerSM, 1, 64);
+  if (r.numSMs * r.warpsPerSM > 65535) {
+    throw new ArgumentError(fn, 'params.warpsPerSM', 'numSMs × warpsPerSM must be ≤ 65535', r.warpsPerSM);
+  }
+  checkInt(fn, 'params.warpsPerCta', r.warpsPerCta, 1, 32);
+  checkInt(fn, 'params.iterations', r.iterations, 1, 1 << 20);
+  checkInt(fn, 'params.seed', r.seed, 0, 2 ** 32 - 1);
+  checkInt(fn, 'params.baseVa', r.baseVa, 0, 2 ** 52);
+  if (r.baseVa % 4096 !== 0)
+    throw new ArgumentError(fn, 'params.baseVa', 'must be a multiple of 4096', r.baseVa);
+  checkInt(fn, 'params.align', r.align, 4096, 2 ** 30);
+  if ((r.align & (r.align - 1)) !== 0)
+    throw new ArgumentError(fn, 'params.align', 'must be a power of 2', r.align);
+  checkInt(fn, 'params.maxAccesses', r.maxAccesses, 1, 2 ** 28);
+  return r;
+}
+
+/** Lays out arrays one after another from `baseVa`, each start aligned to `align`. */
+export function layoutArrays(
+  baseVa: number,
+  align: number,
+  specs: readonly { readonly name: string; readonly bytes: number; readonly elemSize: number }[],
+): ArrayRegion[] {
+  const out: ArrayRegion[] = [];
+  let va = Math.ceil(baseVa / align) * align;
+  for (const s of specs) {
+    out.push({ name: s.name, va, bytes: s.bytes, elemSize: s.elemSize });
+    va = Math.ceil((va + s.bytes) / align) * align;
+  }
+  return out;
+}
+
+/** Sum of region sizes. */
+export function totalBytes(arrays: readonly ArrayRegion[]): number {
+  let s = 0;
+  for (const a of arrays) s += a.bytes;
+  return s;
+}
+
+/** Throws if an estimated access count exceeds the budget. */
+export function checkBudget(fn: string, p: ResolvedParams, estimate: number): void {
+  if (estimate > p.maxAccesses) {
+    throw new ArgumentError(
+      fn,
+      'params.footprintBytes',
+      `gives about ${estimate} accesses per kernel, over maxAccesses ${p.maxAccesses} (lower it or raise maxAccesses)`,
+      p.footprintBytes,
+    );
+  }
+}
+
+/**
+ * Builds warp-major streams by dealing `tasks` tasks to warps round robin (task t to warp
+ * t mod warps, i.e. a grid-stride loop): warp w runs tasks w, w+warps, ... in order, and `emit`
+ * pushes each task's accesses.
+ */
+export function dealTasks(
+  warps: number,
+  tasks: number,
+  estimate: number,
+  emit: (task: number, b: StreamBuilder) => void,
+): WarpStreams {
+  const b = new StreamBuilder(warps, estimate);
+  for (let w = 0; w < warps; w++) {
+    for (let t = w; t < tasks; t += warps) emit(t, b);
+    b.endWarp();
+  }
+  return b.finish();
+}
+
+/** Assembles a {@link Kernel} from streams and metadata. */
+export function makeKernel(
+  name: string,
+  pattern: PatternClass,
+  p: ResolvedParams,
+  arrays: readonly ArrayRegion[],
+  streams: WarpStreams,
+): Kernel {
+  return {
+    name,
+    pattern,
+    numSMs: p.numSMs,
+    warpsPerSM: p.warpsPerSM,
+    warpsPerCta: p.warpsPerCta,
+    warps: streams.warpStart.length - 1,
+    arrays,
+    footprintBytes: totalBytes(arrays),
+    streams,
+    accesses: streams.vas.length,
+  };
+}
+
+/** Warps in flight for resolved params. */
+export function warpCount(p: ResolvedParams): number {
+  return p.numSMs * p.warpsPerSM;
+}
+
+/** Builds a GPU-only {@link Workload} of `kernelCount` kernel phases yielded by `phases`. */
+export function makeWorkload(
+  name: string,
+  pattern: PatternClass,
+  params: ResolvedParams,
+  arrays: readonly ArrayRegion[],
+  kernelCount: number,
+  phases: () => Generator<Phase, void, undefined>,
+): Workload {
+  return {
+    name,
+    pattern,
+    params,
+    arrays,
+    footprintBytes: totalBytes(arrays),
+    phaseCount: kernelCount,
+    kernelCount,
+    phases,
+  };
+}
+
+/** All kernels of a workload (drops CPU phases). Builds every kernel: for small workloads and tests. */
+export function kernelsOf(w: Workload): Kernel[] {
+  const out: Kernel[] = [];
+  for (const ph of w.phases()) if (ph.type === 'kernel') out.push(ph.kernel);
+  return out;
+}
