@@ -199,3 +199,49 @@ describe('execution engine end to end (fault → batch → map → TLB → repla
     expect(r.runs).toBe(5);
   });
 });
+
+describe('uTLB miss coalescing', () => {
+  async function runOnePage(clients: number[], kinds: AccessType[]) {
+    const sim = createSim({ seed: 2 });
+    const dev = createGpuDevice(sim, { vramBytes: 2 ** 21 });
+    const system = new Uint8Array(4096);
+    const streams = makeStreams(kinds.map((kind, w) => [[BASE + w * 8, kind]]));
+    let done = false;
+    let result: Awaited<ReturnType<typeof dev.engine.run>> | null = null;
+    sim.sched.spawn('gpu', async () => {
+      result = await dev.engine.run(streams, { warpClient: Uint16Array.from(clients) });
+      done = true;
+    });
+    sim.sched.spawn('driver', () => tinyDriver(sim, dev, system, new Set(), () => done).then(() => {}));
+    await sim.sched.run();
+    return result!;
+  }
+
+  it('warps of one uTLB missing the same page write one fault entry', async () => {
+    const r = await runOnePage([0, 0, 0, 0, 0, 0, 0, 0], Array(8).fill(ACCESS.READ));
+    expect(r.faults).toBe(1);
+    expect(r.coalescedInUtlb).toBe(7);
+    expect(r.completed).toBe(8);
+  });
+
+  it('warps of different uTLBs each write one: the duplicates the driver coalesces', async () => {
+    const r = await runOnePage([0, 1, 2, 3, 4, 5, 6, 7], Array(8).fill(ACCESS.READ));
+    expect(r.faults).toBe(8);
+    expect(r.coalescedInUtlb).toBe(0);
+    expect(r.completed).toBe(8);
+  });
+
+  it('a more intrusive access is not hidden behind an in-flight read', async () => {
+    const r = await runOnePage([0, 0, 0], [ACCESS.READ, ACCESS.WRITE, ACCESS.READ]);
+    expect(r.faults).toBe(2); // READ, then WRITE; the second READ rides on them
+    expect(r.coalescedInUtlb).toBe(1);
+    expect(r.completed).toBe(3);
+  });
+
+  it('rejects a warpClient array of the wrong length', async () => {
+    const dev = createGpuDevice(createSim());
+    await expect(
+      dev.engine.run(makeStreams([[[BASE, ACCESS.READ]]]), { warpClient: new Uint16Array(2) }),
+    ).rejects.toThrow(/warpClient/);
+  });
+});
