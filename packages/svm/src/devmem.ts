@@ -1,0 +1,122 @@
+/**
+ * Device memory of one GPU as the SVM framework sees it: a device-private ZONE_DEVICE range
+ * (`DeviceMemory` from @hmmkit/hmm, the `struct dev_pagemap` the CPU mm knows) whose frames are
+ * backed by VRAM chunks allocated from the device's buddy allocator (2 MiB root chunks). Keeps the
+ * pfn ↔ VRAM address map, the VA each device page backs (a reverse map for eviction), and the
+ * per-chunk LRU of UVM's `pick_root_chunk_to_evict` (a chunk moves to the tail when one of its
+ * pages is allocated; eviction takes the head).
+ *
+ * @module
+ */
+import type { GpuDevice } from '@hmmkit/gpu';
+import { DeviceMemory } from '@hmmkit/hmm';
+import type { Machine, VmFault } from '@hmmkit/mm';
+import { ArgumentError } from '@hmmkit/sim';
+
+/** 4 KiB pages per 2 MiB VRAM chunk. */
+const CHUNK_PAGES = 512;
+const CHUNK_BYTES = 0x200000;
+
+/** One device's SVM memory pool. */
+export class SvmDeviceMemory {
+  readonly dev: GpuDevice;
+  readonly mem: DeviceMemory;
+  /** VRAM address of each 2 MiB chunk of the pool. */
+  readonly chunkPa: Float64Array;
+  /** VA backed by each device page (-1 free/unknown). */
+  readonly rmapVa: Float64Array;
+  /** Allocation stamp per chunk (LRU order: smaller = older). */
+  readonly chunkStamp: Float64Array;
+  /** Pages in use per chunk. */
+  readonly chunkUsed: Int32Array;
+  private stamp = 0;
+  private readonly chunkOfPa = new Map<number, number>();
+
+  constructor(
+    machine: Machine,
+    dev: GpuDevice,
+    owner: unknown,
+    bytes: number,
+    migrateToRam: (vmf: VmFault) => Promise<number>,
+  ) {
+    if (!Number.isSafeInteger(bytes) || bytes < CHUNK_BYTES || bytes % CHUNK_BYTES !== 0) {
+      throw new ArgumentError('SvmDeviceMemory', 'bytes', 'must be a positive multiple of 2 MiB', bytes);
+    }
+    const chunks = bytes / CHUNK_BYTES;
+    const pas: number[] = [];
+    for (let c = 0; c < chunks; c++) {
+      const pa = dev.vram.alloc(CHUNK_BYTES, 1);
+      if (pa < 0) break;
+      pas.push(pa);
+    }
+    if (pas.length === 0)
+      throw new ArgumentError('SvmDeviceMemory', 'bytes', 'no free VRAM on the device', bytes);
+    this.dev = dev;
+    this.chunkPa = Float64Array.from(pas);
+    for (let i = 0; i < pas.length; i++) this.chunkOfPa.set(pas[i]!, i);
+    const n = pas.length * CHUNK_PAGES;
+    this.rmapVa = new Float64Array(n).fill(-1);
+    this.chunkStamp = new Float64Array(pas.length);
+    this.chunkUsed = new Int32Array(pas.length);
+    this.mem = new DeviceMemory(machine, {
+      type: 'private',
+      owner,
+      nrPages: n,
+      migrateToRam,
+      pageFree: (pfn) => {
+        const k = pfn - this.mem.start;
+        this.rmapVa[k] = -1;
+        this.chunkUsed[Math.floor(k / CHUNK_PAGES)]!--;
+      },
+    });
+  }
+
+  /** Number of device pages. */
+  get nrPages(): number {
+    return this.mem.nrPages;
+  }
+
+  /** Whether `pfn` is a page of this pool. */
+  contains(pfn: number): boolean {
+    return this.mem.contains(pfn);
+  }
+
+  /** VRAM address of device page `pfn`. */
+  pfnToPa(pfn: number): number {
+    const k = pfn - this.mem.start;
+    return this.chunkPa[Math.floor(k / CHUNK_PAGES)]! + (k % CHUNK_PAGES) * 4096;
+  }
+
+  /** Device pfn of VRAM address `pa`, or -1 outside the pool. */
+  paToPfn(pa: number): number {
+    const c = this.chunkOfPa.get(pa - (pa % CHUNK_BYTES));
+    if (c === undefined) return -1;
+    return this.mem.start + c * CHUNK_PAGES + Math.floor((pa % CHUNK_BYTES) / 4096);
+  }
+
+  /** Allocates one device page for `va` (locked, refcount 1) or returns -1. */
+  allocPage(va: number): number {
+    const pfn = this.mem.allocPage();
+    if (pfn < 0) return -1;
+    const k = pfn - this.mem.start;
+    const c = Math.floor(k / CHUNK_PAGES);
+    this.rmapVa[k] = va;
+    this.chunkUsed[c]!++;
+    this.chunkStamp[c] = ++this.stamp; // UVM: the chunk goes to the LRU tail on allocation
+    return pfn;
+  }
+
+  /** The least recently allocated chunk holding pages, or -1 when none is in use. */
+  lruChunk(): number {
+    let best = -1;
+    for (let c = 0; c < this.chunkUsed.length; c++) {
+      if (this.chunkUsed[c]! > 0 && (best < 0 || this.chunkStamp[c]! < this.chunkStamp[best]!)) best = c;
+    }
+    return best;
+  }
+
+  /** First pfn of chunk `c`. */
+  chunkStartPfn(c: number): number {
+    return this.mem.start + c * CHUNK_PAGES;
+  }
+}

@@ -1,0 +1,1292 @@
+/**
+ * `GpuSvm`: the driver framework over one CPU mm and one or more GPUs, modelled on drm_gpusvm
+ * (drivers/gpu/drm/drm_gpusvm.c) and xe's fault handler (xe_svm.c). Notifiers are created on
+ * demand per the {@link NotifierPolicy}; each holds its ranges in an interval tree; a GPU fault runs
+ * garbage collection → find or insert the range (the {@link GranulePolicy}) → get pages through
+ * hmm's locked helper → bind under the notifier lock only if the range is still valid → replay.
+ * The invalidation callback zaps device PTEs (one batched update per device), drops the pages,
+ * and on UNMAP marks the range unmapped and queues it for the collector.
+ *
+ * Placement in this version is system memory (devices map CPU pages through the SYS aperture,
+ * several devices at the same VAs); large device PTEs (64K, 2M) are used where the CPU map order
+ * and physical contiguity allow.
+ *
+ * @module
+ */
+import { ACCESS, APERTURE, type GpuDevice, type Memory32, PAGE_2M, PAGE_64K } from '@hmmkit/gpu';
+import {
+  HMM_PFN_ERROR,
+  HMM_PFN_REQ_FAULT,
+  HMM_PFN_REQ_WRITE,
+  HMM_PFN_VALID,
+  HMM_PFN_WRITE,
+  HmmRange,
+  hmmPfnToMapOrder,
+  hmmRangeFault,
+  hmmRangeFaultLocked,
+  MIGRATE_PFN_MIGRATE,
+  MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
+  MIGRATE_VMA_SELECT_SYSTEM,
+  MigrateVma,
+  migrateDeviceFinalize,
+  migrateDevicePages,
+  migrateDeviceRange,
+  migratePfn,
+  migratePfnFlags,
+  migratePfnToPfn,
+  migrateVmaFinalize,
+  migrateVmaPages,
+  migrateVmaSetup,
+} from '@hmmkit/hmm';
+import { IntervalTree, type IntervalTreeNode } from '@hmmkit/interval-tree';
+import {
+  type Mm,
+  PageWalk,
+  PTE_PRESENT,
+  pteType,
+  TASK_SIZE,
+  VM_FAULT_SIGBUS,
+  VM_WRITE,
+  type VmFault,
+  WALK_HOLE,
+  WALK_PTE,
+} from '@hmmkit/mm';
+import {
+  MmuIntervalNotifier,
+  type MmuNotifierRange,
+  MmuNotifyEvent,
+  mmuIntervalNotifierInsert,
+  mmuIntervalNotifierRemove,
+  mmuIntervalReadBegin,
+  mmuIntervalSetSeq,
+  mmuNotifierRangeBlockable,
+} from '@hmmkit/notifier';
+import { ArgumentError, type Counter, Errno, Mutex, RwSemaphore, type Task } from '@hmmkit/sim';
+import { AttrMap } from './attr-map.ts';
+import { deviceLoc, LOC, locDevice } from './attrs.ts';
+import { SvmDeviceMemory } from './devmem.ts';
+import {
+  drmGpusvmPolicy,
+  type ExistingRanges,
+  type FaultContext,
+  type GranulePolicy,
+  isGranuleError,
+  PAGE_SIZE,
+  type Span,
+  SZ_2M,
+} from './granule.ts';
+import { NOTIFIER_KIND, type NotifierPolicy, notifierSpan, windowNotifiers } from './notifier-policy.ts';
+import type { DevicePageResolver } from './oracle.ts';
+import { type PageMask, pageMaskNew, pageMaskTest } from './page-mask.ts';
+import { ThrashingDetector, type ThrashingParams } from './thrashing.ts';
+
+/** One MMU interval notifier of the framework (`struct drm_gpusvm_notifier`). */
+export class SvmNotifier {
+  readonly start: number;
+  readonly end: number;
+  readonly sub = new MmuIntervalNotifier();
+  /** The notifier's ranges. */
+  readonly ranges = new IntervalTree<SvmRange>();
+  /** @internal node in the framework's notifier tree. */
+  node: IntervalTreeNode<SvmNotifier> | null = null;
+  constructor(start: number, end: number) {
+    this.start = start;
+    this.end = end;
+  }
+}
+
+/** One range (`struct drm_gpusvm_range`): fixed bounds, pages, per-device mapping state. */
+export class SvmRange {
+  readonly start: number;
+  readonly end: number;
+  readonly npages: number;
+  readonly notifier: SvmNotifier;
+  /** CPU pfn per page (valid where `pageValid`). */
+  readonly pfns: Float64Array;
+  /** hmm flags per page at the last get_pages. */
+  readonly flags: Uint16Array;
+  /** 1 where the pfn is valid (cleared by every invalidation of the range). */
+  readonly pageValid: Uint8Array;
+  /** Per page: bit d set when device d maps it. */
+  readonly devMap: Uint8Array;
+  /** Devices holding any PTE of the range. */
+  devMapped = 0;
+  /** Set by an UNMAP invalidation: the range waits for the garbage collector. */
+  unmapped = false;
+  /** The UNMAP covered only part of the range. */
+  partialUnmap = false;
+  /** Virtual time of the last fault/bind (for LRU-style reports). */
+  lastUse = 0;
+  /** @internal */
+  node: IntervalTreeNode<SvmRange> | null = null;
+  /** Removed by the garbage collector or fini. */
+  removed = false;
+
+  constructor(start: number, end: number, notifier: SvmNotifier) {
+    this.start = start;
+    this.end = end;
+    this.notifier = notifier;
+    this.npages = (end - start) / PAGE_SIZE;
+    this.pfns = new Float64Array(this.npages);
+    this.flags = new Uint16Array(this.npages);
+    this.pageValid = new Uint8Array(this.npages);
+    this.devMap = new Uint8Array(this.npages);
+  }
+}
+
+/** Options of {@link GpuSvm}. */
+export interface GpuSvmOptions {
+  /** Granule (fault-around) policy (default drm_gpusvm {2M, 64K, 4K}). */
+  readonly granule?: GranulePolicy;
+  /** Notifier granularity (default one per 512 MiB window). */
+  readonly notifiers?: NotifierPolicy;
+  /** Managed VA `[mmStart, mmEnd)` (default the whole user VA). */
+  readonly mmStart?: number;
+  readonly mmEnd?: number;
+  /** Range attributes (default: a fresh map). */
+  readonly attrs?: AttrMap;
+  /** Use 64K/2M device PTEs where possible (default true). */
+  readonly largePages?: boolean;
+  /**
+   * 'vma' (drm_gpusvm: fault for write whenever the VMA is writable) or 'access' (write only
+   * for write/atomic faults, like nouveau). Default 'vma'.
+   */
+  readonly faultWrite?: 'vma' | 'access';
+  /** Page-table update mode (default 'ce'). */
+  readonly ptUpdate?: 'ce' | 'bar0';
+  /**
+   * Deliberately broken: bind without the mmu_interval_read_retry check (to show the coherence
+   * oracle catches it). Never set outside tests.
+   */
+  readonly brokenSkipReadRetry?: boolean;
+  /** Device memory (migration to VRAM). Absent: system memory only. */
+  readonly devmem?: DevmemOptions;
+  /**
+   * Thrashing detection (UVM defaults with `true`): pages migrated back and forth faster than the
+   * lapse are pinned in system memory and mapped remotely for the pin time. Default off.
+   */
+  readonly thrashing?: boolean | Partial<ThrashingParams>;
+}
+
+/** Device-memory options of {@link GpuSvm}. */
+export interface DevmemOptions {
+  /**
+   * When a GPU fault migrates its span to the faulting device's VRAM: 'fault' (xe: anonymous
+   * memory, unless the preferred location names another place), 'preferred' (only where the
+   * preferred location is that device), 'never' (only {@link GpuSvm.prefetch}). Default 'fault'.
+   */
+  readonly migrate?: 'fault' | 'preferred' | 'never';
+  /** VRAM bytes per device given to SVM, a multiple of 2 MiB (default: all free VRAM). */
+  readonly bytes?: number;
+  /**
+   * Devices map each other's VRAM through the PEER aperture (one pagemap owner for all, as in an
+   * XGMI hive) instead of faulting the pages back to system memory. Default false.
+   */
+  readonly peer?: boolean;
+}
+
+/** Counters of one GpuSvm (`svm.*`). */
+interface SvmCounters {
+  faults: Counter;
+  faultRetries: Counter;
+  rangesCreated: Counter;
+  rangesRemoved: Counter;
+  notifiersCreated: Counter;
+  notifiersRemoved: Counter;
+  invalidations: Counter;
+  falseInvalidations: Counter;
+  binds: Counter;
+  pte4k: Counter;
+  pte64k: Counter;
+  pte2m: Counter;
+  pagesFaulted: Counter;
+  migrateToVramPages: Counter;
+  migrateToRamPages: Counter;
+  evictions: Counter;
+  migrateFailures: Counter;
+  thrashingPins: Counter;
+}
+
+const MAX_FAULT_TRIES = 16;
+
+/** The SVM framework (`struct drm_gpusvm` plus the driver glue of xe_svm.c). */
+export class GpuSvm {
+  readonly mm: Mm;
+  readonly devices: readonly GpuDevice[];
+  readonly granule: GranulePolicy;
+  readonly notifierPolicy: NotifierPolicy;
+  readonly attrs: AttrMap;
+  readonly mmStart: number;
+  readonly mmEnd: number;
+  /** `gpusvm->notifier_lock`: the hmm.rst "driver->update" lock (read for bind, write in invalidate). */
+  readonly notifierLock: RwSemaphore;
+  /** The driver's SVM lock (xe vm lock): serialises fault handling and garbage collection. */
+  readonly lock: Mutex;
+  /** Owner cookie of this framework's migrations (and of all device memory in peer mode). */
+  readonly owner: object = {};
+  /** Device memory per device (empty without `devmem`). */
+  readonly devmem: readonly SvmDeviceMemory[];
+  /** pgmap owner per device (hmm's devPrivateOwner). */
+  readonly owners: readonly object[];
+  /** The thrashing detector, or null when disabled. */
+  readonly thrashing: ThrashingDetector | null;
+  /** Device page → CPU pfn, for the {@link CoherenceOracle}. */
+  readonly resolver: DevicePageResolver;
+  /** Notifiers by VA. */
+  readonly notifierTree = new IntervalTree<SvmNotifier>();
+  /** Ranges queued for the garbage collector. */
+  readonly gcList: SvmRange[] = [];
+  private readonly largePages: boolean;
+  private readonly faultWrite: 'vma' | 'access';
+  private readonly ptUpdate: 'ce' | 'bar0';
+  private readonly broken: boolean;
+  private readonly migrateMode: 'fault' | 'preferred' | 'never';
+  private readonly pageBuf = new Uint8Array(PAGE_SIZE);
+  private readonly sorted: SvmRange[] = [];
+  private readonly c: SvmCounters;
+  private readonly walk = new PageWalk();
+  private readonly existing: ExistingRanges;
+
+  constructor(mm: Mm, devices: readonly GpuDevice[], opts: GpuSvmOptions = {}) {
+    const fn = 'GpuSvm';
+    if (devices.length === 0 || devices.length > 8) {
+      throw new ArgumentError(fn, 'devices', 'must hold 1 to 8 devices', devices.length);
+    }
+    const mmStart = opts.mmStart ?? 0;
+    const mmEnd = opts.mmEnd ?? TASK_SIZE;
+    if (!Number.isSafeInteger(mmStart) || mmStart < 0 || mmStart % PAGE_SIZE !== 0) {
+      throw new ArgumentError(fn, 'mmStart', 'must be a page-aligned uint', mmStart);
+    }
+    if (!Number.isSafeInteger(mmEnd) || mmEnd <= mmStart || mmEnd % PAGE_SIZE !== 0) {
+      throw new ArgumentError(fn, 'mmEnd', 'must be page aligned and > mmStart', mmEnd);
+    }
+    this.mm = mm;
+    this.devices = devices;
+    this.granule = opts.granule ?? drmGpusvmPolicy();
+    this.notifierPolicy = opts.notifiers ?? windowNotifiers();
+    this.attrs = opts.attrs ?? new AttrMap({ numDevices: devices.length });
+    this.mmStart = mmStart;
+    this.mmEnd = mmEnd;
+    this.largePages = opts.largePages ?? true;
+    this.faultWrite = opts.faultWrite ?? 'vma';
+    this.ptUpdate = opts.ptUpdate ?? 'ce';
+    this.broken = opts.brokenSkipReadRetry ?? false;
+    this.notifierLock = new RwSemaphore(mm.sim.sched);
+    this.lock = new Mutex(mm.sim.sched, 'svm');
+    const k = mm.sim.counters;
+    this.c = {
+      faults: k.counter('svm.faults'),
+      faultRetries: k.counter('svm.fault.retries'),
+      rangesCreated: k.counter('svm.ranges.created'),
+      rangesRemoved: k.counter('svm.ranges.removed'),
+      notifiersCreated: k.counter('svm.notifiers.created'),
+      notifiersRemoved: k.counter('svm.notifiers.removed'),
+      invalidations: k.counter('svm.invalidations'),
+      falseInvalidations: k.counter('svm.invalidations.false'),
+      binds: k.counter('svm.binds'),
+      pte4k: k.counter('svm.pte.4k'),
+      pte64k: k.counter('svm.pte.64k'),
+      pte2m: k.counter('svm.pte.2m'),
+      pagesFaulted: k.counter('svm.pages.faulted'),
+      migrateToVramPages: k.counter('svm.migrate.toVram.pages'),
+      migrateToRamPages: k.counter('svm.migrate.toRam.pages'),
+      evictions: k.counter('svm.evictions'),
+      migrateFailures: k.counter('svm.migrate.failures'),
+      thrashingPins: k.counter('svm.thrashing.pins'),
+    };
+    const th = opts.thrashing ?? false;
+    this.thrashing = th === false ? null : new ThrashingDetector(th === true ? {} : th);
+    const dm = opts.devmem;
+    this.migrateMode = dm?.migrate ?? 'fault';
+    const peer = dm?.peer ?? false;
+    this.owners = devices.map(() => (peer ? this.owner : {}));
+    if (dm !== undefined) {
+      if (peer && devices.some((d) => d.id > 7)) {
+        throw new ArgumentError(
+          fn,
+          'devices',
+          'peer mode needs device ids 0..7 (PEER aperture field)',
+          devices.length,
+        );
+      }
+      this.devmem = devices.map(
+        (d, i) =>
+          new SvmDeviceMemory(mm.machine, d, this.owners[i], dm.bytes ?? d.vram.sizeBytes, (vmf) =>
+            this.migrateToRam(vmf),
+          ),
+      );
+      if (peer) {
+        for (const a of devices) for (const b of devices) if (a !== b) a.attachPeer(b.id, b.vram);
+      }
+    } else {
+      this.devmem = [];
+    }
+    this.resolver = (dev, m, va) => {
+      const pa = m.pa + (va - m.va);
+      if (m.aperture === APERTURE.SYS || m.aperture === APERTURE.SYS_NC) return Math.floor(pa / PAGE_SIZE);
+      const holder =
+        m.aperture === APERTURE.VID
+          ? this.devmem[this.devices.indexOf(dev)]
+          : this.devmem.find((x) => x.dev.id === m.peerId);
+      return holder === undefined ? -1 : holder.paToPfn(pa);
+    };
+    const sorted = this.sorted;
+    const floor = (va: number): number => {
+      let lo = 0;
+      let hi = sorted.length - 1;
+      let ans = -1;
+      while (lo <= hi) {
+        const mid = (lo + hi) >> 1;
+        if (sorted[mid]!.start <= va) {
+          ans = mid;
+          lo = mid + 1;
+        } else hi = mid - 1;
+      }
+      return ans;
+    };
+    this.existing = {
+      containing(va) {
+        const r = sorted[floor(va)];
+        return r !== undefined && va < r.end && !r.unmapped ? r : null;
+      },
+      overlaps(start, end) {
+        const r = sorted[floor(end - 1)];
+        return r !== undefined && r.end > start;
+      },
+      prevEnd(va) {
+        let i = floor(va);
+        const r = sorted[i];
+        if (r !== undefined && va < r.end) i--;
+        return i >= 0 ? sorted[i]!.end : 0;
+      },
+      nextStart(va) {
+        const r = sorted[floor(va) + 1];
+        return r !== undefined ? r.start : Number.POSITIVE_INFINITY;
+      },
+    };
+  }
+
+  /** All live ranges in VA order. */
+  get ranges(): readonly SvmRange[] {
+    return this.sorted;
+  }
+
+  /** The range containing `va`, or null. */
+  rangeFind(va: number): SvmRange | null {
+    return this.existing.containing(va) as SvmRange | null;
+  }
+
+  /**
+   * Wires every device's SYS aperture to the mm's physical memory so kernels with data read and
+   * write the CPU's pages (call once).
+   */
+  attachSystemMemory(): void {
+    const phys = this.mm.machine.phys;
+    const buf = new Uint8Array(4);
+    const dv = new DataView(buf.buffer);
+    const mem: Memory32 = {
+      read32(pa) {
+        phys.readPage(Math.floor(pa / 4096), pa % 4096, buf, 0, 4);
+        return dv.getUint32(0, true);
+      },
+      write32(pa, value) {
+        dv.setUint32(0, value >>> 0, true);
+        phys.writePage(Math.floor(pa / 4096), pa % 4096, buf, 0, 4);
+      },
+    };
+    for (const d of this.devices) d.attachSystemMemory(mem);
+  }
+
+  // ------------------------------------------------------------------------------- fault path
+
+  /**
+   * Models xe_svm_handle_pagefault(): services one GPU fault of device `devIndex` at `va`.
+   * Returns 0 (mapped), or a negative errno the caller turns into a cancel (-EFAULT, -EPERM,
+   * -EINVAL, -EAGAIN after too many retries).
+   */
+  async handleFault(devIndex: number, va: number, access: number): Promise<number> {
+    const dev = this.devices[devIndex];
+    if (dev === undefined)
+      throw new ArgumentError('GpuSvm.handleFault', 'devIndex', 'no such device', devIndex);
+    if (!Number.isSafeInteger(va) || va < 0)
+      throw new ArgumentError('GpuSvm.handleFault', 'va', 'must be a uint', va);
+    this.c.faults.value++;
+    await this.lock.lock();
+    try {
+      for (let tries = 0; tries < MAX_FAULT_TRIES; tries++) {
+        if (tries > 0) this.c.faultRetries.value++;
+        await this.garbageCollectLocked();
+        const found = await this.rangeFindOrInsert(devIndex, va, access);
+        if (typeof found === 'number') return found;
+        const { range, faultStart, faultEnd, pages, write } = found;
+        const i = Math.floor((va - range.start) / PAGE_SIZE);
+        const wantW = access === ACCESS.WRITE || access === ACCESS.ATOMIC;
+        if (
+          range.pageValid[i] === 1 &&
+          (range.devMap[i]! & (1 << devIndex)) !== 0 &&
+          (!wantW || (range.flags[i]! & HMM_PFN_WRITE) !== 0)
+        ) {
+          return 0; // a fault of the same batch already handled this page
+        }
+        if (found.anon && this.wantsMigration(devIndex, range, va, faultStart, faultEnd, pages)) {
+          // xe: migrate to VRAM first; a failure falls back to system memory
+          const m = await this.migrateToDevice(devIndex, faultStart, faultEnd, pages, true);
+          if (m < 0) this.c.migrateFailures.value++;
+        }
+        const ret = await this.rangeGetPages(devIndex, range, faultStart, faultEnd, pages, write);
+        if (ret === -Errno.EBUSY || ret === -Errno.EAGAIN) continue;
+        if (ret !== 0) return ret;
+        // notifier lock held for read
+        if (
+          range.unmapped ||
+          range.pageValid[i] !== 1 ||
+          (wantW && (range.flags[i]! & HMM_PFN_WRITE) === 0)
+        ) {
+          this.notifierLock.readUnlock();
+          if (range.unmapped) continue;
+          return wantW ? -Errno.EPERM : -Errno.EFAULT;
+        }
+        this.bindLocked(range, devIndex);
+        range.lastUse = this.mm.sim.now;
+        this.notifierLock.readUnlock();
+        return 0;
+      }
+      return -Errno.EAGAIN;
+    } finally {
+      this.lock.unlock();
+    }
+  }
+
+  /**
+   * Models drm_gpusvm_range_find_or_insert(): finds or creates the notifier (per policy) and the
+   * range (granule policy). Returns the range and the span to fault, or a negative errno.
+   */
+  async rangeFindOrInsert(
+    devIndex: number,
+    va: number,
+    access: number,
+  ): Promise<
+    | {
+        range: SvmRange;
+        faultStart: number;
+        faultEnd: number;
+        pages: PageMask | null;
+        write: boolean;
+        anon: boolean;
+      }
+    | number
+  > {
+    if (va < this.mmStart || va >= this.mmEnd) return -Errno.EINVAL;
+    if (!this.mm.mmgetNotZero()) return -Errno.EFAULT;
+    try {
+      const win = this.notifierPolicy.window(va, this.mmStart, this.mmEnd);
+      await this.mm.mmapLock.read();
+      let ctx: FaultContext;
+      let write: boolean;
+      let anon: boolean;
+      try {
+        const vma = this.mm.vmaLookup(va);
+        if (vma === null) return -Errno.ENOENT;
+        const wantW = access === ACCESS.WRITE || access === ACCESS.ATOMIC;
+        const vmaW = (vma.flags & VM_WRITE) !== 0;
+        if (wantW && !vmaW) return -Errno.EPERM;
+        write = this.faultWrite === 'vma' ? vmaW : wantW;
+        anon = vma.isAnonymous && !vma.isHugetlb;
+        ctx = this.faultContext(devIndex, va, access, vma.start, vma.end, vma.flags, win);
+      } finally {
+        this.mm.mmapLock.readUnlock();
+      }
+      const r = this.granule.choose(ctx);
+      if (isGranuleError(r)) return r.error;
+      let range = this.rangeFind(va);
+      if (range === null) {
+        if (this.existing.overlaps(r.start, r.end)) return -Errno.EINVAL;
+        const nspan = notifierSpan(this.notifierPolicy, va, r, this.mmStart, this.mmEnd);
+        const n = await this.notifierFindOrInsert(nspan);
+        if (typeof n === 'number') return n;
+        range = new SvmRange(r.start, r.end, n);
+        range.node = n.ranges.insert(r.start, r.end - 1, range);
+        this.sortedInsert(range);
+        this.c.rangesCreated.value++;
+      }
+      const faultStart = Math.max(r.faultStart, range.start);
+      const faultEnd = Math.min(r.faultEnd, range.end);
+      return { range, faultStart, faultEnd, pages: r.pages, write, anon };
+    } finally {
+      await this.mm.mmput();
+    }
+  }
+
+  /** Builds the policy input for a fault (mmap lock held). */
+  private faultContext(
+    devIndex: number,
+    va: number,
+    access: number,
+    vmaStart: number,
+    vmaEnd: number,
+    vmaFlags: number,
+    win: Span,
+  ): FaultContext {
+    const blockStart = va - (va % SZ_2M);
+    let residency: PageMask | null = null;
+    let residentAnywhere = false;
+    const bit = 1 << devIndex;
+    // residency at the destination = pages of the block this device already maps
+    const lo = Math.max(blockStart, this.mmStart);
+    for (let r = this.rangeAtOrAfter(lo); r !== null && r.start < blockStart + SZ_2M; r = this.nextRange(r)) {
+      const a = Math.max(r.start, blockStart);
+      const b = Math.min(r.end, blockStart + SZ_2M);
+      for (let p = a; p < b; p += PAGE_SIZE) {
+        const i = (p - r.start) / PAGE_SIZE;
+        if (r.pageValid[i] === 1) residentAnywhere = true;
+        if (r.pageValid[i] === 1 && (r.devMap[i]! & bit) !== 0) {
+          residency ??= pageMaskNew();
+          const j = (p - blockStart) / PAGE_SIZE;
+          residency[j >> 5] = residency[j >> 5]! | (1 << (j & 31));
+        }
+      }
+    }
+    return {
+      va,
+      access: access as FaultContext['access'],
+      vmaStart,
+      vmaEnd,
+      vmaFlags,
+      windowStart: win.start,
+      windowEnd: win.end,
+      gpuvaStart: this.mmStart,
+      gpuvaEnd: Math.min(this.mmEnd, 2 ** this.devices[devIndex]!.format.vaBits),
+      ranges: this.existing,
+      cpuMapOrder: this.cpuMapOrder(va),
+      destination: deviceLoc(devIndex),
+      residency,
+      residentAnywhere,
+      faulted: null,
+      thrashing: this.thrashingMask(blockStart),
+      faultMigrations: 0,
+      attrs: this.attrs.lookup(va),
+      checkPages: (s, e) => this.cpuPagesPresent(s, e),
+    };
+  }
+
+  /** Thrashing pages of the block, or null. */
+  private thrashingMask(blockStart: number): PageMask | null {
+    if (this.thrashing === null) return null;
+    const m = pageMaskNew();
+    return this.thrashing.blockMask(blockStart, this.mm.sim.now, m) ? m : null;
+  }
+
+  /** CPU map order at `va` (0 when not mapped by a huge leaf). */
+  private cpuMapOrder(va: number): number {
+    this.mm.pt.walkUnit(va, va + PAGE_SIZE, this.walk);
+    return this.walk.kind === WALK_HOLE || this.walk.kind === WALK_PTE ? 0 : this.walk.order;
+  }
+
+  /** drm_gpusvm_check_pages analog: every page of [s, e) has a present CPU entry. */
+  private cpuPagesPresent(s: number, e: number): boolean {
+    const w = this.walk;
+    for (let a = s; a < e; ) {
+      this.mm.pt.walkUnit(a, e, w);
+      if (w.kind === WALK_HOLE) return false;
+      if (w.kind === WALK_PTE) {
+        const n = (w.end - a) / PAGE_SIZE;
+        for (let k = 0; k < n; k++) if (pteType(w.pte!.flags[w.index + k]!) !== PTE_PRESENT) return false;
+      } else if (pteType(w.flags) !== PTE_PRESENT) return false;
+      a = w.end;
+    }
+    return true;
+  }
+
+  /** Finds or creates (mmu_interval_notifier_insert) the notifier covering `span`. */
+  private async notifierFindOrInsert(span: Span): Promise<SvmNotifier | number> {
+    if (this.notifierPolicy.kind !== NOTIFIER_KIND.PER_RANGE) {
+      const node = this.notifierTree.iterFirst(span.start, span.start);
+      if (node !== null) return node.value;
+    }
+    const n = new SvmNotifier(span.start, span.end);
+    const ret = await mmuIntervalNotifierInsert(n.sub, this.mm, span.start, span.end - span.start, {
+      invalidate: (sub, range, curSeq) => this.invalidate(n, sub, range, curSeq),
+    });
+    if (ret !== 0) return ret;
+    n.node = this.notifierTree.insert(span.start, span.end - 1, n);
+    this.c.notifiersCreated.value++;
+    return n;
+  }
+
+  /**
+   * Models drm_gpusvm_range_get_pages(): hmm_range_fault over `[fs, fe)` of the range through the
+   * locked helper; returns 0 with the notifier lock HELD for read and the pages recorded, or an
+   * error with it released.
+   */
+  private async rangeGetPages(
+    devIndex: number,
+    range: SvmRange,
+    fs: number,
+    fe: number,
+    pages: PageMask | null,
+    write: boolean,
+  ): Promise<number> {
+    const n = (fe - fs) / PAGE_SIZE;
+    const hr = new HmmRange({
+      notifier: range.notifier.sub,
+      start: fs,
+      end: fe,
+      defaultFlags: 0,
+      pfnFlagsMask: HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE,
+      devPrivateOwner: this.owners[devIndex],
+    });
+    const req = HMM_PFN_REQ_FAULT | (write ? HMM_PFN_REQ_WRITE : 0);
+    const blockStart = fs - (fs % SZ_2M);
+    for (let k = 0; k < n; k++) {
+      const va = fs + k * PAGE_SIZE;
+      const inMask =
+        pages === null || (va - blockStart < SZ_2M && pageMaskTest(pages, (va - blockStart) / PAGE_SIZE));
+      hr.hmmFlags[k] = inMask ? req : 0;
+    }
+    let ret: number;
+    if (!this.broken) {
+      ret = await hmmRangeFaultLocked(hr, this.notifierLock);
+    } else {
+      ret = await this.getPagesWithoutReadRetry(hr);
+    }
+    if (ret !== 0) return ret;
+    const off = (fs - range.start) / PAGE_SIZE;
+    let faulted = 0;
+    for (let k = 0; k < n; k++) {
+      const f = hr.hmmFlags[k]!;
+      if ((f & HMM_PFN_VALID) !== 0 && (f & HMM_PFN_ERROR) === 0) {
+        range.pfns[off + k] = hr.hmmPfns[k]!;
+        range.flags[off + k] = f;
+        range.pageValid[off + k] = 1;
+        faulted++;
+      }
+    }
+    this.c.pagesFaulted.add(faulted);
+    return 0;
+  }
+
+  /** The broken variant: read_begin → hmm_range_fault → take the lock, no read_retry. */
+  private async getPagesWithoutReadRetry(hr: HmmRange): Promise<number> {
+    if (!this.mm.mmgetNotZero()) return -Errno.EFAULT;
+    try {
+      for (let tries = 0; tries < 64; tries++) {
+        hr.notifierSeq = await mmuIntervalReadBegin(hr.notifier);
+        await this.mm.mmapLock.read();
+        let ret: number;
+        try {
+          ret = await hmmRangeFault(hr);
+        } finally {
+          this.mm.mmapLock.readUnlock();
+        }
+        if (ret === -Errno.EBUSY) continue;
+        if (ret !== 0) return ret;
+        await this.mm.sim.sched.yield();
+        await this.notifierLock.read();
+        return 0; // BUG (deliberate): no mmuIntervalReadRetry(hr.notifier, hr.notifierSeq)
+      }
+      return -Errno.EBUSY;
+    } finally {
+      await this.mm.mmput();
+    }
+  }
+
+  /**
+   * Programs device `devIndex`'s PTEs for every valid page of the range (notifier lock held):
+   * unmaps what the device had there, then maps with the largest page size the CPU map order,
+   * physical contiguity and alignment allow; one batched update.
+   */
+  private bindLocked(range: SvmRange, devIndex: number): void {
+    const dev = this.devices[devIndex]!;
+    const bit = 1 << devIndex;
+    const u = dev.beginUpdate(this.ptUpdate);
+    const pt = dev.pageTable;
+    const sizes = dev.format.pageSizes;
+    const can2M = this.largePages && sizes.includes(PAGE_2M);
+    const can64K = this.largePages && sizes.includes(PAGE_64K);
+    if ((range.devMapped & bit) !== 0) {
+      pt.unmap(range.start, range.end - range.start, u.pt);
+      u.tlb.invalidate(range.start, range.end - range.start);
+    }
+    const n = range.npages;
+    // Per page: device address and aperture (SYS = CPU page, VID = own VRAM, PEER = another GPU).
+    const pa = new Float64Array(n);
+    const ap = new Int8Array(n);
+    const peer = new Int8Array(n);
+    for (let i = 0; i < n; i++) {
+      if (range.pageValid[i] !== 1) continue;
+      const pfn = range.pfns[i]!;
+      const e = this.devmemIndexOf(pfn);
+      if (e < 0) {
+        pa[i] = pfn * PAGE_SIZE;
+        ap[i] = APERTURE.SYS;
+      } else {
+        pa[i] = this.devmem[e]!.pfnToPa(pfn);
+        ap[i] = e === devIndex ? APERTURE.VID : APERTURE.PEER;
+        peer[i] = this.devices[e]!.id;
+      }
+    }
+    for (let i = 0; i < n; ) {
+      if (range.pageValid[i] !== 1) {
+        range.devMap[i] = range.devMap[i]! & ~bit;
+        i++;
+        continue;
+      }
+      const va = range.start + i * PAGE_SIZE;
+      const w = (range.flags[i]! & HMM_PFN_WRITE) !== 0;
+      let pages = 1;
+      // System memory needs the CPU to map a 2M folio (map order); device memory only contiguity.
+      const orderOk = ap[i] !== APERTURE.SYS || hmmPfnToMapOrder(range.flags[i]!) >= 9;
+      if (
+        can2M &&
+        orderOk &&
+        va % PAGE_2M === 0 &&
+        i + 512 <= n &&
+        this.contiguous(range, pa, ap, i, 512, w)
+      ) {
+        pages = 512;
+      }
+      if (
+        pages === 1 &&
+        can64K &&
+        va % PAGE_64K === 0 &&
+        i + 16 <= n &&
+        this.contiguous(range, pa, ap, i, 16, w)
+      ) {
+        pages = 16;
+      }
+      const size = pages * PAGE_SIZE;
+      const aperture = ap[i] as (typeof APERTURE)[keyof typeof APERTURE];
+      const attrs =
+        aperture === APERTURE.PEER ? { aperture, writable: w, peerId: peer[i]! } : { aperture, writable: w };
+      pt.map(va, size, pa[i]!, attrs, u.pt);
+      for (let k = 0; k < pages; k++) range.devMap[i + k] = range.devMap[i + k]! | bit;
+      if (pages === 512) this.c.pte2m.value++;
+      else if (pages === 16) this.c.pte64k.value++;
+      else this.c.pte4k.value++;
+      i += pages;
+    }
+    u.end();
+    range.devMapped |= bit;
+    this.c.binds.value++;
+  }
+
+  /** Pages [i, i+n) are valid, one aperture, contiguous and n-aligned in device address, one permission. */
+  private contiguous(
+    range: SvmRange,
+    pa: Float64Array,
+    ap: Int8Array,
+    i: number,
+    n: number,
+    w: boolean,
+  ): boolean {
+    const p0 = pa[i]!;
+    if (p0 % (n * PAGE_SIZE) !== 0) return false;
+    for (let k = 1; k < n; k++) {
+      if (range.pageValid[i + k] !== 1 || ap[i + k] !== ap[i] || pa[i + k] !== p0 + k * PAGE_SIZE)
+        return false;
+      if (((range.flags[i + k]! & HMM_PFN_WRITE) !== 0) !== w) return false;
+    }
+    return true;
+  }
+
+  /** Index of the device whose SVM memory holds `pfn`, or -1 (system memory). */
+  devmemIndexOf(pfn: number): number {
+    for (let e = 0; e < this.devmem.length; e++) if (this.devmem[e]!.contains(pfn)) return e;
+    return -1;
+  }
+
+  /** Zaps every device PTE of the ranges (one batched update per device) and drops their pages. */
+  private zapRangesLocked(ranges: readonly SvmRange[]): void {
+    let devs = 0;
+    for (const r of ranges) devs |= r.devMapped;
+    for (let d = 0; d < this.devices.length; d++) {
+      if ((devs & (1 << d)) === 0) continue;
+      const dev = this.devices[d]!;
+      const u = dev.beginUpdate(this.ptUpdate);
+      for (const r of ranges) {
+        if ((r.devMapped & (1 << d)) === 0) continue;
+        dev.pageTable.unmap(r.start, r.end - r.start, u.pt);
+        u.tlb.invalidate(r.start, r.end - r.start);
+      }
+      u.end();
+    }
+    for (const r of ranges) {
+      r.devMapped = 0;
+      r.pageValid.fill(0);
+      r.devMap.fill(0);
+    }
+  }
+
+  /** Zaps the ranges overlapping [start, end) (takes the notifier lock for write). */
+  private async zapSpan(start: number, end: number): Promise<void> {
+    const hit: SvmRange[] = [];
+    for (let r = this.rangeAtOrAfter(start); r !== null && r.start < end; r = this.nextRange(r)) hit.push(r);
+    if (hit.length === 0) return;
+    await this.notifierLock.write();
+    try {
+      this.zapRangesLocked(hit);
+    } finally {
+      this.notifierLock.writeUnlock();
+    }
+  }
+
+  private ownsMigration(owner: unknown): boolean {
+    return owner === this.owner || this.owners.includes(owner as object);
+  }
+
+  // ---------------------------------------------------------------------------- invalidation
+
+  /**
+   * The interval-notifier callback (drm_gpusvm_notifier_invalidate + xe_svm_invalidate): under the
+   * notifier lock (write) set the sequence, zap every overlapping range's device PTEs over the
+   * range's full bounds (one batched update and TLB invalidate per device), drop its pages; on
+   * UNMAP mark it unmapped and queue it for the collector. MIGRATE events we own are skipped.
+   */
+  private async invalidate(
+    n: SvmNotifier,
+    sub: MmuIntervalNotifier,
+    mr: MmuNotifierRange,
+    curSeq: number,
+  ): Promise<boolean> {
+    if (!mmuNotifierRangeBlockable(mr)) return false;
+    await this.notifierLock.write();
+    try {
+      mmuIntervalSetSeq(sub, curSeq);
+      this.c.invalidations.value++;
+      // Our own migrations zap the device PTEs themselves before migrate_vma_setup ("handled as
+      // part of the migration process", nouveau/dmirror/xe); the sequence is still bumped above.
+      if (mr.event === MmuNotifyEvent.MIGRATE && this.ownsMigration(mr.owner)) return true;
+      const s = Math.max(mr.start, n.start);
+      const e = Math.min(mr.end, n.end);
+      const hit: SvmRange[] = [];
+      n.ranges.forEachOverlap(s, e - 1, (node) => {
+        hit.push(node.value);
+      });
+      if (hit.length === 0) this.c.falseInvalidations.value++;
+      this.zapRangesLocked(hit);
+      for (const r of hit) {
+        if (mr.event === MmuNotifyEvent.UNMAP && !r.unmapped) {
+          r.unmapped = true;
+          r.partialUnmap = r.start < mr.start || r.end > mr.end;
+          this.gcList.push(r);
+        }
+      }
+      return true;
+    } finally {
+      this.notifierLock.writeUnlock();
+    }
+  }
+
+  /** Models the xe garbage collector: removes queued unmapped ranges (call with the SVM lock). */
+  private async garbageCollectLocked(): Promise<void> {
+    while (this.gcList.length > 0) {
+      const r = this.gcList.pop()!;
+      await this.rangeRemove(r);
+    }
+  }
+
+  /** Runs the garbage collector (takes the SVM lock). */
+  async garbageCollect(): Promise<void> {
+    await this.lock.lock();
+    try {
+      await this.garbageCollectLocked();
+    } finally {
+      this.lock.unlock();
+    }
+  }
+
+  /** Models drm_gpusvm_range_remove(): unbind, drop, remove; the notifier goes with its last range. */
+  private async rangeRemove(r: SvmRange): Promise<void> {
+    if (r.removed) return;
+    await this.notifierLock.write();
+    try {
+      this.zapRangesLocked([r]);
+      const n = r.notifier;
+      if (r.node !== null) n.ranges.remove(r.node);
+      r.node = null;
+      r.removed = true;
+      this.sortedRemove(r);
+      this.c.rangesRemoved.value++;
+    } finally {
+      this.notifierLock.writeUnlock();
+    }
+    const n = r.notifier;
+    if (n.ranges.size === 0 && n.node !== null) {
+      this.notifierTree.remove(n.node);
+      n.node = null;
+      await mmuIntervalNotifierRemove(n.sub);
+      this.c.notifiersRemoved.value++;
+    }
+  }
+
+  /** Removes every range (driver teardown, `drm_gpusvm_fini`). */
+  async fini(): Promise<void> {
+    await this.lock.lock();
+    try {
+      for (const r of [...this.sorted]) await this.rangeRemove(r);
+      this.gcList.length = 0;
+    } finally {
+      this.lock.unlock();
+    }
+  }
+
+  // ---------------------------------------------------------------------------- migration
+
+  /** Whether a fault of device `devIndex` should first migrate its span to that device's VRAM. */
+  private wantsMigration(
+    devIndex: number,
+    range: SvmRange,
+    va: number,
+    fs: number,
+    fe: number,
+    pages: PageMask | null,
+  ): boolean {
+    if (this.devmem.length === 0 || this.migrateMode === 'never') return false;
+    const a = this.attrs.lookup(va);
+    if (a.readMostly) return false;
+    const here = deviceLoc(devIndex);
+    if (
+      this.migrateMode === 'preferred'
+        ? a.preferredLoc !== here
+        : a.preferredLoc !== LOC.UNDEFINED && a.preferredLoc !== here
+    ) {
+      return false;
+    }
+    const sd = this.devmem[devIndex]!;
+    if ((fe - fs) / PAGE_SIZE > sd.nrPages) return false;
+    // already there?
+    const blockStart = fs - (fs % SZ_2M);
+    for (let p = fs; p < fe; p += PAGE_SIZE) {
+      if (pages !== null && p - blockStart < SZ_2M && !pageMaskTest(pages, (p - blockStart) / PAGE_SIZE))
+        continue;
+      const i = (p - range.start) / PAGE_SIZE;
+      if (range.pageValid[i] !== 1 || !sd.contains(range.pfns[i]!)) return true;
+    }
+    return false;
+  }
+
+  /**
+   * Migrates `[fs, fe)` (pages in `pages` when given) to device `devIndex`'s VRAM with migrate_vma
+   * (SELECT_SYSTEM): evicts LRU chunks if the pool is short, zaps device PTEs of the span, then
+   * setup → allocate + copy (one copy-engine transfer) → pages → finalize. Returns the number of
+   * pages moved or a negative errno.
+   */
+  async migrateToDevice(
+    devIndex: number,
+    fs: number,
+    fe: number,
+    pages: PageMask | null = null,
+    record = false,
+  ): Promise<number> {
+    const sd = this.devmem[devIndex];
+    if (sd === undefined) return -Errno.EOPNOTSUPP;
+    const n = (fe - fs) / PAGE_SIZE;
+    await this.ensureFree(devIndex, n);
+    await this.zapSpan(fs, fe);
+    const mm = this.mm;
+    const phys = mm.machine.phys;
+    await mm.mmapLock.read();
+    try {
+      const vma = mm.vmaLookup(fs);
+      if (vma === null || fe > vma.end) return -Errno.EFAULT;
+      const args = new MigrateVma({
+        vma,
+        start: fs,
+        end: fe,
+        pgmapOwner: this.owners[devIndex],
+        flags: MIGRATE_VMA_SELECT_SYSTEM,
+      });
+      const r = await migrateVmaSetup(args);
+      if (r !== 0) return r;
+      const blockStart = fs - (fs % SZ_2M);
+      const buf = this.pageBuf;
+      let moved = 0;
+      for (let i = 0; i < args.npages; i++) {
+        const e = args.src[i]!;
+        if ((migratePfnFlags(e) & MIGRATE_PFN_MIGRATE) === 0) continue;
+        const va = fs + i * PAGE_SIZE;
+        if (pages !== null && va - blockStart < SZ_2M && !pageMaskTest(pages, (va - blockStart) / PAGE_SIZE))
+          continue;
+        // a pinned (thrashing) page stays in system memory and is mapped remotely
+        if (record && this.thrashing?.isThrashing(va, mm.sim.now)) continue;
+        const d = sd.allocPage(va);
+        if (d < 0) break;
+        const spfn = migratePfnToPfn(e);
+        const pa = sd.pfnToPa(d);
+        if (spfn >= 0 && !phys.isZeroPfn(spfn)) {
+          phys.readPage(spfn, 0, buf, 0, PAGE_SIZE);
+          sd.dev.vram.write(pa, buf, PAGE_SIZE);
+        } else {
+          sd.dev.vram.write(pa, null, PAGE_SIZE);
+        }
+        args.dst[i] = migratePfn(d);
+        moved++;
+        if (record) this.recordMigration(va);
+      }
+      if (moved > 0) await this.copyTime(sd.dev, moved * PAGE_SIZE, true);
+      await migrateVmaPages(args);
+      await migrateVmaFinalize(args);
+      this.c.migrateToVramPages.add(moved);
+      return moved;
+    } finally {
+      mm.mmapLock.readUnlock();
+    }
+  }
+
+  /** Feeds the thrashing detector with one fault-driven migration of the page at `va`. */
+  private recordMigration(va: number): void {
+    if (this.thrashing?.recordMigration(va, this.mm.sim.now)) {
+      this.c.thrashingPins.value++;
+    }
+  }
+
+  /** Charges one copy-engine transfer of `bytes` and waits for it. */
+  private async copyTime(dev: GpuDevice, bytes: number, h2d: boolean): Promise<void> {
+    const ce = dev.copyEngine;
+    if (h2d) ce.bytesH2d.add(bytes);
+    else ce.bytesD2h.add(bytes);
+    const t = ce.submitD2d(0, 0, bytes); // times one transfer; the data already moved page by page
+    await ce.wait(t);
+  }
+
+  /** Copies the collected device pages of `src` into fresh system pages (`dst`); returns pages moved. */
+  private async copyBack(src: Float64Array, dst: Float64Array, n: number, recordStart = -1): Promise<number> {
+    const phys = this.mm.machine.phys;
+    const buf = this.pageBuf;
+    let moved = 0;
+    let dev: GpuDevice | null = null;
+    for (let i = 0; i < n; i++) {
+      const e = src[i]!;
+      if ((migratePfnFlags(e) & MIGRATE_PFN_MIGRATE) === 0) continue;
+      const spfn = migratePfnToPfn(e);
+      const k = this.devmemIndexOf(spfn);
+      if (k < 0) continue;
+      const np = phys.allocPage(0);
+      if (np < 0) break;
+      phys.trylockPage(np);
+      const sd = this.devmem[k]!;
+      sd.dev.vram.read(sd.pfnToPa(spfn), PAGE_SIZE, buf);
+      phys.writePage(np, 0, buf, 0, PAGE_SIZE);
+      dst[i] = migratePfn(np);
+      dev = sd.dev;
+      moved++;
+      if (recordStart >= 0) this.recordMigration(recordStart + i * PAGE_SIZE);
+    }
+    if (dev !== null) await this.copyTime(dev, moved * PAGE_SIZE, false);
+    this.c.migrateToRamPages.add(moved);
+    return moved;
+  }
+
+  /**
+   * dev_pagemap_ops.migrate_to_ram of every SVM pool (a CPU fault, or another device's hmm
+   * fault, on a device page): migrates the faulting page's range (clipped to the VMA) back to
+   * system memory, like drm_pagemap's migrate_to_ram.
+   */
+  private async migrateToRam(vmf: VmFault): Promise<number> {
+    const r = this.rangeFind(vmf.address);
+    let start = vmf.address;
+    let end = start + PAGE_SIZE;
+    if (r !== null) {
+      start = Math.max(r.start, vmf.vma.start);
+      end = Math.min(r.end, vmf.vma.end);
+    }
+    await this.zapSpan(start, end);
+    const k = this.devmemIndexOf(vmf.page);
+    const args = new MigrateVma({
+      vma: vmf.vma,
+      start,
+      end,
+      pgmapOwner: this.owners[Math.max(k, 0)],
+      flags: MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
+      faultPage: vmf.page,
+    });
+    if ((await migrateVmaSetup(args)) !== 0) return VM_FAULT_SIGBUS;
+    await this.copyBack(args.src, args.dst, args.npages, start);
+    await migrateVmaPages(args);
+    await migrateVmaFinalize(args);
+    return 0;
+  }
+
+  /** Evicts LRU chunks of device `devIndex` until `n` pages are free (or nothing is left). */
+  private async ensureFree(devIndex: number, n: number): Promise<void> {
+    const sd = this.devmem[devIndex]!;
+    while (sd.mem.freePages < n) {
+      const c = sd.lruChunk();
+      if (c < 0) return;
+      const before = sd.mem.freePages;
+      await this.evictChunk(devIndex, c);
+      if (sd.mem.freePages <= before) return;
+    }
+  }
+
+  /**
+   * Evicts one 2 MiB VRAM chunk to system memory (UVM's eviction unit): zaps the ranges its pages
+   * back, then migrate_device_range → copy → migrate_device_pages → migrate_device_finalize.
+   */
+  async evictChunk(devIndex: number, chunk: number): Promise<number> {
+    const sd = this.devmem[devIndex];
+    if (sd === undefined || !Number.isInteger(chunk) || chunk < 0 || chunk >= sd.chunkPa.length) {
+      throw new ArgumentError('GpuSvm.evictChunk', 'chunk', 'no such device chunk', chunk);
+    }
+    const hit = new Set<SvmRange>();
+    for (let k = 0; k < 512; k++) {
+      const va = sd.rmapVa[chunk * 512 + k]!;
+      if (va < 0) continue;
+      const r = this.rangeFind(va);
+      if (r !== null) hit.add(r);
+    }
+    if (hit.size > 0) {
+      await this.notifierLock.write();
+      try {
+        this.zapRangesLocked([...hit]);
+      } finally {
+        this.notifierLock.writeUnlock();
+      }
+    }
+    const src = new Float64Array(512);
+    const dst = new Float64Array(512);
+    await migrateDeviceRange(src, sd.chunkStartPfn(chunk), 512);
+    const moved = await this.copyBack(src, dst, 512);
+    await migrateDevicePages(src, dst, 512);
+    await migrateDeviceFinalize(src, dst, 512);
+    this.c.evictions.value++;
+    return moved;
+  }
+
+  /**
+   * Explicit prefetch (xe/amdkfd PREFETCH_LOC, UVM migrate): migrates `[start, end)` to `loc`
+   * (`LOC.SYSMEM` or a device location); mappings are rebuilt by the next fault. Returns pages
+   * moved or a negative errno; invalid arguments throw before anything changes.
+   */
+  async prefetch(start: number, end: number, loc: number): Promise<number> {
+    const fn = 'GpuSvm.prefetch';
+    if (!Number.isSafeInteger(start) || start < 0 || start % PAGE_SIZE !== 0) {
+      throw new ArgumentError(fn, 'start', 'must be a page-aligned uint', start);
+    }
+    if (!Number.isSafeInteger(end) || end <= start || end % PAGE_SIZE !== 0) {
+      throw new ArgumentError(fn, 'end', 'must be page aligned and > start', end);
+    }
+    const d = locDevice(loc);
+    if (loc !== LOC.SYSMEM && (d < 0 || this.devmem[d] === undefined)) {
+      throw new ArgumentError(fn, 'loc', 'must be LOC.SYSMEM or the location of a device with devmem', loc);
+    }
+    await this.lock.lock();
+    try {
+      let moved = 0;
+      for (let pos = start; pos < end; ) {
+        await this.mm.mmapLock.read();
+        const vma = this.mm.findVma(pos);
+        this.mm.mmapLock.readUnlock();
+        if (vma === null || vma.start >= end) break;
+        const s = Math.max(pos, vma.start);
+        const e = Math.min(end, vma.end);
+        // in 2 MiB pieces so eviction can make room piece by piece
+        for (let a = s; a < e; ) {
+          const b = Math.min(e, a - (a % SZ_2M) + SZ_2M);
+          const r = d >= 0 ? await this.migrateToDevice(d, a, b) : await this.migrateSpanToRam(a, b);
+          if (r < 0) return r;
+          moved += r;
+          a = b;
+        }
+        pos = e;
+      }
+      return moved;
+    } finally {
+      this.lock.unlock();
+    }
+  }
+
+  /** Migrates every device page of `[start, end)` back to system memory (one VMA). */
+  private async migrateSpanToRam(start: number, end: number): Promise<number> {
+    await this.zapSpan(start, end);
+    const mm = this.mm;
+    let moved = 0;
+    await mm.mmapLock.read();
+    try {
+      const vma = mm.vmaLookup(start);
+      if (vma === null) return -Errno.EFAULT;
+      for (const owner of new Set(this.owners)) {
+        const args = new MigrateVma({
+          vma,
+          start,
+          end,
+          pgmapOwner: owner,
+          flags: MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
+        });
+        if ((await migrateVmaSetup(args)) !== 0) continue;
+        moved += await this.copyBack(args.src, args.dst, args.npages);
+        await migrateVmaPages(args);
+        await migrateVmaFinalize(args);
+      }
+    } finally {
+      mm.mmapLock.readUnlock();
+    }
+    return moved;
+  }
+
+  // ---------------------------------------------------------------------------- fault loop
+
+  /**
+   * Spawns the device's fault handler task (the bottom half): wait for faults → fetch a batch
+   * (coalesced) → sort → service each → replay; failed faults are cancelled. Ends when
+   * `stop()` holds and the buffer is empty.
+   */
+  startFaultHandler(devIndex: number, stop: () => boolean): Task {
+    const dev = this.devices[devIndex];
+    if (dev === undefined)
+      throw new ArgumentError('GpuSvm.startFaultHandler', 'devIndex', 'no such device', devIndex);
+    const sim = this.mm.sim;
+    return sim.sched.spawn(`svm-faults-${dev.id}`, async () => {
+      const batch = dev.newFaultBatch();
+      const fb = dev.faultBuffer;
+      while (await fb.waitForFaults(stop)) {
+        fb.fetch(batch);
+        sim.charge(sim.costs.faultBatchFixedNs);
+        batch.sort();
+        for (let k = 0; k < batch.count; k++) {
+          const e = batch.order[k]!;
+          const va = batch.va[e]!;
+          const ret = await this.handleFault(devIndex, va, batch.access[e]!);
+          sim.charge(sim.costs.faultServicePerPageNs);
+          if (ret !== 0) fb.cancel(va, batch.instance[e]!);
+        }
+        fb.replay();
+      }
+    });
+  }
+
+  // ---------------------------------------------------------------------------- bookkeeping
+
+  private sortedIndex(start: number): number {
+    const s = this.sorted;
+    let lo = 0;
+    let hi = s.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (s[mid]!.start < start) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  private sortedInsert(r: SvmRange): void {
+    this.sorted.splice(this.sortedIndex(r.start), 0, r);
+  }
+
+  private sortedRemove(r: SvmRange): void {
+    const i = this.sortedIndex(r.start);
+    if (this.sorted[i] === r) this.sorted.splice(i, 1);
+  }
+
+  private rangeAtOrAfter(va: number): SvmRange | null {
+    const i = this.sortedIndex(va);
+    const prev = this.sorted[i - 1];
+    if (prev !== undefined && prev.end > va) return prev;
+    return this.sorted[i] ?? null;
+  }
+
+  private nextRange(r: SvmRange): SvmRange | null {
+    const i = this.sortedIndex(r.start);
+    return this.sorted[i + 1] ?? null;
+  }
+}
