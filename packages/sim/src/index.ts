@@ -4,6 +4,8 @@
  *
  * @module
  */
+
+export { costModelMarkdown } from './cost-doc.ts';
 export {
   COST_PARAMS,
   type CostModel,
