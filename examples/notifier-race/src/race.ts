@@ -17,10 +17,9 @@ import {
   mmuNotifierRangeInit,
   type NotifierMm,
 } from '@hmmkit/notifier';
-import { createSim, Mutex, RwSemaphore } from '@hmmkit/sim';
+import { createSim, hex, Mutex, RwSemaphore } from '@hmmkit/sim';
 
 const PAGE = 4096;
-const hex = (n: number) => `0x${n.toString(16)}`;
 
 /** What one run of the scenario did. */
 export interface RaceResult {

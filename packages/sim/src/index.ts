@@ -27,6 +27,7 @@ export {
   StateError,
   ULONG_MAX,
 } from './errors.ts';
+export { formatNs, hex } from './format.ts';
 export { Rng } from './rng.ts';
 export {
   Clock,

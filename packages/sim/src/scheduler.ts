@@ -165,6 +165,20 @@ export class Scheduler {
     return this.recorded;
   }
 
+  /**
+   * Spawns `body` as a task named `name` (default "main"), runs the scheduler until every task
+   * is done, and returns `body`'s result: the one-liner for a scenario driven from a main task.
+   */
+  async runMain<T>(body: () => Promise<T>, name = 'main'): Promise<T> {
+    let out: { value: T } | null = null;
+    this.spawn(name, async () => {
+      out = { value: await body() };
+    });
+    await this.run();
+    if (out === null) throw new StateError('Scheduler.runMain', `task '${name}' did not finish`);
+    return (out as { value: T }).value;
+  }
+
   /** Creates a task; it first runs when the scheduler picks it inside {@link run}. */
   spawn(name: string, body: () => Promise<void> | void): Task {
     const task = new Task(this.nextId++, name, async () => {

@@ -249,3 +249,17 @@ describe('explore', () => {
     await expect(scenario(replayed)).rejects.toThrow(/lost update/);
   });
 });
+
+describe('runMain', () => {
+  it('runs a main task with helpers to completion and returns its result', async () => {
+    const sched = new Scheduler({ seed: 3 });
+    const got = await sched.runMain(async () => {
+      const helper = sched.spawn('helper', async () => {
+        await sched.sleep(50);
+      });
+      await sched.join(helper);
+      return sched.clock.now;
+    });
+    expect(got).toBe(50);
+  });
+});

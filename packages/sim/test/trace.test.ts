@@ -35,3 +35,16 @@ describe('Counters', () => {
     expect(c.get('never')).toBe(0);
   });
 });
+
+describe('format', () => {
+  it('prints virtual time in the unit that reads best, and addresses in hex', async () => {
+    const { formatNs, hex } = await import('../src/index.ts');
+    expect([formatNs(850), formatNs(12_345), formatNs(4_560_000), formatNs(1.234e9)]).toEqual([
+      '850 ns',
+      '12.3 µs',
+      '4.56 ms',
+      '1.23 s',
+    ]);
+    expect(hex(0x7f0000001000)).toBe('0x7f0000001000');
+  });
+});

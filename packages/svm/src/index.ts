@@ -13,3 +13,4 @@ export * from './notifier-policy.ts';
 export * from './oracle.ts';
 export * from './page-mask.ts';
 export * from './thrashing.ts';
+export * from './world.ts';

@@ -1,0 +1,124 @@
+/**
+ * A ready-made lab bench for driver prototypes: a simulated machine and process (`Mm`), one or
+ * more GPUs, a {@link GpuSvm} on them with its system memory attached, and the
+ * {@link CoherenceOracle} checking every invalidation — plus {@link runKernel}, which runs one
+ * GPU kernel with the svm's fault handler in the loop. Examples, tests and the bench CLI all
+ * build their scenarios on it.
+ *
+ * @module
+ */
+import {
+  type AccessStreams,
+  type AccessType,
+  createGpuDevice,
+  type GpuDevice,
+  makeStreams,
+  type PtFormat,
+} from '@hmmkit/gpu';
+import {
+  createMachine,
+  MAP_ANONYMOUS,
+  MAP_FIXED,
+  MAP_PRIVATE,
+  Mm,
+  PROT_READ,
+  PROT_WRITE,
+  type ThpMode,
+} from '@hmmkit/mm';
+import type { Sim } from '@hmmkit/sim';
+import { GpuSvm, type GpuSvmOptions } from './gpusvm.ts';
+import { CoherenceOracle } from './oracle.ts';
+
+/** Everything a scenario touches. */
+export interface SvmWorld {
+  readonly sim: Sim;
+  readonly mm: Mm;
+  readonly devs: GpuDevice[];
+  readonly svm: GpuSvm;
+  readonly oracle: CoherenceOracle;
+}
+
+/** Options of {@link createSvmWorld}: the GpuSvm's own options plus the world's shape. */
+export interface SvmWorldOptions extends GpuSvmOptions {
+  /** Number of GPUs (default 1); device i gets counter prefix `gpu<i>`. */
+  readonly devices?: number;
+  /** VRAM per device in bytes (default 64 MiB). */
+  readonly vramBytes?: number;
+  /** Device page-table format (default: the gpu package's default, NVIDIA MMU v2). */
+  readonly format?: PtFormat;
+  /** The CPU mm's THP mode (default 'never'). */
+  readonly thp?: ThpMode;
+  /** Make the oracle throw at the first violation (default false: it records them). */
+  readonly throwOnViolation?: boolean;
+}
+
+/** Builds a machine, a process, `devices` GPUs, a GpuSvm on them and an attached coherence oracle. */
+export async function createSvmWorld(sim: Sim, options: SvmWorldOptions = {}): Promise<SvmWorld> {
+  const mm = new Mm(createMachine(sim, { thp: options.thp ?? 'never' }));
+  const devs = Array.from({ length: options.devices ?? 1 }, (_, i) =>
+    createGpuDevice(sim, {
+      id: i,
+      vramBytes: options.vramBytes ?? 64 << 20,
+      counterPrefix: `gpu${i}`,
+      ...(options.format === undefined ? {} : { format: options.format }),
+    }),
+  );
+  const svm = new GpuSvm(mm, devs, options);
+  svm.attachSystemMemory();
+  const oracle = new CoherenceOracle(mm, devs, {
+    resolve: svm.resolver,
+    throwOnViolation: options.throwOnViolation ?? false,
+  });
+  await oracle.attach();
+  return { sim, mm, devs, svm, oracle };
+}
+
+/** `mmap` of anonymous read-write memory (at exactly `addr` when given, MAP_FIXED); throws on error. */
+export async function mmapAnonymous(mm: Mm, length: number, addr?: number): Promise<number> {
+  const fixed = addr === undefined ? 0 : MAP_FIXED;
+  const a = await mm.mmap(addr ?? 0, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | fixed);
+  if (a < 0 || (addr !== undefined && a !== addr)) throw new Error(`mmap failed: ${a}`);
+  return a;
+}
+
+/** One GPU access: virtual address, access type, 32-bit value (stored, added, or replaced by the load). */
+export type Access = readonly [va: number, access: AccessType, value: number];
+
+/** What one kernel did. */
+export interface KernelRun {
+  /** Per access: the value loaded (READ), the old value (ATOMIC), or what was stored (WRITE). */
+  readonly data: Uint32Array;
+  /** Warps cancelled by the driver (GPU "SIGSEGV"). */
+  readonly failed: number;
+  /** Fault entries written to the fault buffer. */
+  readonly faults: number;
+  /** Virtual time the kernel took (ns). */
+  readonly elapsedNs: number;
+}
+
+/**
+ * Runs one kernel on device `device` with the svm's fault handler (the bottom half) in the loop,
+ * from per-warp access lists or ready-made `streams` (e.g. a `@hmmkit/workloads` kernel's).
+ * Call it from inside a scheduler task (e.g. `sim.sched.runMain(async () => ...)`).
+ */
+export async function runKernel(
+  world: SvmWorld,
+  device: number,
+  warps: readonly (readonly Access[])[],
+  streams: AccessStreams = makeStreams(warps.map((w) => [...w])),
+): Promise<KernelRun> {
+  const dev = world.devs[device];
+  if (dev === undefined) throw new RangeError(`runKernel: no device ${device}`);
+  let done = false;
+  const handler = world.svm.startFaultHandler(device, () => done);
+  const r = await dev.engine.run(streams);
+  done = true;
+  dev.faultBuffer.kick();
+  await world.sim.sched.join(handler);
+  return {
+    data: streams.data ?? new Uint32Array(0),
+    failed: r.failed,
+    faults: r.faults,
+    elapsedNs: r.elapsedNs,
+  };
+}
