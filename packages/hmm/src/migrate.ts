@@ -143,11 +143,16 @@ function checkArgs(fn: string, args: MigrateVma): void {
 }
 
 /** Splits a large (non-hugetlb) folio everywhere it is PMD-mapped, then the folio (split_folio). */
-async function splitFolioAll(machine: Machine, head: number): Promise<void> {
+async function splitFolioAll(machine: Machine, pfn: number): Promise<void> {
+  const head = machine.phys.compoundHead(pfn);
   for (const hit of rmapWalkPfn(machine, head)) {
     if (hit.huge) await hit.mm.splitHugePmd(hit.vma, hit.address);
   }
   machine.phys.splitFolio(head);
+  // The caller re-walks after the split; a folio that did not split would loop forever.
+  if (machine.phys.order[pfn] !== 0) {
+    throw new StateError('migrateVmaSetup', `folio of pfn ${pfn} did not split (head ${head})`);
+  }
 }
 
 /**
@@ -251,7 +256,7 @@ async function collect(args: MigrateVma, mm: Mm): Promise<void> {
       }
       const t = w.pte!;
       let i = w.index;
-      let splitHead = -1;
+      let splitPfn = -1;
       let k = 0;
       for (; k < n; k++, i++) {
         const f = t.flags[i]!;
@@ -276,7 +281,7 @@ async function collect(args: MigrateVma, mm: Mm): Promise<void> {
               ? (sel & MIGRATE_VMA_SELECT_DEVICE_COHERENT) !== 0 && p.pagemapOf(pfn)?.owner === owner
               : (sel & MIGRATE_VMA_SELECT_SYSTEM) !== 0;
             if (ok && p.order[pfn]! > 0) {
-              splitHead = p.compoundHead(pfn);
+              splitPfn = pfn;
               break;
             }
             if (ok && p.mapping[pfn] !== 0 && lockAndUnmapOne(mm, a, pfn, args.faultPage)) {
@@ -288,7 +293,7 @@ async function collect(args: MigrateVma, mm: Mm): Promise<void> {
           const pfn = t.val[i]!;
           if (sel & MIGRATE_VMA_SELECT_DEVICE_PRIVATE && p.pagemapOf(pfn)?.owner === owner) {
             if (p.order[pfn]! > 0) {
-              splitHead = p.compoundHead(pfn);
+              splitPfn = pfn;
               break;
             }
             if (lockAndUnmapOne(mm, a, pfn, args.faultPage)) {
@@ -302,7 +307,7 @@ async function collect(args: MigrateVma, mm: Mm): Promise<void> {
         args.npages++;
       }
       addr += k * PAGE_SIZE;
-      if (splitHead >= 0) await splitFolioAll(machine, splitHead);
+      if (splitPfn >= 0) await splitFolioAll(machine, splitPfn);
     }
   } finally {
     await mm.invEnd(r);

@@ -383,10 +383,26 @@ export class PhysMem {
     this.mapcount[pfn] = 0;
     this.mapping[pfn] = 0;
     if (f & PG.device) {
-      this.flags[pfn] = PG.device | PG.free;
-      this.order[pfn] = 0;
-      const pgmap = this.pagemaps[this.pgmapId[pfn]! - 1]!;
-      pgmap.ops.pageFree(pfn);
+      const o = this.order[pfn]!;
+      if (o === 0) {
+        this.flags[pfn] = PG.device | PG.free;
+        this.pagemapOf(pfn)!.ops.pageFree(pfn);
+        return;
+      }
+      // A page of a live device folio stays part of it (its head and order keep describing the
+      // pages still mapped) until the whole folio is free, as free_zone_device_folio() frees a
+      // folio at once; then every page goes back to the pagemap.
+      this.flags[pfn] = PG.device | PG.free | (f & (PG.head | PG.tail));
+      const head = pfn - (pfn % 2 ** o);
+      if (--this.live[head]! === 0) {
+        const nr = 2 ** o;
+        for (let i = 0; i < nr; i++) {
+          this.order[head + i] = 0;
+          this.flags[head + i] = PG.device | PG.free;
+        }
+        const pgmap = this.pagemapOf(head)!;
+        for (let i = 0; i < nr; i++) pgmap.ops.pageFree(head + i);
+      }
       return;
     }
     const o = this.order[pfn]!;
@@ -417,14 +433,21 @@ export class PhysMem {
     const o = this.order[head]!;
     if (o === 0) return;
     const nr = 2 ** o;
+    const freed: number[] = [];
     for (let i = 0; i < nr; i++) {
       const pfn = head + i;
       this.order[pfn] = 0;
       const f = this.flags[pfn]!;
-      if (f & PG.free) this.free0.push(pfn);
       this.flags[pfn] = f & ~(PG.head | PG.tail);
+      if (f & PG.free) freed.push(pfn);
     }
     this.live[head] = 0;
+    // Pages freed while the folio was whole go back where they belong now: device frames to
+    // their pagemap, system frames to the order-0 free list.
+    for (const pfn of freed) {
+      if (this.flags[pfn]! & PG.device) this.pagemapOf(pfn)!.ops.pageFree(pfn);
+      else this.free0.push(pfn);
+    }
   }
 
   // ---- page lock -------------------------------------------------------------------------
@@ -645,7 +668,8 @@ export class PhysMem {
   /**
    * Models zone_device_folio_init(folio, order) for a device THP: the 2^order free device pages
    * starting at the aligned `head` become one compound folio, each page with refcount 1, the
-   * head locked. (Pages are still freed, and handed to `pageFree`, one by one.)
+   * head locked. Pages are put one by one; the pagemap's `pageFree` sees them when the whole
+   * folio is free (or when it is split).
    */
   zoneDeviceFolioInit(head: number, order: 9): void {
     const nr = 2 ** order;
@@ -673,6 +697,7 @@ export class PhysMem {
       this.mapping[pfn] = 0;
       this.swapSlotOf[pfn] = -1;
     }
+    this.live[head] = nr;
   }
 }
 

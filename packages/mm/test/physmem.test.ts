@@ -151,4 +151,46 @@ describe('PhysMem', () => {
     expect(order).toEqual(['unlock', 'locked']);
     expect(() => p.unlockPage(a)).toThrow();
   });
+
+  it('a device folio keeps its head while pages are freed one by one; the pagemap gets them when all are free', () => {
+    const p = phys();
+    const freed: number[] = [];
+    const pgmap = new DevPagemap('private', 'owner', {
+      migrateToRam: async () => 0,
+      pageFree: (pfn) => freed.push(pfn),
+    });
+    const start = p.memremapPages(pgmap, 512);
+    p.zoneDeviceFolioInit(start, 9);
+    p.unlockPage(start);
+    p.putPage(start); // the head goes first (a partial munmap of the first half, say)
+    expect(p.compoundHead(start + 300)).toBe(start);
+    expect(p.folioNrPages(start + 300)).toBe(512);
+    expect(freed).toEqual([]);
+    for (let k = 1; k < 512; k++) p.putPage(start + k);
+    expect(freed).toHaveLength(512);
+    expect(p.compoundHead(start + 300)).toBe(start + 300);
+    p.zoneDeviceFolioInit(start, 9); // the pool can reuse the whole block
+  });
+
+  it('splitting a device folio hands its already-free pages to the pagemap, never to system memory', () => {
+    const p = phys();
+    const freed: number[] = [];
+    const pgmap = new DevPagemap('private', 'owner', {
+      migrateToRam: async () => 0,
+      pageFree: (pfn) => freed.push(pfn),
+    });
+    const start = p.memremapPages(pgmap, 512);
+    p.zoneDeviceFolioInit(start, 9);
+    p.unlockPage(start);
+    for (let k = 1; k <= 256; k++) p.putPage(start + k); // the head stays mapped
+    expect(freed).toEqual([]);
+    p.splitFolio(p.compoundHead(start + 100));
+    expect(freed).toEqual(Array.from({ length: 256 }, (_, k) => start + 1 + k));
+    for (let k = 0; k < 1000; k++) {
+      const pfn = p.allocPage(0);
+      expect(p.pagemapOf(pfn)).toBeNull();
+    }
+    p.putPage(start + 400); // a still-live page, now order 0, frees on its own
+    expect(freed.at(-1)).toBe(start + 400);
+  });
 });
