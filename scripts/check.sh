@@ -4,6 +4,14 @@
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 rm -rf packages/*/reports examples/*/reports
+# The report page is tested in headless Chromium (Debian's package, driven by playwright-core;
+# browser downloads are not possible here). Install it on a fresh machine.
+if [ ! -x /usr/bin/chromium ]; then
+  echo "hmmkit: installing Debian's chromium for the report test" >&2
+  if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo -n"; fi
+  $sudo apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >&2 ||
+    echo "hmmkit: could not install chromium; the report test will fail" >&2
+fi
 status=0
 turbo run lint typecheck build test --continue --output-logs=errors-only || status=$?
 node scripts/summary.mjs || status=$?

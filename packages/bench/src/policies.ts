@@ -1,0 +1,98 @@
+/**
+ * Policies by name, so that experiment specs are plain JSON (they cross worker-thread boundaries
+ * and land in results files): granule (fault-around) policies and notifier-granularity policies
+ * of `@hmmkit/svm`.
+ *
+ * @module
+ */
+
+import { ArgumentError } from '@hmmkit/sim';
+import {
+  amdkfdPolicy,
+  drmGpusvmPolicy,
+  type GranulePolicy,
+  type NotifierPolicy,
+  nouveauPolicy,
+  perRangeNotifiers,
+  SZ_2M,
+  SZ_64K,
+  SZ_512M,
+  uvmTreePolicy,
+  wholeMmNotifier,
+  wholeVmaPolicy,
+  windowNotifiers,
+} from '@hmmkit/svm';
+
+/** Granule policies by name: the real drivers' fault-around choices plus fixed-size baselines. */
+export const GRANULE_POLICIES = {
+  /** drm_gpusvm / xe: chunk sizes {2M, 64K, 4K}, largest that fits. */
+  xe: () => drmGpusvmPolicy(),
+  /** drm_gpusvm limited to 64K and 4K chunks. */
+  'xe-64k': () => drmGpusvmPolicy({ chunkSizes: [SZ_64K, 4096] }),
+  /** Demand paging: one 4K page per fault (drm_gpusvm with only 4K chunks). */
+  '4k': () => drmGpusvmPolicy({ chunkSizes: [4096] }),
+  /** amdkfd: 2^granularity-page aligned window (default 9 = 2 MiB). */
+  amdkfd: () => amdkfdPolicy(),
+  /** nouveau: one page, widened to the CPU map order. */
+  nouveau: () => nouveauPolicy(),
+  /** NVIDIA UVM's tree prefetcher (51 % threshold, 64K big pages). */
+  'uvm-tree': () => uvmTreePolicy(),
+  /** UVM with the prefetcher disabled (faulted pages only, grown to 64K big pages off). */
+  'uvm-noprefetch': () => uvmTreePolicy({ enable: false }),
+  /** The whole VMA at once (the policy reviewers reject; here to measure why). */
+  'whole-vma': () => wholeVmaPolicy(),
+} as const satisfies Record<string, () => GranulePolicy>;
+
+/** A key of {@link GRANULE_POLICIES}. */
+export type GranuleName = keyof typeof GRANULE_POLICIES;
+
+/** Notifier-granularity policies by name. */
+export const NOTIFIER_POLICIES = {
+  /** One interval notifier per range (nouveau's temporary notifier, amdkfd's per range). */
+  'per-range': () => perRangeNotifiers(),
+  /** One notifier per 2 MiB window. */
+  'window-2M': () => windowNotifiers(SZ_2M),
+  /** One notifier per 512 MiB window (drm_gpusvm / xe default). */
+  'window-512M': () => windowNotifiers(SZ_512M),
+  /** One notifier over the whole managed VA. */
+  'whole-mm': () => wholeMmNotifier(),
+} as const satisfies Record<string, () => NotifierPolicy>;
+
+/** A key of {@link NOTIFIER_POLICIES}. */
+export type NotifierName = keyof typeof NOTIFIER_POLICIES;
+
+/** Whether `name` is a granule policy name. */
+export function isGranuleName(name: string): name is GranuleName {
+  return Object.hasOwn(GRANULE_POLICIES, name);
+}
+
+/** Whether `name` is a notifier policy name. */
+export function isNotifierName(name: string): name is NotifierName {
+  return Object.hasOwn(NOTIFIER_POLICIES, name);
+}
+
+/** Builds the granule policy called `name`; throws ArgumentError for an unknown name. */
+export function granulePolicy(name: string): GranulePolicy {
+  if (!isGranuleName(name)) {
+    throw new ArgumentError(
+      'granulePolicy',
+      'name',
+      `must be one of ${Object.keys(GRANULE_POLICIES).join(', ')}`,
+      name,
+    );
+  }
+  return GRANULE_POLICIES[name]();
+}
+
+/** Builds the notifier policy called `name`; throws ArgumentError for an unknown name. */
+export function notifierPolicy(name: string): NotifierPolicy {
+  if (!isNotifierName(name)) {
+    throw new ArgumentError(
+      'notifierPolicy',
+      'name',
+      `must be one of ${Object.keys(NOTIFIER_POLICIES).join(', ')}`,
+      name,
+    );
+  }
+  return NOTIFIER_POLICIES[name]();
+}
