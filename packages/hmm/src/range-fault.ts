@@ -631,11 +631,16 @@ export async function hmmRangeFaultLocked(
   const sim = mm.sim;
   const stats = hmmStats(sim);
   const deadline = sim.now + timeoutNs;
+  // hmmFlags is both the request (input) and the result (output): a pass that returned -EBUSY,
+  // or whose result a collision voided, has overwritten requests with results (VALID reads as
+  // REQ_FAULT, WRITE as REQ_WRITE). Every retry starts again from the caller's requests.
+  const requests = range.pfnFlagsMask === 0 ? null : range.hmmFlags.slice();
   try {
     for (let first = true; ; first = false) {
       if (!first) {
         stats.lockedRetries.value++;
         if (timeoutNs !== 0 && sim.now > deadline) return EBUSY;
+        if (requests !== null) range.hmmFlags.set(requests);
       }
       range.notifierSeq = await mmuIntervalReadBegin(range.notifier);
       await mm.mmapLock.read();

@@ -432,6 +432,46 @@ describe('concurrency (scheduler)', () => {
   });
 });
 
+describe('hmmRangeFaultLocked re-arms per-page requests on every retry', () => {
+  it('a read request stays a read after a colliding mprotect(PROT_READ): 0, not -EPERM', async () => {
+    const { sim, mm, sub } = await env();
+    const a = await anon(mm, 2);
+    await mm.writeU8(a, 1); // present and writable: the first pass outputs VALID|WRITE
+    await mm.writeU8(a + P, 2);
+    const lock = new Mutex(sim.sched, 'driver');
+    // Page 0 asks for read, page 1 for write (pfnFlagsMask lets per-page requests through).
+    const range = new HmmRange({
+      notifier: sub,
+      start: a,
+      end: a + 2 * P,
+      defaultFlags: FAULT,
+      pfnFlagsMask: HMM_PFN_REQ_WRITE,
+    });
+    range.hmmFlags[1] = HMM_PFN_REQ_WRITE;
+    let ret = 1;
+    let mprotected = -1;
+    sim.sched.spawn('holder', async () => {
+      await lock.lock(); // keeps the faulting thread waiting between hmm_range_fault and read_retry
+      await sim.sched.sleep(10_000);
+      lock.unlock();
+    });
+    sim.sched.spawn('gpu-fault', async () => {
+      await sim.sched.sleep(10);
+      ret = await hmmRangeFaultLocked(range, lock);
+      if (ret === 0) lock.unlock();
+    });
+    sim.sched.spawn('cpu', async () => {
+      await sim.sched.sleep(1000);
+      mprotected = await mm.mprotect(a, P, PROT_READ); // collides: page 0's VMA loses VM_WRITE
+    });
+    await sim.sched.run();
+    expect(mprotected).toBe(0);
+    expect(ret).toBe(0); // without re-arming, page 0's VALID|WRITE output would read as a write request → -EPERM
+    expect(sim.counters.get('hmm.rangeFaultLocked.retries')).toBe(1);
+    expect([...range.hmmFlags]).toEqual([V, V | W]);
+  });
+});
+
 describe('more return codes and edge cases', () => {
   it('-ENOMEM when a fault runs out of memory (vm_fault_to_errno)', async () => {
     const { mm, sub } = await env({ pagesPerNode: 64 });
