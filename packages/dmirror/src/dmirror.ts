@@ -617,28 +617,31 @@ export class Dmirror implements DmirrorPageOwner {
     this.mutex.unlock();
   }
 
-  /** Models dmirror_migrate_to_device(). */
-  private async migrateToDevice(cmd: HmmDmirrorCmd, size: number, out: { cpages: number }): Promise<number> {
-    if (!Dmirror.userOk(cmd.ptr, size)) return -Errno.EFAULT;
+  /**
+   * The chunk loop both migration commands share (dmirror_migrate_to_device/_to_system): under
+   * mmget and the mmap read lock, per VMA-clipped chunk of DMIRROR_MIGRATE_CHUNK pages,
+   * setup → `step` (alloc/copy, pages, finalize) → retry once with `fallbackFlags` when `step`
+   * asks for the 4 KiB fallback. Returns 0 or the first error.
+   */
+  private async migrateChunks(
+    start: number,
+    end: number,
+    flags: number,
+    fallbackFlags: number,
+    step: (args: MigrateVma) => Promise<boolean>,
+  ): Promise<number> {
     const mm = this.mm;
-    const start = cmd.addr;
-    const end = start + size;
     if (!mm.mmgetNotZero()) return -Errno.EINVAL;
     const srcBuf = new Float64Array(DMIRROR_MIGRATE_CHUNK);
     const dstBuf = new Float64Array(DMIRROR_MIGRATE_CHUNK);
     let ret = 0;
     await mm.mmapLock.read();
     try {
-      for (let addr = start; addr < end; ) {
+      for (let addr = start; addr < end && ret === 0; ) {
         const vma = mm.vmaLookup(addr);
-        if (vma === null || !(vma.flags & VM_READ)) {
-          ret = -Errno.EINVAL;
-          break;
-        }
-        let next = Math.min(end, addr + DMIRROR_MIGRATE_CHUNK * P);
-        if (next > vma.end) next = vma.end;
-        let flags = MIGRATE_VMA_SELECT_SYSTEM | MIGRATE_VMA_SELECT_COMPOUND;
-        for (;;) {
+        if (vma === null || !(vma.flags & VM_READ)) return -Errno.EINVAL;
+        const next = Math.min(end, addr + DMIRROR_MIGRATE_CHUNK * P, vma.end);
+        for (let f = flags; ; f = fallbackFlags) {
           const args = new MigrateVma({
             vma,
             start: addr,
@@ -646,24 +649,41 @@ export class Dmirror implements DmirrorPageOwner {
             src: srcBuf.subarray(0, (next - addr) / P).fill(0),
             dst: dstBuf.subarray(0, (next - addr) / P).fill(0),
             pgmapOwner: this.mdevice,
-            flags,
+            flags: f,
           });
           ret = await migrateVmaSetup(args);
           if (ret !== 0) break;
-          const retry = this.migrateAllocAndCopy(args);
-          await migrateVmaPages(args);
-          await this.migrateFinalizeAndMap(args);
-          await migrateVmaFinalize(args);
-          if (!retry || flags === MIGRATE_VMA_SELECT_SYSTEM) break;
-          flags = MIGRATE_VMA_SELECT_SYSTEM; // the 4 KiB fallback (see migrateAllocAndCopy)
+          const retry = await step(args);
+          if (!retry || f === fallbackFlags) break;
         }
-        if (ret !== 0) break;
         addr = next;
       }
     } finally {
       mm.mmapLock.readUnlock();
       await mm.mmput();
     }
+    return ret;
+  }
+
+  /** Models dmirror_migrate_to_device(). */
+  private async migrateToDevice(cmd: HmmDmirrorCmd, size: number, out: { cpages: number }): Promise<number> {
+    if (!Dmirror.userOk(cmd.ptr, size)) return -Errno.EFAULT;
+    const start = cmd.addr;
+    const end = start + size;
+    const select = MIGRATE_VMA_SELECT_SYSTEM;
+    let ret = await this.migrateChunks(
+      start,
+      end,
+      select | MIGRATE_VMA_SELECT_COMPOUND,
+      select,
+      async (args) => {
+        const retry = this.migrateAllocAndCopy(args); // true: redo the chunk with 4 KiB pages
+        await migrateVmaPages(args);
+        await this.migrateFinalizeAndMap(args);
+        await migrateVmaFinalize(args);
+        return retry;
+      },
+    );
     if (ret !== 0) return ret;
     // Return the migrated data for verification: only pages in this device's pt.
     const b: Bounce = { buf: new Uint8Array(size), addr: start, cpages: 0 };
@@ -677,51 +697,20 @@ export class Dmirror implements DmirrorPageOwner {
 
   /** Models dmirror_migrate_to_system(). */
   private async migrateToSystem(cmd: HmmDmirrorCmd, size: number, out: { cpages: number }): Promise<number> {
-    const mm = this.mm;
-    const start = cmd.addr;
-    const end = start + size;
-    if (!mm.mmgetNotZero()) return -Errno.EINVAL;
-    const srcBuf = new Float64Array(DMIRROR_MIGRATE_CHUNK);
-    const dstBuf = new Float64Array(DMIRROR_MIGRATE_CHUNK);
-    let ret = 0;
-    await mm.mmapLock.read();
-    try {
-      for (let addr = start; addr < end; ) {
-        const vma = mm.vmaLookup(addr);
-        if (vma === null || !(vma.flags & VM_READ)) {
-          ret = -Errno.EINVAL;
-          break;
-        }
-        let next = Math.min(end, addr + DMIRROR_MIGRATE_CHUNK * P);
-        if (next > vma.end) next = vma.end;
-        let flags = dmirrorSelectDevice(this.mdevice) | MIGRATE_VMA_SELECT_COMPOUND;
-        for (;;) {
-          const args = new MigrateVma({
-            vma,
-            start: addr,
-            end: next,
-            src: srcBuf.subarray(0, (next - addr) / P).fill(0),
-            dst: dstBuf.subarray(0, (next - addr) / P).fill(0),
-            pgmapOwner: this.mdevice,
-            flags,
-          });
-          ret = await migrateVmaSetup(args);
-          if (ret !== 0) break;
-          const retry = devmemFaultAllocAndCopy(this.mdevice, args, this, this);
-          await migrateVmaPages(args);
-          out.cpages += successfulMigratedPages(args);
-          await migrateVmaFinalize(args);
-          if (!retry || !(flags & MIGRATE_VMA_SELECT_COMPOUND)) break;
-          flags = dmirrorSelectDevice(this.mdevice);
-        }
-        if (ret !== 0) break;
-        addr = next;
-      }
-    } finally {
-      mm.mmapLock.readUnlock();
-      await mm.mmput();
-    }
-    return ret;
+    const select = dmirrorSelectDevice(this.mdevice);
+    return this.migrateChunks(
+      cmd.addr,
+      cmd.addr + size,
+      select | MIGRATE_VMA_SELECT_COMPOUND,
+      select,
+      async (args) => {
+        const retry = devmemFaultAllocAndCopy(this.mdevice, args, this, this);
+        await migrateVmaPages(args);
+        out.cpages += successfulMigratedPages(args);
+        await migrateVmaFinalize(args);
+        return retry;
+      },
+    );
   }
 
   // ---- EXCLUSIVE -----------------------------------------------------------------------------
