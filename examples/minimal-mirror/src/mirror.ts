@@ -2,13 +2,16 @@
  * The smallest correct mirroring driver (Documentation/mm/hmm.rst, nouveau_svm.c without the
  * extras): one interval notifier over the mirrored span, the hmm_range_fault retry loop, a
  * device page table programmed under the driver lock, and an invalidate callback that zaps the
- * device PTEs and flushes the GPU TLB before it returns.
+ * device PTEs and flushes the GPU TLB before it returns. Two protected hooks let a subclass add a
+ * device-side permission policy: {@link MinimalMirror.deviceWritable} and
+ * {@link MinimalMirror.writeFault}. Imported as `@hmmkit/example-minimal-mirror/mirror`.
  */
 import { ACCESS, APERTURE, type GpuDevice, PAGE_4K } from '@hmmkit/gpu';
 import * as hmm from '@hmmkit/hmm';
 import type { Mm } from '@hmmkit/mm';
 import * as mn from '@hmmkit/notifier';
 import { Errno, RwSemaphore, type Task } from '@hmmkit/sim';
+import { startFaultBottomHalf } from './fault-bottom-half.ts';
 
 /** A minimal SVM driver for one GPU on one mm. */
 export class MinimalMirror {
@@ -40,7 +43,7 @@ export class MinimalMirror {
   }
 
   /** Unmaps `[s, e)` on the device: PTE writes, then the TLB invalidate, in one update. */
-  private zap(s: number, e: number): void {
+  protected zap(s: number, e: number): void {
     const u = this.dev.beginUpdate();
     this.dev.pageTable.unmap(s, e - s, u.pt);
     u.tlb.invalidate(s, e - s);
@@ -58,6 +61,23 @@ export class MinimalMirror {
     return true;
   }
 
+  /**
+   * Policy hook, called with `update` held for read while PTEs are built (so it must not block):
+   * whether the device PTE of `va` is writable. The base follows the CPU's HMM_PFN_WRITE.
+   */
+  protected deviceWritable(_va: number, hmmFlags: number): boolean {
+    return (hmmFlags & hmm.HMM_PFN_WRITE) !== 0;
+  }
+
+  /**
+   * Policy hook, run before a GPU write/atomic fault on `page` is serviced: return 0 to proceed
+   * (after resolving the page, if the policy can: take `update` for write to change what PTEs are
+   * built from) or a negative errno to refuse, which cancels the fault. The base allows every write.
+   */
+  protected async writeFault(_page: number): Promise<number> {
+    return 0;
+  }
+
   /** Services one GPU fault: fault the window in through hmm, then program the device PTEs. */
   async fault(va: number, access: number): Promise<number> {
     const page = Math.floor(va / PAGE_4K) * PAGE_4K;
@@ -65,6 +85,8 @@ export class MinimalMirror {
     const s = Math.max(this.start, page - (page % win));
     const e = Math.min(this.end, s + win);
     const write = access === ACCESS.WRITE || access === ACCESS.ATOMIC;
+    const allowed = write ? await this.writeFault(page) : 0;
+    if (allowed !== 0) return allowed;
     const range = new hmm.HmmRange({ notifier: this.sub, start: s, end: e });
     range.pfnFlagsMask = hmm.HMM_PFN_REQ_FAULT | hmm.HMM_PFN_REQ_WRITE; // per-page requests
     const ret = await this.getPages(range, (page - s) / PAGE_4K, write);
@@ -73,8 +95,9 @@ export class MinimalMirror {
     for (let i = 0; i < range.npages; i++) {
       const f = range.hmmFlags[i]!;
       if ((f & hmm.HMM_PFN_VALID) === 0) continue;
-      const attrs = { aperture: APERTURE.SYS, writable: (f & hmm.HMM_PFN_WRITE) !== 0 };
-      this.dev.pageTable.map(s + i * PAGE_4K, PAGE_4K, range.hmmPfns[i]! * PAGE_4K, attrs, u.pt);
+      const va = s + i * PAGE_4K;
+      const attrs = { aperture: APERTURE.SYS, writable: this.deviceWritable(va, f) };
+      this.dev.pageTable.map(va, PAGE_4K, range.hmmPfns[i]! * PAGE_4K, attrs, u.pt);
     }
     u.tlb.invalidate(s, e - s); // a read-only → writable upgrade must not hit a stale entry
     u.end();
@@ -109,24 +132,9 @@ export class MinimalMirror {
     }
   }
 
-  /** The bottom half: fetch a batch, service each fault (cancel what fails), replay. */
+  /** The bottom half ({@link startFaultBottomHalf}) servicing faults with {@link fault}. */
   startFaultHandler(stop: () => boolean): Task {
-    const sim = this.mm.sim;
-    return sim.sched.spawn('mirror-faults', async () => {
-      const fb = this.dev.faultBuffer;
-      const batch = this.dev.newFaultBatch();
-      while (await fb.waitForFaults(stop)) {
-        fb.fetch(batch);
-        sim.charge(sim.costs.faultBatchFixedNs);
-        batch.sort();
-        for (let k = 0; k < batch.count; k++) {
-          const i = batch.order[k]!;
-          if ((await this.fault(batch.va[i]!, batch.access[i]!)) !== 0)
-            fb.cancel(batch.va[i]!, batch.instance[i]!);
-        }
-        fb.replay();
-      }
-    });
+    return startFaultBottomHalf(this.dev, 'mirror-faults', (va, access) => this.fault(va, access), stop);
   }
 
   /** Tears the mirror down (mmu_interval_notifier_remove, then unmap everything). */

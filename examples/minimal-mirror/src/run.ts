@@ -3,10 +3,10 @@
  * and mprotect under the mirror, a second kernel that hits both, a CPU thread racing a third
  * kernel, and the coherence oracle's verdict after every invalidation.
  */
-import { ACCESS, type AccessType, createGpuDevice, type GpuDevice, makeStreams, WALK } from '@hmmkit/gpu';
-import { createMachine, MAP_ANONYMOUS, MAP_PRIVATE, Mm, PROT_READ, PROT_WRITE } from '@hmmkit/mm';
-import { createSim, formatNs, type Sim } from '@hmmkit/sim';
-import { CoherenceOracle } from '@hmmkit/svm';
+import { ACCESS, WALK } from '@hmmkit/gpu';
+import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '@hmmkit/mm';
+import { formatNs, type Sim } from '@hmmkit/sim';
+import { type Access, createWorld, type ExampleResult, runKernel, runScenario } from './harness.ts';
 import { MinimalMirror } from './mirror.ts';
 
 const P = 4096;
@@ -29,60 +29,15 @@ export interface MirrorMetrics {
 }
 
 /** Printed lines and metrics. */
-export interface MirrorResult {
-  readonly lines: string[];
-  readonly metrics: MirrorMetrics;
-}
-
-/** Wires a device's SYS aperture to the mm's physical frames (the GPU reads real CPU pages). */
-export function attachSystemMemory(mm: Mm, dev: GpuDevice): void {
-  const phys = mm.machine.phys;
-  const buf = new Uint8Array(4);
-  const dv = new DataView(buf.buffer);
-  dev.attachSystemMemory({
-    read32(pa) {
-      phys.readPage(Math.floor(pa / P), pa % P, buf, 0, 4);
-      return dv.getUint32(0, true);
-    },
-    write32(pa, value) {
-      dv.setUint32(0, value >>> 0, true);
-      phys.writePage(Math.floor(pa / P), pa % P, buf, 0, 4);
-    },
-  });
-}
-
-type Access = readonly [number, AccessType, number];
-
-/** Runs one kernel with the mirror's fault handler in the loop. */
-async function kernel(sim: Sim, m: MinimalMirror, warps: Access[][]) {
-  const streams = makeStreams(warps);
-  let done = false;
-  const handler = m.startFaultHandler(() => done);
-  const r = await m.dev.engine.run(streams);
-  done = true;
-  m.dev.faultBuffer.kick();
-  await sim.sched.join(handler);
-  return { ...r, data: streams.data! };
-}
+export type MirrorResult = ExampleResult<MirrorMetrics>;
 
 /** Runs the scenario as a scheduler task; `seed` picks the interleaving of the racing CPU thread. */
-export async function run(seed = 3): Promise<MirrorResult> {
-  const sim = createSim({ seed });
-  let out: MirrorResult | null = null;
-  sim.sched.spawn('main', async () => {
-    out = await scenario(sim);
-  });
-  await sim.sched.run();
-  if (out === null) throw new Error('scenario did not finish');
-  return out;
+export function run(seed = 3): Promise<MirrorResult> {
+  return runScenario(seed, scenario);
 }
 
 async function scenario(sim: Sim): Promise<MirrorResult> {
-  const mm = new Mm(createMachine(sim, { thp: 'never' }));
-  const dev = createGpuDevice(sim);
-  attachSystemMemory(mm, dev);
-  const oracle = new CoherenceOracle(mm, [dev], { throwOnViolation: false });
-  await oracle.attach();
+  const { mm, dev, oracle } = await createWorld(sim, { thp: 'never' });
   const lines: string[] = [];
   const say = (s: string) => lines.push(s);
   const k = (n: string) => sim.counters.get(n);
@@ -93,7 +48,7 @@ async function scenario(sim: Sim): Promise<MirrorResult> {
   say(`mirror of ${NPAGES} pages at 0x${a.toString(16)}: one interval notifier, 64 KiB fault-around`);
 
   // 1. 8 warps read word 0 of every page and write word 1
-  const k1 = await kernel(
+  const k1 = await runKernel(
     sim,
     m,
     Array.from({ length: 8 }, (_, w) =>
@@ -128,7 +83,7 @@ async function scenario(sim: Sim): Promise<MirrorResult> {
   say(`oracle after those invalidations: ${oracle.violations.length} violations`);
 
   // 3. GPU: read a read-only page (ok), write it (-EPERM), read an unmapped page (-EFAULT)
-  const k2 = await kernel(sim, m, [
+  const k2 = await runKernel(sim, m, [
     [[a, ACCESS.READ, 0]],
     [[a + P, ACCESS.WRITE, 7]],
     [[a + 20 * P, ACCESS.READ, 0]],
@@ -146,7 +101,7 @@ async function scenario(sim: Sim): Promise<MirrorResult> {
       await mm.mprotect(a + 32 * P, 16 * P, PROT_READ | PROT_WRITE);
     }
   });
-  const k3 = await kernel(
+  const k3 = await runKernel(
     sim,
     m,
     Array.from({ length: 8 }, (_, w) =>

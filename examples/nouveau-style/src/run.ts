@@ -3,20 +3,19 @@
  * fault, a small buffer faulted page by page, GPU atomics on a counter through device-exclusive
  * access, the CPU revoking it by reading the counter, and the coherence oracle's verdict.
  */
-import { ACCESS, type AccessType, createGpuDevice, makeStreams, WALK } from '@hmmkit/gpu';
+import type { Access, ExampleResult } from '@hmmkit/example-minimal-mirror/harness';
+import { createWorld, runKernel, runScenario } from '@hmmkit/example-minimal-mirror/harness';
+import { ACCESS, WALK } from '@hmmkit/gpu';
 import {
-  createMachine,
   MAP_ANONYMOUS,
   MAP_FIXED,
   MAP_PRIVATE,
-  Mm,
   PROT_READ,
   PROT_WRITE,
   PTE_DEVICE_EXCLUSIVE,
   pteType,
 } from '@hmmkit/mm';
-import { createSim, formatNs, type Sim } from '@hmmkit/sim';
-import { CoherenceOracle } from '@hmmkit/svm';
+import { formatNs, type Sim } from '@hmmkit/sim';
 import { NouveauSvmm } from './svmm.ts';
 
 const P = 4096;
@@ -42,54 +41,15 @@ export interface NouveauMetrics {
 }
 
 /** Printed lines and metrics. */
-export interface NouveauResult {
-  readonly lines: string[];
-  readonly metrics: NouveauMetrics;
-}
-
-type Access = readonly [number, AccessType, number];
-
-async function kernel(sim: Sim, s: NouveauSvmm, warps: Access[][]) {
-  const streams = makeStreams(warps);
-  let done = false;
-  const handler = s.startFaultHandler(() => done);
-  const r = await s.dev.engine.run(streams);
-  done = true;
-  s.dev.faultBuffer.kick();
-  await sim.sched.join(handler);
-  return { ...r, data: streams.data! };
-}
+export type NouveauResult = ExampleResult<NouveauMetrics>;
 
 /** Runs the scenario. */
-export async function run(seed = 1): Promise<NouveauResult> {
-  const sim = createSim({ seed });
-  let out: NouveauResult | null = null;
-  sim.sched.spawn('main', async () => {
-    out = await scenario(sim);
-  });
-  await sim.sched.run();
-  if (out === null) throw new Error('scenario did not finish');
-  return out;
+export function run(seed = 1): Promise<NouveauResult> {
+  return runScenario(seed, scenario);
 }
 
 async function scenario(sim: Sim): Promise<NouveauResult> {
-  const mm = new Mm(createMachine(sim, { thp: 'always' }));
-  const dev = createGpuDevice(sim);
-  const phys = mm.machine.phys;
-  const buf = new Uint8Array(4);
-  const dv = new DataView(buf.buffer);
-  dev.attachSystemMemory({
-    read32(pa) {
-      phys.readPage(Math.floor(pa / P), pa % P, buf, 0, 4);
-      return dv.getUint32(0, true);
-    },
-    write32(pa, v) {
-      dv.setUint32(0, v >>> 0, true);
-      phys.writePage(Math.floor(pa / P), pa % P, buf, 0, 4);
-    },
-  });
-  const oracle = new CoherenceOracle(mm, [dev], { throwOnViolation: false });
-  await oracle.attach();
+  const { mm, dev, oracle } = await createWorld(sim, { thp: 'always' });
   const svmm = new NouveauSvmm(mm, dev);
   await svmm.init();
   const lines: string[] = [];
@@ -105,7 +65,7 @@ async function scenario(sim: Sim): Promise<NouveauResult> {
   const cpuOrder = mm.readEntry(a).order;
   say(`A: 2 MiB THP (CPU map order ${cpuOrder}), B: 64 KiB of 4K pages; the GPU reads every page of both`);
 
-  const k1 = await kernel(sim, svmm, [
+  const k1 = await runKernel(sim, svmm, [
     Array.from({ length: 512 }, (_, i): Access => [a + i * P, ACCESS.READ, 0]),
     Array.from({ length: 16 }, (_, i): Access => [b + i * P, ACCESS.READ, 0]),
   ]);
@@ -124,7 +84,7 @@ async function scenario(sim: Sim): Promise<NouveauResult> {
   await mm.writeU32(ctr, 0);
   const atomics = (): Access[][] =>
     Array.from({ length: 4 }, () => Array.from({ length: 8 }, (): Access => [ctr, ACCESS.ATOMIC, 1]));
-  const k2 = await kernel(sim, svmm, atomics());
+  const k2 = await runKernel(sim, svmm, atomics());
   const tEx = dev.pageTable.translate(ctr);
   const entryType = mm.readEntry(ctr);
   say(
@@ -139,7 +99,7 @@ async function scenario(sim: Sim): Promise<NouveauResult> {
     `CPU reads the counter: ${v1}; exclusive access revoked (${svmm.exclusiveRevocations} EXCLUSIVE ` +
       `invalidation, owner null), device PTE ${gone ? 'zapped' : 'STILL MAPPED'}`,
   );
-  await kernel(sim, svmm, atomics());
+  await runKernel(sim, svmm, atomics());
   const v2 = await mm.readU32(ctr);
   say(
     `kernel 3: 32 more atomics re-fault and re-take the page (grants ${svmm.exclusiveGrants}); ` +

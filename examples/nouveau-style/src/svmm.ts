@@ -8,6 +8,7 @@
  * per-mm classic notifier (nouveau_svmm_invalidate_range_start) zaps device PTEs on every CPU
  * change, including the revocation when the CPU touches an exclusive page.
  */
+import { startFaultBottomHalf } from '@hmmkit/example-minimal-mirror/fault-bottom-half';
 import { ACCESS, APERTURE, type GpuDevice, PAGE_4K } from '@hmmkit/gpu';
 import * as hmm from '@hmmkit/hmm';
 import type { Mm } from '@hmmkit/mm';
@@ -158,21 +159,6 @@ export class NouveauSvmm {
 
   /** The fault bottom half (nouveau_svm_fault): fetch, sort, service, cancel failures, replay. */
   startFaultHandler(stop: () => boolean): Task {
-    const sim = this.mm.sim;
-    return sim.sched.spawn('nouveau-svm-fault', async () => {
-      const fb = this.dev.faultBuffer;
-      const batch = this.dev.newFaultBatch();
-      while (await fb.waitForFaults(stop)) {
-        fb.fetch(batch);
-        sim.charge(sim.costs.faultBatchFixedNs);
-        batch.sort();
-        for (let k = 0; k < batch.count; k++) {
-          const i = batch.order[k]!;
-          const ret = await this.fault(batch.va[i]!, batch.access[i]!);
-          if (ret !== 0) fb.cancel(batch.va[i]!, batch.instance[i]!);
-        }
-        fb.replay();
-      }
-    });
+    return startFaultBottomHalf(this.dev, 'nouveau-svm-fault', (va, access) => this.fault(va, access), stop);
   }
 }

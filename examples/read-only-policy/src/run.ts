@@ -4,10 +4,11 @@
  * write some pages inside and outside the class; a policy checker walks the device page table
  * for writable PTEs in the class, and the coherence oracle checks the mirror against the CPU.
  */
-import { ACCESS, type AccessType, createGpuDevice, type GpuDevice, makeStreams, PAGE_4K } from '@hmmkit/gpu';
-import { createMachine, MAP_ANONYMOUS, MAP_PRIVATE, Mm, PROT_READ, PROT_WRITE } from '@hmmkit/mm';
-import { createSim, formatNs, type Sim } from '@hmmkit/sim';
-import { CoherenceOracle } from '@hmmkit/svm';
+import type { Access, ExampleResult } from '@hmmkit/example-minimal-mirror/harness';
+import { createWorld, runKernel, runScenario } from '@hmmkit/example-minimal-mirror/harness';
+import { ACCESS, type GpuDevice, PAGE_4K } from '@hmmkit/gpu';
+import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '@hmmkit/mm';
+import { formatNs, type Sim } from '@hmmkit/sim';
 import { type RoInterval, type RoMode, RoPolicyMirror } from './driver.ts';
 
 const P = 4096;
@@ -56,54 +57,15 @@ export interface RoMetrics {
 }
 
 /** Printed lines and metrics. */
-export interface RoResult {
-  readonly lines: string[];
-  readonly metrics: RoMetrics;
-}
-
-type Access = readonly [number, AccessType, number];
-
-async function kernel(sim: Sim, m: RoPolicyMirror, warps: Access[][]) {
-  const streams = makeStreams(warps);
-  let done = false;
-  const handler = m.startFaultHandler(() => done);
-  const r = await m.dev.engine.run(streams);
-  done = true;
-  m.dev.faultBuffer.kick();
-  await sim.sched.join(handler);
-  return { ...r, data: streams.data! };
-}
+export type RoResult = ExampleResult<RoMetrics>;
 
 /** Runs the scenario with the driver in `mode`. */
-export async function run(opts: { mode?: RoMode; seed?: number } = {}): Promise<RoResult> {
-  const sim = createSim({ seed: opts.seed ?? 1 });
-  let out: RoResult | null = null;
-  sim.sched.spawn('main', async () => {
-    out = await scenario(sim, opts.mode ?? 'enforce');
-  });
-  await sim.sched.run();
-  if (out === null) throw new Error('scenario did not finish');
-  return out;
+export function run(opts: { mode?: RoMode; seed?: number } = {}): Promise<RoResult> {
+  return runScenario(opts.seed ?? 1, (sim) => scenario(sim, opts.mode ?? 'enforce'));
 }
 
 async function scenario(sim: Sim, mode: RoMode): Promise<RoResult> {
-  const mm = new Mm(createMachine(sim, { thp: 'never' }));
-  const dev = createGpuDevice(sim);
-  const phys = mm.machine.phys;
-  const buf = new Uint8Array(4);
-  const dv = new DataView(buf.buffer);
-  dev.attachSystemMemory({
-    read32(pa) {
-      phys.readPage(Math.floor(pa / P), pa % P, buf, 0, 4);
-      return dv.getUint32(0, true);
-    },
-    write32(pa, v) {
-      dv.setUint32(0, v >>> 0, true);
-      phys.writePage(Math.floor(pa / P), pa % P, buf, 0, 4);
-    },
-  });
-  const oracle = new CoherenceOracle(mm, [dev], { throwOnViolation: false });
-  await oracle.attach();
+  const { mm, dev, oracle } = await createWorld(sim, { thp: 'never' });
   const lines: string[] = [];
   const say = (s: string) => lines.push(s);
   const k = (n: string) => sim.counters.get(n);
@@ -120,7 +82,7 @@ async function scenario(sim: Sim, mode: RoMode): Promise<RoResult> {
   );
 
   // kernel 1: read every page, write word 1 of pages 0..15 (normal memory)
-  const k1 = await kernel(sim, m, [
+  const k1 = await runKernel(sim, m, [
     Array.from({ length: NPAGES }, (_, i): Access => [a + i * P, ACCESS.READ, 0]),
     Array.from({ length: 16 }, (_, i): Access => [a + i * P + 4, ACCESS.WRITE, 500 + i]),
   ]);
@@ -137,7 +99,7 @@ async function scenario(sim: Sim, mode: RoMode): Promise<RoResult> {
   );
 
   // kernel 2: write inside the class (page 20), atomicAdd inside it (page 21), write a normal page
-  const k2 = await kernel(sim, m, [
+  const k2 = await runKernel(sim, m, [
     [[a + 20 * P, ACCESS.WRITE, 0xbad]],
     [[a + 21 * P, ACCESS.ATOMIC, 1]],
     [[a + 5 * P + 8, ACCESS.WRITE, 0x600d]],
@@ -153,7 +115,7 @@ async function scenario(sim: Sim, mode: RoMode): Promise<RoResult> {
 
   // the CPU may still write compressed memory; the GPU reads the new data through its RO mapping
   await mm.writeU32(a + 24 * P, 4242);
-  const k3 = await kernel(sim, m, [[[a + 24 * P, ACCESS.READ, 0]]]);
+  const k3 = await runKernel(sim, m, [[[a + 24 * P, ACCESS.READ, 0]]]);
   const ro24 = !dev.pageTable.translate(a + 24 * P).writable;
   say(
     `CPU writes compressed page 24; the GPU reads it through its ${ro24 ? 'read-only' : 'WRITABLE'} mapping: ${k3.data[0]}`,
