@@ -23,7 +23,7 @@ import {
   PROT_WRITE,
   type ThpMode,
 } from '@hmmkit/mm';
-import { ArgumentError, COST_PARAMS, type CostParamName, createSim, type Sim, type Task } from '@hmmkit/sim';
+import { ArgumentError, COST_PARAMS, type CostParamName, createSim, type Sim } from '@hmmkit/sim';
 import { CoherenceOracle, GpuSvm, type GpuSvmOptions } from '@hmmkit/svm';
 import {
   type CpuOp,
@@ -100,8 +100,8 @@ export interface ExperimentSpec {
   /** Transparent huge pages of the CPU mm. Default 'never'. */
   readonly thp?: ThpMode;
   /**
-   * Fault replay policy: 'batch-flush' (UVM's default: flush the buffer's stale duplicates, then
-   * replay) or 'batch' (replay without flush: `GpuSvm.startFaultHandler`). Default 'batch-flush'.
+   * Fault replay policy of `GpuSvm.startFaultHandler`: 'batch-flush' (UVM's default: flush the
+   * buffer's stale duplicates, then replay) or 'batch' (replay without flush). Default 'batch-flush'.
    */
   readonly replay?: ReplayPolicy;
 }
@@ -139,7 +139,11 @@ export interface Metrics {
   readonly bytesD2h: number;
   /** bytesH2d + bytesD2h. */
   readonly bytesMigrated: number;
-  /** Bytes of pages the driver made GPU-accessible (mapped or migrated) that no GPU access ever touched. */
+  /**
+   * Bytes of distinct pages the driver made GPU-accessible (mapped or migrated) that no GPU access
+   * ever touched, each counted once however often it was refetched (at most footprint − accessed);
+   * refetch traffic after eviction shows in bytesMigrated / evictions instead.
+   */
   readonly bytesOverFetched: number;
   /** Distinct bytes (whole pages) the GPUs accessed. */
   readonly bytesAccessed: number;
@@ -379,38 +383,6 @@ export function svmPageMapped(svm: GpuSvm, devIndex: number, va: number): boolea
   return r.pageValid[i] === 1 && (r.devMap[i]! & (1 << devIndex)) !== 0;
 }
 
-/**
- * The device's fault handler with UVM's default replay policy (UVM_PERF_FAULT_REPLAY_POLICY_BATCH_FLUSH,
- * uvm_gpu_replayable_faults.c): wait → fetch a coalesced batch → sort → service → flush the
- * buffer (the stale duplicates raised meanwhile) → one replay. Failed faults are cancelled.
- * `faultServicePerPageNs` is charged once per unique fault whose page was not yet mapped when its
- * turn came (UVM's per-page service cost; duplicates satisfied by an earlier fault of the batch are free).
- */
-export function startBatchFlushHandler(svm: GpuSvm, devIndex: number, stop: () => boolean): Task {
-  const dev = svm.devices[devIndex];
-  if (dev === undefined)
-    throw new ArgumentError('startBatchFlushHandler', 'devIndex', 'no such device', devIndex);
-  const sim = svm.mm.sim;
-  return sim.sched.spawn(`faults-${dev.id}`, async () => {
-    const batch = dev.newFaultBatch();
-    const fb = dev.faultBuffer;
-    while (await fb.waitForFaults(stop)) {
-      fb.fetch(batch);
-      sim.charge(sim.costs.faultBatchFixedNs);
-      batch.sort();
-      for (let k = 0; k < batch.count; k++) {
-        const e = batch.order[k]!;
-        const va = batch.va[e]!;
-        if (!svmPageMapped(svm, devIndex, va)) sim.charge(sim.costs.faultServicePerPageNs);
-        const ret = await svm.handleFault(devIndex, va, batch.access[e]!);
-        if (ret !== 0) fb.cancel(va, batch.instance[e]!);
-      }
-      fb.flush();
-      fb.replay();
-    }
-  });
-}
-
 /** Optional hooks of {@link runExperiment}. */
 export interface RunHooks {
   /** Called once the world is built, before the first phase. */
@@ -505,8 +477,7 @@ export async function runExperiment(spec: ExperimentSpec, hooks: RunHooks = {}):
         }
       });
     }
-    if (s.replay === 'batch') svm.startFaultHandler(d, () => done);
-    else startBatchFlushHandler(svm, d, () => done);
+    svm.startFaultHandler(d, () => done, { replay: s.replay });
     sim.sched.spawn(`kernel-${ph.index}`, async () => {
       const r = await dev.engine.run(k.streams, { warpClient: warpClients(k) });
       accesses += r.accesses;

@@ -237,6 +237,12 @@ export class Mm implements NotifierMm {
   node = 0;
   /** When non-null, every invalidation this mm issues is appended here (debug/test aid). */
   invalidationLog: InvalidationRecord[] | null = null;
+  /** Open invalidations (invStart without its invEnd yet), for the batched TLB flush. */
+  private invDepth = 0;
+  /** TLB flushes queued by {@link flushTlbDeferred}, charged at the next invEnd. */
+  private tlbPendingFlushes = 0;
+  /** The 2 MiB block of the last queued flush (-1: none). */
+  private tlbPendingBlock = -1;
 
   /** Creates an empty address space on `machine`. */
   constructor(machine: Machine) {
@@ -259,14 +265,21 @@ export class Mm implements NotifierMm {
     this.invalidationLog?.push({ event, start, end, owner });
     if (this.sim.trace.wants('mm.invalidate'))
       this.sim.trace.emit('mm.invalidate', this.id, event, start, end);
-    if (this.notifierSubscriptions === null) return null;
+    if (this.notifierSubscriptions === null) {
+      this.invDepth++;
+      return null;
+    }
     const r = mmuNotifierRangeInit(event, 0, this, start, end, owner);
     await mmuNotifierInvalidateRangeStart(r);
+    this.invDepth++; // only once started: a failed start has no invEnd to pay the queued flushes
     return r;
   }
 
   /** @internal Ends an invalidation started by {@link invStart}. */
   async invEnd(r: MmuNotifierRange | null): Promise<void> {
+    if (this.invDepth > 0) this.invDepth--;
+    // Linux flushes the CPU TLB before invalidate_range_end: the batched flushes are paid here.
+    this.flushTlbPending();
     if (r !== null) await mmuNotifierInvalidateRangeEnd(r);
   }
 
@@ -274,6 +287,31 @@ export class Mm implements NotifierMm {
   flushTlb(): void {
     this.machine.stats.tlbFlush.value++;
     this.sim.charge(this.sim.costs.cpuTlbShootdownNs);
+  }
+
+  /**
+   * @internal Queues the TLB flush for a present entry at `addr` changed inside an open
+   * invalidation (invStart … invEnd), as migrate_vma_collect_pmd() does: Linux clears the PTEs
+   * of one PMD table and issues ONE flush_tlb_range() for it after the loop. Entries of the same
+   * 2 MiB block share one flush; the queued flushes are charged at the next {@link invEnd}
+   * (Linux flushes before invalidate_range_end). Outside an invalidation it flushes at once.
+   */
+  flushTlbDeferred(addr: number): void {
+    if (this.invDepth === 0) {
+      this.flushTlb();
+      return;
+    }
+    const block = Math.floor(addr / PMD_SIZE);
+    if (block !== this.tlbPendingBlock) {
+      this.tlbPendingBlock = block;
+      this.tlbPendingFlushes++;
+    }
+  }
+
+  /** @internal Charges the flushes queued by {@link flushTlbDeferred} (one per 2 MiB block touched). */
+  flushTlbPending(): void {
+    for (; this.tlbPendingFlushes > 0; this.tlbPendingFlushes--) this.flushTlb();
+    this.tlbPendingBlock = -1;
   }
 
   // =============================================================================================
@@ -2275,7 +2313,7 @@ export class Mm implements NotifierMm {
     this.phys.mapcount[pfn]!--;
     this.rss--;
     t.flags[i] = PTE_MIGRATION | (f & (PTE_W | PTE_DIRTY));
-    if (ty === PTE_PRESENT) this.flushTlb();
+    if (ty === PTE_PRESENT) this.flushTlbDeferred(addr);
     return pfn;
   }
 

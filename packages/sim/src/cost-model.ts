@@ -113,15 +113,18 @@ export const COST_PARAMS = {
     3000,
     'ns',
     [2000, 5000],
-    'Allen & Ge slopes 0.7–1.25 µs/KB (uvm-costs.md §2.1)',
-    'per unique 4K page serviced in a batch without prefetch: service + map + copy',
+    'Allen & Ge no-prefetch slopes 0.7–1.25 µs/KB = 2.9–5.1 µs/page all-in (uvm-costs.md §2.1), less the ' +
+      'copy, PTE push and walk charged separately (≈0.3 µs/page at 1 MiB per block)',
+    'driver service per unique faulted 4K page of a batch, excluding the copy, PTE writes, TLB ' +
+      'invalidates, hmm walk and CPU TLB flush (charged separately)',
   ),
   prefetchPerKiBNs: p(
     200,
     'ns/KiB',
     [100, 300],
     'Allen & Ge prefetch fit 0.2 µs/KB (uvm-costs.md §2.1)',
-    'per KiB migrated as part of a large prefetch region',
+    'all-in cost per KiB of a large prefetch region: a calibration reference, not charged (the copy, ' +
+      'walk and PTE costs reproduce it; docs/calibration.md target a)',
   ),
   faultBatchMax: p(
     256,
@@ -171,7 +174,8 @@ export const COST_PARAMS = {
     'ns',
     [10000, 50000],
     'uvm-costs.md §2.7 estimate, calibrated to a 0–45 % batch share',
-    'unmapping the CPU side of one 2 MiB VA block before a migration to the GPU',
+    'unmapping the CPU side of one 2 MiB VA block before a migration to the GPU: a reference, not ' +
+      'charged (mm charges cpuTlbShootdownNs once per 2 MiB block a migration unmaps)',
     true,
   ),
   // ---- GPU MMU ----

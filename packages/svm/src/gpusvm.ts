@@ -13,7 +13,15 @@
  *
  * @module
  */
-import { ACCESS, APERTURE, type GpuDevice, type Memory32, PAGE_2M, PAGE_64K } from '@hmmkit/gpu';
+import {
+  ACCESS,
+  APERTURE,
+  type FaultBatch,
+  type GpuDevice,
+  type Memory32,
+  PAGE_2M,
+  PAGE_64K,
+} from '@hmmkit/gpu';
 import {
   HMM_PFN_ERROR,
   HMM_PFN_REQ_FAULT,
@@ -58,6 +66,7 @@ import {
   mmuIntervalNotifierInsert,
   mmuIntervalNotifierRemove,
   mmuIntervalReadBegin,
+  mmuIntervalReadRetry,
   mmuIntervalSetSeq,
   mmuNotifierRangeBlockable,
 } from '@hmmkit/notifier';
@@ -66,19 +75,31 @@ import { AttrMap } from './attr-map.ts';
 import { deviceLoc, LOC, locDevice } from './attrs.ts';
 import { SvmDeviceMemory } from './devmem.ts';
 import {
+  alignDown,
   drmGpusvmPolicy,
   type ExistingRanges,
   type FaultContext,
   type GranulePolicy,
   isGranuleError,
   PAGE_SIZE,
+  rangesView,
   type Span,
   SZ_2M,
 } from './granule.ts';
 import { NOTIFIER_KIND, type NotifierPolicy, notifierSpan, windowNotifiers } from './notifier-policy.ts';
 import type { DevicePageResolver } from './oracle.ts';
-import { type PageMask, pageMaskNew, pageMaskTest } from './page-mask.ts';
+import { type PageMask, pageMaskNew, pageMaskSet, pageMaskTest, pageMaskWeight } from './page-mask.ts';
 import { ThrashingDetector, type ThrashingParams } from './thrashing.ts';
+
+declare module '@hmmkit/sim' {
+  interface TraceEvents {
+    /**
+     * One fault batch serviced by {@link GpuSvm.startFaultHandler}: device id, entries fetched
+     * (after coalescing), unique pages serviced, start (fetch) and end (replay) virtual time.
+     */
+    'svm.fault.batch': [devId: number, entries: number, pages: number, startNs: number, endNs: number];
+  }
+}
 
 /** One MMU interval notifier of the framework (`struct drm_gpusvm_notifier`). */
 export class SvmNotifier {
@@ -168,6 +189,15 @@ export interface GpuSvmOptions {
   readonly thrashing?: boolean | Partial<ThrashingParams>;
 }
 
+/** Options of {@link GpuSvm.startFaultHandler}. */
+export interface FaultHandlerOptions {
+  /**
+   * Replay policy: 'batch-flush' (UVM's default: flush the buffer's stale duplicates after each
+   * batch, then one replay) or 'batch' (replay without flush). Default 'batch-flush'.
+   */
+  readonly replay?: 'batch-flush' | 'batch';
+}
+
 /** Device-memory options of {@link GpuSvm}. */
 export interface DevmemOptions {
   /**
@@ -208,6 +238,8 @@ interface SvmCounters {
 }
 
 const MAX_FAULT_TRIES = 16;
+/** Unrequested pages between two runs of a page mask that rangeGetPages walks through (64 KiB). */
+const WALK_GAP_PAGES = 16;
 
 /** The SVM framework (`struct drm_gpusvm` plus the driver glue of xe_svm.c). */
 export class GpuSvm {
@@ -246,6 +278,12 @@ export class GpuSvm {
   private readonly c: SvmCounters;
   private readonly walk = new PageWalk();
   private readonly existing: ExistingRanges;
+  /** Notifier sequence of the last hmm_range_fault of rangeGetPages. */
+  private lastGetPagesSeq = 0;
+  /** Scratch: the faulted-page mask of the block being serviced. */
+  private readonly batchMask = pageMaskNew();
+  /** Faults serviced per 2 MiB VA block (block index → count): UVM's per-block min_faults counter. */
+  private readonly blockFaults = new Map<number, number>();
 
   constructor(mm: Mm, devices: readonly GpuDevice[], opts: GpuSvmOptions = {}) {
     const fn = 'GpuSvm';
@@ -330,40 +368,7 @@ export class GpuSvm {
           : this.devmem.find((x) => x.dev.id === m.peerId);
       return holder === undefined ? -1 : holder.paToPfn(pa);
     };
-    const sorted = this.sorted;
-    const floor = (va: number): number => {
-      let lo = 0;
-      let hi = sorted.length - 1;
-      let ans = -1;
-      while (lo <= hi) {
-        const mid = (lo + hi) >> 1;
-        if (sorted[mid]!.start <= va) {
-          ans = mid;
-          lo = mid + 1;
-        } else hi = mid - 1;
-      }
-      return ans;
-    };
-    this.existing = {
-      containing(va) {
-        const r = sorted[floor(va)];
-        return r !== undefined && va < r.end && !r.unmapped ? r : null;
-      },
-      overlaps(start, end) {
-        const r = sorted[floor(end - 1)];
-        return r !== undefined && r.end > start;
-      },
-      prevEnd(va) {
-        let i = floor(va);
-        const r = sorted[i];
-        if (r !== undefined && va < r.end) i--;
-        return i >= 0 ? sorted[i]!.end : 0;
-      },
-      nextStart(va) {
-        const r = sorted[floor(va) + 1];
-        return r !== undefined ? r.start : Number.POSITIVE_INFINITY;
-      },
-    };
+    this.existing = rangesView(this.sorted, (r) => !r.unmapped);
   }
 
   /** All live ranges in VA order. */
@@ -411,12 +416,27 @@ export class GpuSvm {
     if (!Number.isSafeInteger(va) || va < 0)
       throw new ArgumentError('GpuSvm.handleFault', 'va', 'must be a uint', va);
     this.c.faults.value++;
+    return this.handleFaultIn(devIndex, va, access, null, 0);
+  }
+
+  /**
+   * {@link handleFault} with the batch's view of the 2 MiB VA block around `va`: `faulted` = the
+   * block's pages faulted in this batch (null: just `va`), `faultMigrations` = faults migrated in
+   * this block before the batch (UVM's min_faults counter). Both go to the granule policy.
+   */
+  private async handleFaultIn(
+    devIndex: number,
+    va: number,
+    access: number,
+    faulted: PageMask | null,
+    faultMigrations: number,
+  ): Promise<number> {
     await this.lock.lock();
     try {
       for (let tries = 0; tries < MAX_FAULT_TRIES; tries++) {
         if (tries > 0) this.c.faultRetries.value++;
         await this.garbageCollectLocked();
-        const found = await this.rangeFindOrInsert(devIndex, va, access);
+        const found = await this.rangeFindOrInsert(devIndex, va, access, faulted, faultMigrations);
         if (typeof found === 'number') return found;
         const { range, faultStart, faultEnd, pages, write } = found;
         const i = Math.floor((va - range.start) / PAGE_SIZE);
@@ -465,6 +485,8 @@ export class GpuSvm {
     devIndex: number,
     va: number,
     access: number,
+    faulted: PageMask | null = null,
+    faultMigrations = 0,
   ): Promise<
     | {
         range: SvmRange;
@@ -493,6 +515,7 @@ export class GpuSvm {
         write = this.faultWrite === 'vma' ? vmaW : wantW;
         anon = vma.isAnonymous && !vma.isHugetlb;
         ctx = this.faultContext(devIndex, va, access, vma.start, vma.end, vma.flags, win);
+        if (faulted !== null || faultMigrations !== 0) ctx = { ...ctx, faulted, faultMigrations };
       } finally {
         this.mm.mmapLock.readUnlock();
       }
@@ -616,9 +639,64 @@ export class GpuSvm {
   /**
    * Models drm_gpusvm_range_get_pages(): hmm_range_fault over `[fs, fe)` of the range through the
    * locked helper; returns 0 with the notifier lock HELD for read and the pages recorded, or an
-   * error with it released.
+   * error with it released. With a page mask only the mask's pages are requested and recorded,
+   * and the walk covers only the mask's runs of pages (runs closer than {@link WALK_GAP_PAGES}
+   * are walked as one, as nouveau groups faults in a 16-page window): a sparse batch does not pay
+   * hmm_range_fault's per-page walk over the block's unrequested pages. Each run but the last
+   * drops the lock after recording; if an invalidation hit the range meanwhile (sequence moved
+   * since the first run), the lock is dropped and -EAGAIN returned (the fault is retried).
    */
   private async rangeGetPages(
+    devIndex: number,
+    range: SvmRange,
+    fs: number,
+    fe: number,
+    pages: PageMask | null,
+    write: boolean,
+  ): Promise<number> {
+    if (pages === null || this.broken) return this.getPagesRun(devIndex, range, fs, fe, pages, write);
+    const blockStart = fs - (fs % SZ_2M);
+    const inMask = (va: number): boolean =>
+      va - blockStart < SZ_2M && pageMaskTest(pages, (va - blockStart) / PAGE_SIZE);
+    let firstSeq = -1;
+    for (let a = fs; a < fe; ) {
+      while (a < fe && !inMask(a)) a += PAGE_SIZE;
+      if (a >= fe) break;
+      // extend the run over gaps shorter than WALK_GAP_PAGES
+      let b = a + PAGE_SIZE;
+      for (let gap = 0, p = b; p < fe && gap < WALK_GAP_PAGES; p += PAGE_SIZE) {
+        if (inMask(p)) {
+          b = p + PAGE_SIZE;
+          gap = 0;
+        } else gap++;
+      }
+      let last = true;
+      for (let p = b; p < fe; p += PAGE_SIZE) {
+        if (inMask(p)) {
+          last = false;
+          break;
+        }
+      }
+      const ret = await this.getPagesRun(devIndex, range, a, b, pages, write);
+      if (ret !== 0) return ret;
+      if (firstSeq < 0) firstSeq = this.lastGetPagesSeq;
+      if (last) {
+        if (mmuIntervalReadRetry(range.notifier.sub, firstSeq)) {
+          this.notifierLock.readUnlock();
+          return -Errno.EAGAIN;
+        }
+        return 0;
+      }
+      this.notifierLock.readUnlock();
+      a = b;
+    }
+    // an empty mask inside [fs, fe): nothing to fault, just take the lock as the caller expects
+    await this.notifierLock.read();
+    return 0;
+  }
+
+  /** One hmm_range_fault of {@link rangeGetPages} over `[fs, fe)`; records the requested pages. */
+  private async getPagesRun(
     devIndex: number,
     range: SvmRange,
     fs: number,
@@ -650,9 +728,16 @@ export class GpuSvm {
       ret = await this.getPagesWithoutReadRetry(hr);
     }
     if (ret !== 0) return ret;
+    this.lastGetPagesSeq = hr.notifierSeq;
     const off = (fs - range.start) / PAGE_SIZE;
     let faulted = 0;
     for (let k = 0; k < n; k++) {
+      // Only the requested pages are recorded (and so mapped): a page outside the policy's mask
+      // is not the driver's to map even when the snapshot finds it present on the CPU.
+      if (pages !== null) {
+        const va = fs + k * PAGE_SIZE;
+        if (va - blockStart >= SZ_2M || !pageMaskTest(pages, (va - blockStart) / PAGE_SIZE)) continue;
+      }
       const f = hr.hmmFlags[k]!;
       if ((f & HMM_PFN_VALID) !== 0 && (f & HMM_PFN_ERROR) === 0) {
         range.pfns[off + k] = hr.hmmPfns[k]!;
@@ -817,13 +902,32 @@ export class GpuSvm {
     }
   }
 
-  /** Zaps the ranges overlapping [start, end) (takes the notifier lock for write). */
-  private async zapSpan(start: number, end: number): Promise<void> {
-    const hit: SvmRange[] = [];
-    for (let r = this.rangeAtOrAfter(start); r !== null && r.start < end; r = this.nextRange(r)) hit.push(r);
-    if (hit.length === 0) return;
+  /**
+   * Zaps the ranges holding a valid page in [start, end) (restricted to the 2 MiB-block mask
+   * `pages` when given; takes the notifier lock for write). A range none of whose pages there is
+   * valid maps none of them and is left alone: migrating part of a block must not unmap the
+   * block's other, already resident pages.
+   */
+  private async zapSpan(start: number, end: number, pages: PageMask | null = null): Promise<void> {
+    const first = this.rangeAtOrAfter(start);
+    if (first === null || first.start >= end) return;
     await this.notifierLock.write();
     try {
+      // decided under the lock, so no get_pages can record a page between the check and the zap
+      const hit: SvmRange[] = [];
+      const blockStart = alignDown(start, SZ_2M);
+      for (let r = this.rangeAtOrAfter(start); r !== null && r.start < end; r = this.nextRange(r)) {
+        const a = Math.max(start, r.start);
+        const b = Math.min(end, r.end);
+        for (let p = a; p < b; p += PAGE_SIZE) {
+          if (pages !== null && p - blockStart < SZ_2M && !pageMaskTest(pages, (p - blockStart) / PAGE_SIZE))
+            continue;
+          if (r.pageValid[(p - r.start) / PAGE_SIZE] === 1) {
+            hit.push(r);
+            break;
+          }
+        }
+      }
       this.zapRangesLocked(hit);
     } finally {
       this.notifierLock.writeUnlock();
@@ -925,6 +1029,7 @@ export class GpuSvm {
     try {
       for (const r of [...this.sorted]) await this.rangeRemove(r);
       this.gcList.length = 0;
+      this.blockFaults.clear();
     } finally {
       this.lock.unlock();
     }
@@ -982,7 +1087,7 @@ export class GpuSvm {
     if (sd === undefined) return -Errno.EOPNOTSUPP;
     const n = (fe - fs) / PAGE_SIZE;
     await this.ensureFree(devIndex, n);
-    await this.zapSpan(fs, fe);
+    await this.zapSpan(fs, fe, pages);
     const mm = this.mm;
     const phys = mm.machine.phys;
     await mm.mmapLock.read();
@@ -1121,7 +1226,11 @@ export class GpuSvm {
 
   /**
    * Evicts one 2 MiB VRAM chunk to system memory (UVM's eviction unit): zaps the ranges its pages
-   * back, then migrate_device_range → copy → migrate_device_pages → migrate_device_finalize.
+   * back, then moves the chunk's pages by VA, as UVM evicts a root chunk one VA block at a time:
+   * one migrate_vma (SELECT_DEVICE_PRIVATE) per run of consecutive VAs the chunk backs — one
+   * MIGRATE invalidation and one copy-engine transfer per run (normally one per chunk), not a
+   * notifier callback per page. Pages not found at their recorded VA go by pfn
+   * (migrate_device_range → migrate_device_pages → migrate_device_finalize). Returns pages moved.
    */
   async evictChunk(devIndex: number, chunk: number): Promise<number> {
     const sd = this.devmem[devIndex];
@@ -1143,13 +1252,63 @@ export class GpuSvm {
         this.notifierLock.writeUnlock();
       }
     }
-    const src = new Float64Array(512);
-    const dst = new Float64Array(512);
-    await migrateDeviceRange(src, sd.chunkStartPfn(chunk), 512);
-    const moved = await this.copyBack(src, dst, 512);
-    await migrateDevicePages(src, dst, 512);
-    await migrateDeviceFinalize(src, dst, 512);
+    let moved = await this.evictChunkByVa(devIndex, chunk);
+    if (sd.chunkUsed[chunk]! > 0) {
+      const src = new Float64Array(512);
+      const dst = new Float64Array(512);
+      await migrateDeviceRange(src, sd.chunkStartPfn(chunk), 512);
+      moved += await this.copyBack(src, dst, 512);
+      await migrateDevicePages(src, dst, 512);
+      await migrateDeviceFinalize(src, dst, 512);
+    }
     this.c.evictions.value++;
+    return moved;
+  }
+
+  /** The VA part of {@link evictChunk}: one migrate_vma per run of consecutive VAs of the chunk. */
+  private async evictChunkByVa(devIndex: number, chunk: number): Promise<number> {
+    const sd = this.devmem[devIndex]!;
+    const vas: number[] = [];
+    for (let k = 0; k < 512; k++) {
+      const va = sd.rmapVa[chunk * 512 + k]!;
+      if (va >= 0) vas.push(va);
+    }
+    if (vas.length === 0) return 0;
+    const sorted = Float64Array.from(vas).sort();
+    const mm = this.mm;
+    let moved = 0;
+    await mm.mmapLock.read();
+    try {
+      for (let k = 0; k < sorted.length; ) {
+        const start = sorted[k]!;
+        const vma = mm.vmaLookup(start);
+        let k1 = k + 1;
+        if (vma !== null) {
+          while (
+            k1 < sorted.length &&
+            sorted[k1] === start + (k1 - k) * PAGE_SIZE &&
+            start + (k1 - k) * PAGE_SIZE < vma.end
+          ) {
+            k1++;
+          }
+          const args = new MigrateVma({
+            vma,
+            start,
+            end: start + (k1 - k) * PAGE_SIZE,
+            pgmapOwner: this.owners[devIndex],
+            flags: MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
+          });
+          if ((await migrateVmaSetup(args)) === 0) {
+            moved += await this.copyBack(args.src, args.dst, args.npages);
+            await migrateVmaPages(args);
+            await migrateVmaFinalize(args);
+          }
+        }
+        k = k1;
+      }
+    } finally {
+      mm.mmapLock.readUnlock();
+    }
     return moved;
   }
 
@@ -1227,32 +1386,111 @@ export class GpuSvm {
   // ---------------------------------------------------------------------------- fault loop
 
   /**
-   * Spawns the device's fault handler task (the bottom half): wait for faults → fetch a batch
-   * (coalesced) → sort → service each → replay; failed faults are cancelled. Ends when
+   * Spawns the device's fault handler task (the bottom half of uvm_gpu_replayable_faults.c):
+   * wait for faults → fetch a batch (coalesced, `faultBatchFixedNs`) → sort → service it per 2 MiB
+   * VA block ({@link serviceFaultBatch}) → with the default replay policy 'batch-flush'
+   * (UVM_PERF_FAULT_REPLAY_POLICY_BATCH_FLUSH) flush the buffer's stale duplicates raised
+   * meanwhile → one replay. 'batch' replays without the flush (UVM_PERF_FAULT_REPLAY_POLICY_BATCH:
+   * every stale duplicate is fetched and serviced again). Failed faults are cancelled. Ends when
    * `stop()` holds and the buffer is empty.
    */
-  startFaultHandler(devIndex: number, stop: () => boolean): Task {
+  startFaultHandler(devIndex: number, stop: () => boolean, opts: FaultHandlerOptions = {}): Task {
+    const fn = 'GpuSvm.startFaultHandler';
     const dev = this.devices[devIndex];
-    if (dev === undefined)
-      throw new ArgumentError('GpuSvm.startFaultHandler', 'devIndex', 'no such device', devIndex);
+    if (dev === undefined) throw new ArgumentError(fn, 'devIndex', 'no such device', devIndex);
+    const replay = opts.replay ?? 'batch-flush';
+    if (replay !== 'batch-flush' && replay !== 'batch') {
+      throw new ArgumentError(fn, 'opts.replay', "must be 'batch-flush' or 'batch'", replay);
+    }
     const sim = this.mm.sim;
     return sim.sched.spawn(`svm-faults-${dev.id}`, async () => {
       const batch = dev.newFaultBatch();
       const fb = dev.faultBuffer;
       while (await fb.waitForFaults(stop)) {
+        const t0 = sim.now;
         fb.fetch(batch);
         sim.charge(sim.costs.faultBatchFixedNs);
         batch.sort();
-        for (let k = 0; k < batch.count; k++) {
-          const e = batch.order[k]!;
-          const va = batch.va[e]!;
-          const ret = await this.handleFault(devIndex, va, batch.access[e]!);
-          sim.charge(sim.costs.faultServicePerPageNs);
-          if (ret !== 0) fb.cancel(va, batch.instance[e]!);
-        }
+        const pages = await this.serviceFaultBatch(devIndex, batch);
+        if (replay === 'batch-flush') fb.flush();
         fb.replay();
+        if (sim.trace.wants('svm.fault.batch')) {
+          sim.trace.emit('svm.fault.batch', dev.id, batch.count, pages, t0, sim.now);
+        }
       }
     });
+  }
+
+  /**
+   * Models service_fault_batch(): walks a fetched, sorted batch one 2 MiB VA block at a time. For
+   * each block it builds the mask of the block's faulted pages not yet mapped (for their access),
+   * charges `faultServicePerPageNs` once per such unique page (duplicates coalesced in the batch
+   * are not serviced twice), and services the block's faults with that mask and the block's
+   * prior fault count, so the granule policy (UVM's prefetcher) is consulted once per block with
+   * the whole batch in view and the block's pages are migrated and mapped together (one
+   * copy-engine transfer and one bind). Faults the first service left unmapped (another range,
+   * another granule) are serviced in turn. Failed faults are cancelled. Returns the number of
+   * unique pages serviced.
+   */
+  async serviceFaultBatch(devIndex: number, batch: FaultBatch): Promise<number> {
+    const dev = this.devices[devIndex];
+    if (dev === undefined)
+      throw new ArgumentError('GpuSvm.serviceFaultBatch', 'devIndex', 'no such device', devIndex);
+    const sim = this.mm.sim;
+    const fb = dev.faultBuffer;
+    const order = batch.order;
+    const n = batch.count;
+    const mask = this.batchMask;
+    let serviced = 0;
+    this.c.faults.add(n); // every fetched (coalesced) entry is serviced, most by its block's first
+    for (let k = 0; k < n; ) {
+      const e0 = order[k]!;
+      const inst = batch.instance[e0]!;
+      const blockStart = alignDown(batch.va[e0]!, SZ_2M);
+      let k1 = k + 1;
+      while (
+        k1 < n &&
+        batch.instance[order[k1]!] === inst &&
+        alignDown(batch.va[order[k1]!]!, SZ_2M) === blockStart
+      ) {
+        k1++;
+      }
+      mask.fill(0);
+      for (let j = k; j < k1; j++) {
+        const e = order[j]!;
+        const va = batch.va[e]!;
+        if (!this.pageMappedFor(devIndex, va, batch.access[e]!))
+          pageMaskSet(mask, (va - blockStart) / PAGE_SIZE);
+      }
+      const unique = pageMaskWeight(mask);
+      if (unique > 0) {
+        serviced += unique;
+        sim.charge(unique * sim.costs.faultServicePerPageNs);
+        const block = blockStart / SZ_2M;
+        const prior = this.blockFaults.get(block) ?? 0;
+        this.blockFaults.set(block, prior + unique);
+        for (let j = k; j < k1; j++) {
+          const e = order[j]!;
+          const va = batch.va[e]!;
+          const access = batch.access[e]!;
+          if (this.pageMappedFor(devIndex, va, access)) continue; // serviced with an earlier fault
+          const ret = await this.handleFaultIn(devIndex, va, access, mask, prior);
+          if (ret !== 0) fb.cancel(va, inst);
+        }
+      }
+      k = k1;
+    }
+    return serviced;
+  }
+
+  /** Whether device `devIndex` maps the page of `va` with the rights `access` needs. */
+  private pageMappedFor(devIndex: number, va: number, access: number): boolean {
+    const r = this.rangeFind(va);
+    if (r === null) return false;
+    const i = Math.floor((va - r.start) / PAGE_SIZE);
+    if (r.pageValid[i] !== 1 || (r.devMap[i]! & (1 << devIndex)) === 0) return false;
+    const wantW = access === ACCESS.WRITE || access === ACCESS.ATOMIC;
+    return !wantW || (r.flags[i]! & HMM_PFN_WRITE) !== 0;
   }
 
   // ---------------------------------------------------------------------------- bookkeeping

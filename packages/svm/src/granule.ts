@@ -163,6 +163,18 @@ export function rangesFromSpans(spans: readonly Span[]): ExistingRanges {
       throw new ArgumentError('rangesFromSpans', 'spans', 'must not overlap', sorted[i]);
     }
   }
+  return rangesView(sorted);
+}
+
+/**
+ * The {@link ExistingRanges} view of `sorted` (start order, non-overlapping), read in place: a
+ * caller may keep mutating the array. `live` filters what `containing` reports (e.g. ranges
+ * already unmapped but not yet collected still block overlap).
+ */
+export function rangesView<T extends Span>(
+  sorted: readonly T[],
+  live: (s: T) => boolean = () => true,
+): ExistingRanges {
   /** Index of the last span with start <= va, or -1. */
   const floor = (va: number): number => {
     let lo = 0;
@@ -180,11 +192,10 @@ export function rangesFromSpans(spans: readonly Span[]): ExistingRanges {
   return {
     containing(va) {
       const s = sorted[floor(va)];
-      return s !== undefined && va < s.end ? s : null;
+      return s !== undefined && va < s.end && live(s) ? s : null;
     },
     overlaps(start, end) {
-      const i = floor(end - 1);
-      const s = sorted[i];
+      const s = sorted[floor(end - 1)];
       return s !== undefined && s.end > start;
     },
     prevEnd(va) {
