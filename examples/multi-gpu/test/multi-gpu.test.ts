@@ -1,3 +1,4 @@
+import { DEFAULT_COSTS } from '@hmmkit/sim';
 import { describe, expect, it } from 'vitest';
 import { run } from '../src/run.ts';
 
@@ -13,6 +14,8 @@ describe('multi-gpu example', () => {
     expect([unhinted.toVramPages, unhinted.toRamPages, unhinted.gpu1]).toEqual([1024, 512, 'vid']);
     expect(hinted.readMismatches + unhinted.readMismatches).toBe(0);
     expect(r.lines[1]).toContain('went to vid ×192');
+    // once mapped, gpu0's two steady rounds (128 accesses) pay the SYS premium on Y only
+    expect(unhinted.gpu0SteadyNs - hinted.gpu0SteadyNs).toBe(128 * DEFAULT_COSTS.gpuSysAccessNs);
     expect(r.metrics.violations).toBe(0);
     expect(r.lines.at(-1)).toContain('COHERENT');
   });
@@ -22,6 +25,7 @@ describe('multi-gpu example', () => {
     const { hinted, unhinted } = r.metrics;
     expect([hinted.gpu0, hinted.gpu1, hinted.toRamPages]).toEqual(['vid', 'peer', 0]);
     expect(unhinted.gpu0Accesses).toEqual({ peer: 192 });
+    expect(unhinted.gpu0SteadyNs - hinted.gpu0SteadyNs).toBe(128 * DEFAULT_COSTS.gpuPeerAccessNs);
     expect(hinted.readMismatches + unhinted.readMismatches).toBe(0);
     expect(r.metrics.violations).toBe(0);
   });

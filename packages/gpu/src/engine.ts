@@ -1,7 +1,8 @@
 /**
  * The execution engine: runs the access streams of many warps in flight through
  * TLB → page walk → fault. One access per running warp per pass (round robin); a TLB hit costs
- * `gpuTlbHitNs`, a miss adds `gpuPageWalkNs`; a failed walk writes a fault entry and stalls the
+ * `gpuTlbHitNs` (plus `gpuSysAccessNs` / `gpuPeerAccessNs` when the page is served from system
+ * memory or a peer's VRAM), a miss adds `gpuPageWalkNs`; a failed walk writes a fault entry and stalls the
  * warp until the driver replays (or cancels it). Time is accumulated locally and slept in
  * quanta of `quantumNs`, so a driver task runs concurrently in virtual time on the
  * deterministic scheduler; when every live warp is stalled the engine blocks on a wait queue
@@ -11,7 +12,7 @@
  */
 import { ArgumentError, type Sim, StateError, WaitQueue } from '@hmmkit/sim';
 import { ACCESS, type AccessType, type FaultBuffer, type FaultTarget } from './fault-buffer.ts';
-import type { Aperture } from './format.ts';
+import { APERTURE, type Aperture } from './format.ts';
 import { type PageTable, Translation, WALK } from './page-table.ts';
 import { TLB_FLAG, type Tlb } from './tlb.ts';
 
@@ -153,6 +154,8 @@ export class GpuEngine implements FaultTarget {
   private faultPage: Float64Array = new Float64Array(0);
   private instance = 0;
   private readonly tr = new Translation();
+  /** Per APERTURE value: cost added to an access served through it (filled from the cost model per slice). */
+  private readonly apertureNs = new Float64Array(4);
   /** True while a kernel runs. */
   get busy(): boolean {
     return this.running;
@@ -355,6 +358,12 @@ export class GpuEngine implements FaultTarget {
     const sim = this.sim;
     const costs = sim.costs;
     const hitNs = costs.gpuTlbHitNs;
+    // What an access costs on top of a hit, by aperture: VRAM is the baseline; system memory and
+    // a peer's VRAM are reached over PCIe / NVLink (indexed by APERTURE value).
+    const apertureNs = this.apertureNs;
+    apertureNs[APERTURE.PEER] = costs.gpuPeerAccessNs;
+    apertureNs[APERTURE.SYS] = costs.gpuSysAccessNs;
+    apertureNs[APERTURE.SYS_NC] = costs.gpuSysAccessNs;
     const walkNs = costs.gpuPageWalkNs;
     const quantum = this.quantumNs;
     const tlb = this.tlb;
@@ -386,7 +395,7 @@ export class GpuEngine implements FaultTarget {
         const slot = tlb.lookup(va);
         let ok = false;
         if (slot >= 0 && (tflags[slot]! & need) === need) {
-          local += hitNs;
+          local += hitNs + apertureNs[tlb.apertures[slot]!]!;
           hits++;
           ok = true;
           if (data !== null && acc !== ACCESS.PREFETCH) {
@@ -408,7 +417,7 @@ export class GpuEngine implements FaultTarget {
             tlb.fill(va, tr.pageShift, tr.pa, f, tr.aperture, tr.peerId);
             ok = (f & need) === need;
             if (ok) {
-              local += hitNs;
+              local += hitNs + apertureNs[tr.aperture]!;
               if (data !== null && acc !== ACCESS.PREFETCH)
                 this.dataAccess(data, i, acc, tr.aperture, tr.pa, tr.peerId);
             }

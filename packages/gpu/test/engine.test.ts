@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import {
   ACCESS,
   type AccessType,
+  APERTURE,
   amdGfx9,
   createGpuDevice,
   type GpuDevice,
@@ -243,5 +244,34 @@ describe('uTLB miss coalescing', () => {
     await expect(
       dev.engine.run(makeStreams([[[BASE, ACCESS.READ]]]), { warpClient: new Uint16Array(2) }),
     ).rejects.toThrow(/warpClient/);
+  });
+});
+
+describe('access cost by aperture', () => {
+  it('an access served from system memory or a peer costs gpuSysAccessNs / gpuPeerAccessNs more than VRAM', async () => {
+    const elapsed: Record<string, number> = {};
+    for (const [name, aperture] of [
+      ['vid', APERTURE.VID],
+      ['sys', APERTURE.SYS],
+      ['peer', APERTURE.PEER],
+    ] as const) {
+      const sim = createSim({ costs: { gpuSysAccessNs: 40, gpuPeerAccessNs: 7 } });
+      const dev = createGpuDevice(sim);
+      const u = dev.beginUpdate('ce');
+      for (let p = 0; p < 8; p++) dev.pageTable.map(BASE + p * 4096, PAGE_4K, p * 4096, { aperture }, u.pt);
+      u.end();
+      const streams = makeStreams(
+        Array.from({ length: 4 }, (_, w) =>
+          Array.from({ length: 16 }, (_, k) => [BASE + ((w + k) % 8) * 4096, ACCESS.READ] as const),
+        ),
+      );
+      await dev.engine.run(streams); // warm the TLB
+      const r = await dev.engine.run(streams);
+      expect(r.faults).toBe(0);
+      expect(r.walks).toBe(0);
+      elapsed[name] = r.elapsedNs;
+    }
+    expect(elapsed.sys! - elapsed.vid!).toBe(64 * 40);
+    expect(elapsed.peer! - elapsed.vid!).toBe(64 * 7);
   });
 });

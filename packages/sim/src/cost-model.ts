@@ -224,6 +224,22 @@ export const COST_PARAMS = {
     'one GPU page-table walk after a TLB miss',
   ),
   gpuTlbHitNs: p(1, 'ns', [0, 10], 'one cycle at 1 GHz', 'a GPU access that hits the TLB', true),
+  gpuSysAccessNs: p(
+    10,
+    'ns',
+    [2, 50],
+    '128 B warp-wide access over PCIe3 x16 at ≈12 GB/s (uvm-costs.md §2.6 peak)',
+    'extra cost of a GPU access served from system memory (SYS aperture) over one served from its VRAM',
+    true,
+  ),
+  gpuPeerAccessNs: p(
+    3,
+    'ns',
+    [1, 20],
+    '128 B warp-wide access over NVLink2/XGMI at ≈50 GB/s',
+    "extra cost of a GPU access served from another GPU's VRAM (PEER aperture)",
+    true,
+  ),
   kernelLaunchNs: p(
     5000,
     'ns',
