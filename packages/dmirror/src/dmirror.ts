@@ -14,7 +14,7 @@ import {
   HMM_RANGE_DEFAULT_TIMEOUT,
   HmmRange,
   hmmPfnToMapOrder,
-  hmmRangeFault,
+  hmmRangeFaultLocked,
   MIGRATE_PFN_COMPOUND,
   MIGRATE_PFN_MIGRATE,
   MIGRATE_PFN_VALID,
@@ -53,8 +53,6 @@ import {
   MmuNotifyEvent,
   mmuIntervalNotifierInsert,
   mmuIntervalNotifierRemove,
-  mmuIntervalReadBegin,
-  mmuIntervalReadRetry,
   mmuIntervalSetSeq,
   mmuNotifierRangeBlockable,
 } from '@hmmkit/notifier';
@@ -383,31 +381,14 @@ export class Dmirror implements DmirrorPageOwner {
     return 0;
   }
 
-  /** Models dmirror_range_fault(): the documented read_begin / hmm_range_fault / read_retry loop. */
+  /**
+   * Models dmirror_range_fault(): the documented read_begin / hmm_range_fault / read_retry loop
+   * with its 1 s budget — `hmmRangeFaultLocked` is exactly that loop — then the pt update under
+   * the mutex it returns holding.
+   */
   private async rangeFault(range: HmmRange): Promise<number> {
-    const mm = this.mm;
-    const timeout = mm.sim.now + HMM_RANGE_DEFAULT_TIMEOUT * 1e6;
-    let ret: number;
-    for (;;) {
-      if (mm.sim.now > timeout) return -Errno.EBUSY;
-      range.notifierSeq = await mmuIntervalReadBegin(range.notifier);
-      await mm.mmapLock.read();
-      try {
-        ret = await hmmRangeFault(range);
-      } finally {
-        mm.mmapLock.readUnlock();
-      }
-      if (ret !== 0) {
-        if (ret === -Errno.EBUSY) continue;
-        return ret;
-      }
-      await this.mutex.lock();
-      if (mmuIntervalReadRetry(range.notifier, range.notifierSeq)) {
-        this.mutex.unlock();
-        continue;
-      }
-      break;
-    }
+    let ret = await hmmRangeFaultLocked(range, this.mutex, { timeoutNs: HMM_RANGE_DEFAULT_TIMEOUT * 1e6 });
+    if (ret !== 0) return ret;
     ret = this.doFault(range);
     this.mutex.unlock();
     return ret;
@@ -487,27 +468,8 @@ export class Dmirror implements DmirrorPageOwner {
     });
     if (ret !== 0) return ret;
     try {
-      const timeout = mm.sim.now + HMM_RANGE_DEFAULT_TIMEOUT * 1e6;
-      for (;;) {
-        if (mm.sim.now > timeout) return -Errno.EBUSY;
-        range.notifierSeq = await mmuIntervalReadBegin(notifier);
-        await mm.mmapLock.read();
-        try {
-          ret = await hmmRangeFault(range);
-        } finally {
-          mm.mmapLock.readUnlock();
-        }
-        if (ret !== 0) {
-          if (ret === -Errno.EBUSY) continue;
-          return ret;
-        }
-        await this.mutex.lock();
-        if (mmuIntervalReadRetry(notifier, range.notifierSeq)) {
-          this.mutex.unlock();
-          continue;
-        }
-        break;
-      }
+      ret = await hmmRangeFaultLocked(range, this.mutex, { timeoutNs: HMM_RANGE_DEFAULT_TIMEOUT * 1e6 });
+      if (ret !== 0) return ret;
       const n = range.npages;
       for (let i = 0; i < n; i++) perm[i] = this.mkentry(range.hmmFlags[i]!, range.hmmPfns[i]!);
       this.mutex.unlock();
