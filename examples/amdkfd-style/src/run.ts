@@ -18,6 +18,7 @@ import {
   runKernel,
   type SvmWorld,
   windowNotifiers,
+  worldVerdict,
 } from '@hmmkit/svm';
 
 const P = 4096;
@@ -129,15 +130,9 @@ export async function run(
       `32 CPU madvise(DONTNEED) on memory the GPU never touched: ${k('svm.invalidations') - inv0} ` +
         `notifier callbacks, ${falseInv} false invalidations (${perRange ? 'one notifier per range' : '512 MiB notifier windows'})`,
     );
-    w.oracle.checkAll();
-    const tlb = sim.counters.get('gpu0.tlb.invalidate') + sim.counters.get('gpu0.tlb.flush');
-    const retries = sim.counters.get('svm.fault.retries') + sim.counters.get('hmm.rangeFaultLocked.retries');
-    const violations = w.oracle.violations.length;
-    say(
-      `oracle: ${w.oracle.checkedInvalidations} invalidations checked + a full check → ` +
-        `${violations === 0 ? 'COHERENT' : `${violations} VIOLATIONS`}; ${tlb} GPU TLB invalidations, ` +
-        `${retries} fault retries; simulated time ${formatNs(sim.now)}`,
-    );
+    const verdict = worldVerdict(w);
+    say(verdict.line);
+    const { violations } = verdict;
     return {
       lines,
       metrics: {

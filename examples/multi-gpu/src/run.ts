@@ -16,6 +16,7 @@ import {
   mmapAnonymous,
   runKernel,
   type SvmWorld,
+  worldVerdict,
 } from '@hmmkit/svm';
 
 const P = 4096;
@@ -128,19 +129,9 @@ export async function run(opts: { peer?: boolean; seed?: number } = {}): Promise
       `    gpu0's compute kernels once every page is mapped (rounds 2–${ROUNDS}): X ${formatNs(hinted.gpu0SteadyNs)}, ` +
         `Y ${formatNs(unhinted.gpu0SteadyNs)} (an access through SYS costs gpuSysAccessNs, PEER gpuPeerAccessNs, more than VRAM)`,
     );
-    w.oracle.checkAll();
-    const tlb =
-      sim.counters.get('gpu0.tlb.invalidate') +
-      sim.counters.get('gpu0.tlb.flush') +
-      sim.counters.get('gpu1.tlb.invalidate') +
-      sim.counters.get('gpu1.tlb.flush');
-    const retries = sim.counters.get('svm.fault.retries') + sim.counters.get('hmm.rangeFaultLocked.retries');
-    const violations = w.oracle.violations.length;
-    say(
-      `oracle: ${w.oracle.checkedInvalidations} invalidations checked + a full check over both GPUs → ` +
-        `${violations === 0 ? 'COHERENT' : `${violations} VIOLATIONS`}; ${tlb} GPU TLB invalidations, ` +
-        `${retries} fault retries; simulated time ${formatNs(sim.now)}`,
-    );
+    const verdict = worldVerdict(w);
+    say(verdict.line);
+    const { violations } = verdict;
     return { lines, metrics: { hinted, unhinted, violations } };
   });
 }

@@ -7,7 +7,14 @@
  */
 import { ACCESS } from '@hmmkit/gpu';
 import { createSim, formatNs } from '@hmmkit/sim';
-import { type Access, createSvmWorld, drmGpusvmPolicy, mmapAnonymous, runKernel } from '@hmmkit/svm';
+import {
+  type Access,
+  createSvmWorld,
+  drmGpusvmPolicy,
+  mmapAnonymous,
+  runKernel,
+  worldVerdict,
+} from '@hmmkit/svm';
 
 const P = 4096;
 const MIB = 0x100000;
@@ -115,15 +122,9 @@ export async function run(
       `CPU check: ${footprint} bytes compared, ${mismatches} differ; ${k('svm.migrate.toRam.pages')} pages ` +
         `went back to system memory (evictions + CPU faults)`,
     );
-    w.oracle.checkAll();
-    const tlb = sim.counters.get('gpu0.tlb.invalidate') + sim.counters.get('gpu0.tlb.flush');
-    const retries = sim.counters.get('svm.fault.retries') + sim.counters.get('hmm.rangeFaultLocked.retries');
-    const violations = w.oracle.violations.length;
-    say(
-      `oracle: ${w.oracle.checkedInvalidations} invalidations checked + a full check → ` +
-        `${violations === 0 ? 'COHERENT' : `${violations} VIOLATIONS`}; ${tlb} GPU TLB invalidations, ` +
-        `${retries} fault retries; simulated time ${formatNs(sim.now)}`,
-    );
+    const verdict = worldVerdict(w);
+    say(verdict.line);
+    const { violations } = verdict;
     return {
       lines,
       metrics: {

@@ -6,7 +6,14 @@
  */
 import { ACCESS, APERTURE_NAMES, WALK } from '@hmmkit/gpu';
 import { createSim, formatNs, type Sim } from '@hmmkit/sim';
-import { createSvmWorld, mmapAnonymous, runKernel, type SvmWorld, uvmTreePolicy } from '@hmmkit/svm';
+import {
+  createSvmWorld,
+  mmapAnonymous,
+  runKernel,
+  type SvmWorld,
+  uvmTreePolicy,
+  worldVerdict,
+} from '@hmmkit/svm';
 import { streaming, type Workload } from '@hmmkit/workloads';
 
 const M2 = 0x200000;
@@ -132,15 +139,9 @@ export async function run(opts: { prefetch?: boolean; seed?: number } = {}): Pro
       `ping-pong: 4 × (GPU write, CPU write) on one page → ${pins} pages pinned by the thrashing detector; the next GPU fault ` +
         `maps it remotely from ${ap} instead of migrating it`,
     );
-    w.oracle.checkAll();
-    const tlb = sim.counters.get('gpu0.tlb.invalidate') + sim.counters.get('gpu0.tlb.flush');
-    const retries = sim.counters.get('svm.fault.retries') + sim.counters.get('hmm.rangeFaultLocked.retries');
-    const violations = w.oracle.violations.length;
-    say(
-      `oracle: ${w.oracle.checkedInvalidations} invalidations checked + a full check → ` +
-        `${violations === 0 ? 'COHERENT' : `${violations} VIOLATIONS`}; ${tlb} GPU TLB invalidations, ` +
-        `${retries} fault retries; simulated time ${formatNs(sim.now)}`,
-    );
+    const verdict = worldVerdict(w);
+    say(verdict.line);
+    const { violations } = verdict;
     return {
       lines,
       metrics: { fit, oversubscribed: over, thrashingPins: pins, thrashingAperture: ap, violations },

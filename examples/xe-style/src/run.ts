@@ -13,6 +13,7 @@ import {
   mmapAnonymous,
   runKernel,
   type SvmWorld,
+  worldVerdict,
 } from '@hmmkit/svm';
 
 const P = 4096;
@@ -129,14 +130,9 @@ export async function run(seed = 1): Promise<XeResult> {
       `CPU munmap(1 MiB inside a 2M range): ${inv} TLB invalidation(s); the next GPU fault garbage-collected ` +
         `${k('svm.ranges.removed') - before} range and refaulted: ${describe(w, a + M2)}`,
     );
-    w.oracle.checkAll();
-    const violations = w.oracle.violations.length;
-    const retries = k('svm.fault.retries') + k('hmm.rangeFaultLocked.retries');
-    say(
-      `oracle: ${w.oracle.checkedInvalidations} invalidations checked + a full check → ` +
-        `${violations === 0 ? 'COHERENT' : `${violations} VIOLATIONS`}; fault retries ${retries}; ` +
-        `simulated time ${formatNs(sim.now)}`,
-    );
+    const verdict = worldVerdict(w);
+    say(verdict.line);
+    const { violations, retries } = verdict;
     return {
       lines,
       metrics: {

@@ -25,7 +25,7 @@ import {
   PROT_WRITE,
   type ThpMode,
 } from '@hmmkit/mm';
-import type { Sim } from '@hmmkit/sim';
+import { formatNs, type Sim } from '@hmmkit/sim';
 import { GpuSvm, type GpuSvmOptions } from './gpusvm.ts';
 import { CoherenceOracle } from './oracle.ts';
 
@@ -120,5 +120,46 @@ export async function runKernel(
     failed: r.failed,
     faults: r.faults,
     elapsedNs: r.elapsedNs,
+  };
+}
+
+/** The end-of-scenario verdict of a world: what the oracle found and what the devices did. */
+export interface WorldVerdict {
+  /** Invalidations the oracle checked at their range end. */
+  readonly checkedInvalidations: number;
+  /** Coherence violations found (0 for a correct driver). */
+  readonly violations: number;
+  /** GPU TLB invalidations and full flushes, summed over every device. */
+  readonly tlbInvalidations: number;
+  /** svm fault retries plus hmmRangeFaultLocked retries (notifier collisions). */
+  readonly retries: number;
+  /** Virtual time now (ns). */
+  readonly simNs: number;
+  /** The verdict in one printable line. */
+  readonly line: string;
+}
+
+/** Runs the oracle's full check over every device and summarises the scenario in one line. */
+export function worldVerdict(world: SvmWorld): WorldVerdict {
+  const { sim, oracle, devs } = world;
+  oracle.checkAll();
+  const c = (name: string) => sim.counters.get(name);
+  let tlbInvalidations = 0;
+  for (let i = 0; i < devs.length; i++)
+    tlbInvalidations += c(`gpu${i}.tlb.invalidate`) + c(`gpu${i}.tlb.flush`);
+  const retries = c('svm.fault.retries') + c('hmm.rangeFaultLocked.retries');
+  const violations = oracle.violations.length;
+  const scope = devs.length === 1 ? 'a full check' : `a full check over ${devs.length} GPUs`;
+  const line =
+    `oracle: ${oracle.checkedInvalidations} invalidations checked + ${scope} → ` +
+    `${violations === 0 ? 'COHERENT' : `${violations} VIOLATIONS`}; ${tlbInvalidations} GPU TLB invalidations, ` +
+    `${retries} fault retries; simulated time ${formatNs(sim.now)}`;
+  return {
+    checkedInvalidations: oracle.checkedInvalidations,
+    violations,
+    tlbInvalidations,
+    retries,
+    simNs: sim.now,
+    line,
   };
 }
