@@ -1034,13 +1034,19 @@ export class Mm implements NotifierMm {
    */
   async readInto(addr: number, dst: Uint8Array): Promise<void> {
     this.checkAccessArgs(addr, dst.length);
+    await this.copyUser(addr, dst, false);
+  }
+
+  /** Page by page through the page tables: `buf` → memory when `write`, memory → `buf` otherwise. */
+  private async copyUser(addr: number, buf: Uint8Array, write: boolean): Promise<void> {
     let done = 0;
-    while (done < dst.length) {
+    while (done < buf.length) {
       const a = addr + done;
       const off = a % PAGE_SIZE;
-      const n = Math.min(PAGE_SIZE - off, dst.length - done);
-      const pfn = await this.resolve(a, false);
-      this.phys.readPage(pfn, off, dst, done, n);
+      const n = Math.min(PAGE_SIZE - off, buf.length - done);
+      const pfn = await this.resolve(a, write);
+      if (write) this.phys.writePage(pfn, off, buf, done, n);
+      else this.phys.readPage(pfn, off, buf, done, n);
       done += n;
     }
   }
@@ -1059,15 +1065,7 @@ export class Mm implements NotifierMm {
    */
   async write(addr: number, src: Uint8Array): Promise<void> {
     this.checkAccessArgs(addr, src.length);
-    let done = 0;
-    while (done < src.length) {
-      const a = addr + done;
-      const off = a % PAGE_SIZE;
-      const n = Math.min(PAGE_SIZE - off, src.length - done);
-      const pfn = await this.resolve(a, true);
-      this.phys.writePage(pfn, off, src, done, n);
-      done += n;
-    }
+    await this.copyUser(addr, src, true);
   }
 
   /** Touches every page of [addr, addr+length) with a load or a store of nothing (faults only). */
