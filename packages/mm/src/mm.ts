@@ -862,13 +862,31 @@ export class Mm implements NotifierMm {
     }
     const r = await this.invStart(MmuNotifyEvent.EXCLUSIVE, addr, addr + PAGE_SIZE, null);
     const t = this.pt.pteTable(addr, false);
-    if (t !== null && t.flags[i] === f && t.val[i] === pfn) {
-      t.flags[i] = this.baseBits(vma) | PTE_YOUNG | (f & PTE_W) | (f & PTE_DIRTY);
-    }
+    if (t !== null && t.flags[i] === f && t.val[i] === pfn)
+      t.flags[i] = this.restoreExclusiveBits(vma, pfn, f);
     await this.invEnd(r);
     p.unlockPage(pfn);
     p.putPage(pfn);
     return 0;
+  }
+
+  /**
+   * restore_exclusive_pte() (Linux 6.15+): the entry bits of the present PTE that replaces a
+   * device-exclusive entry of `pfn`: writable iff the VMA has VM_WRITE and
+   * can_change_pte_writable() allows it (a private mapping: the anonymous page is mapped only
+   * here, our PageAnonExclusive; a shared one: never, the fresh PTE is clean), dirty iff the
+   * folio or the entry is. Whatever mprotect did meanwhile, the VMA decides (≤ 6.14 kept the
+   * entry's own write bit, which mprotect(PROT_READ) had cleared for good).
+   */
+  private restoreExclusiveBits(vma: Vma, pfn: number, f: number): number {
+    const p = this.phys;
+    const dirty = (f & PTE_DIRTY) !== 0 || (p.flags[pfn]! & PG.dirty) !== 0;
+    const writable =
+      (vma.flags & VM_WRITE) !== 0 &&
+      !(vma.flags & VM_SHARED) &&
+      (p.flags[pfn]! & PG.anon) !== 0 &&
+      p.mapcount[pfn] === 1;
+    return this.baseBits(vma) | PTE_YOUNG | (writable ? PTE_W : 0) | (writable && dirty ? PTE_DIRTY : 0);
   }
 
   /** hugetlb_fault(): allocate from the pool, COW on write to a shared private page. */
@@ -1626,9 +1644,11 @@ export class Mm implements NotifierMm {
         }
         return nf;
       }
-      if ((t === PTE_MIGRATION || t === PTE_DEVICE_PRIVATE || t === PTE_DEVICE_EXCLUSIVE) && !writable) {
-        return f & ~PTE_W;
-      }
+      // change_pte_range(): "A protection check is difficult so just be safe and disable write"
+      // — a writable migration or device-private entry becomes read-only on ANY protection
+      // change, even RW → RWX. Device-exclusive entries are left alone (one entry type since
+      // Linux 6.15; restore_exclusive_pte decides writability when the CPU takes the page back).
+      if (t === PTE_MIGRATION || t === PTE_DEVICE_PRIVATE) return f & ~PTE_W;
       return f;
     };
     const w = new PageWalk();
@@ -2189,8 +2209,8 @@ export class Mm implements NotifierMm {
         const v = t.val[i]!;
         let ty = f & PTE_TYPE_MASK;
         if (ty === PTE_DEVICE_EXCLUSIVE) {
-          // restore the original PTE in the parent, then copy it like a present one
-          f = this.baseBits(vma) | (f & (PTE_W | PTE_DIRTY)) | PTE_YOUNG;
+          // try_restore_exclusive_pte(): restore the PTE in the parent, then copy it like a present one
+          f = this.restoreExclusiveBits(vma, v, f);
           t.flags[i] = f;
           ty = PTE_PRESENT;
         }

@@ -126,6 +126,30 @@ describe('device-private memory', () => {
     expect(await child.readU32(a)).toBe(6);
     expect(await mm.readU32(a)).toBe(7);
   });
+
+  it('restore_exclusive_pte (6.15+): after mprotect(R) then mprotect(RW) the CPU gets a writable PTE back', async () => {
+    const { mm } = setup();
+    const a = await mm.mmap(0, P, RW, ANON);
+    await mm.writeU32(a, 5);
+    const r = await mm.makeDeviceExclusive(a, OWNER);
+    mm.phys.unlockPage(r.pfn);
+    mm.phys.putPage(r.pfn);
+    // change_pte_range leaves the (single-type) device-exclusive entry alone
+    expect(await mm.mprotect(a, P, PROT_READ)).toBe(0);
+    expect(mm.readEntry(a).flags & (PTE_TYPE_MASK | PTE_W)).toBe(PTE_DEVICE_EXCLUSIVE | PTE_W);
+    expect(await mm.mprotect(a, P, RW)).toBe(0);
+    // the CPU read restores the PTE: VM_WRITE and an exclusive anonymous page → writable
+    expect(await mm.readU32(a)).toBe(5);
+    expect(mm.readEntry(a).flags & (PTE_TYPE_MASK | PTE_W)).toBe(PTE_PRESENT | PTE_W);
+    expect(mm.readEntry(a).val).toBe(r.pfn);
+    // and without VM_WRITE it comes back read-only
+    const r2 = await mm.makeDeviceExclusive(a, OWNER);
+    mm.phys.unlockPage(r2.pfn);
+    mm.phys.putPage(r2.pfn);
+    expect(await mm.mprotect(a, P, PROT_READ)).toBe(0);
+    expect(await mm.readU32(a)).toBe(5);
+    expect(mm.readEntry(a).flags & (PTE_TYPE_MASK | PTE_W)).toBe(PTE_PRESENT);
+  });
 });
 
 describe('swap', () => {
