@@ -1787,11 +1787,13 @@ export class Mm implements NotifierMm {
     newLen: number,
     dontunmap: boolean,
   ): Promise<number> {
+    const realigned = this.tryRealignAddr(vma, oldAddr, oldLen, newAddr);
     const old = await this.isolate(vma, oldAddr, oldAddr + oldLen);
     const nv = new Vma(this, newAddr, newAddr + newLen, old.flags, old.pgoff, old.file, old.anonVma);
     nv.privateData = old.privateData;
     this.linkVma(nv);
-    const r = await this.invStart(MmuNotifyEvent.UNMAP, oldAddr, oldAddr + oldLen);
+    // the entries of [realigned, oldAddr) are none (no VMA there): only the range grows
+    const r = await this.invStart(MmuNotifyEvent.UNMAP, realigned, oldAddr + oldLen);
     await this.movePageTables(old, oldAddr, newAddr, oldLen);
     this.flushTlb();
     await this.invEnd(r);
@@ -1803,6 +1805,24 @@ export class Mm implements NotifierMm {
       old.anonVma = null;
     }
     return newAddr;
+  }
+
+  /**
+   * move_page_tables()' try_realign_addr() (Linux 6.7+): when the old and new addresses sit at
+   * the same offset inside their PMDs, the copy reaches the next PMD boundary, each starts its
+   * VMA and nothing is mapped between the PMD boundary below and either start
+   * (can_align_down), Linux moves whole PMDs from that boundary — and its UNMAP invalidation
+   * starts there. Returns the (possibly realigned) old start. Not for hugetlb
+   * (move_hugetlb_page_tables returns first).
+   */
+  private tryRealignAddr(vma: Vma, oldAddr: number, len: number, newAddr: number): number {
+    if (vma.flags & VM_HUGETLB) return oldAddr;
+    const off = oldAddr % PMD_SIZE;
+    if (off === 0 || len < PMD_SIZE - off || newAddr % PMD_SIZE !== off) return oldAddr;
+    if (vma.start !== oldAddr) return oldAddr;
+    if (this.vmas.overlapping(oldAddr - off, oldAddr).length !== 0) return oldAddr;
+    if (this.vmas.overlapping(newAddr - off, newAddr).length !== 0) return oldAddr;
+    return oldAddr - off;
   }
 
   private async movePageTables(oldVma: Vma, oldAddr: number, newAddr: number, len: number): Promise<void> {

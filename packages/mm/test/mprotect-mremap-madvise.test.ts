@@ -8,6 +8,7 @@ import {
   MADV_NOHUGEPAGE,
   MADV_PAGEOUT,
   MAP_ANONYMOUS,
+  MAP_FIXED,
   MAP_PRIVATE,
   MAP_SHARED,
   MREMAP_DONTUNMAP,
@@ -119,6 +120,36 @@ describe('mremap', () => {
     // shrinking
     expect(await mm.mremap(dst, 8 * P, 2 * P, 0)).toBe(dst);
     expect(mm.vmaLookup(dst + 3 * P)).toBeNull();
+  });
+
+  it('move_page_tables → try_realign_addr (6.7+): a mutually PMD-aligned move unmaps from the PMD boundary below', async () => {
+    const { mm } = setup();
+    // 4 pages ending at a PMD boundary, moved to the same offset in another PMD: old and new
+    // addresses are mutually aligned, the copy reaches the boundary and nothing is mapped
+    // below either start inside its PMD, so Linux realigns both down to the PMD boundary
+    const base = 0x100000000;
+    const src = base + PMD_SIZE - 4 * P;
+    expect(await mm.mmap(src, 4 * P, RW, ANON | MAP_FIXED)).toBe(src);
+    const data = pattern(4 * P, 9);
+    await mm.write(src, data);
+    const rec = await record(mm);
+    const dst = 0x200000000 + PMD_SIZE - 4 * P;
+    expect(await mm.mremap(src, 4 * P, 4 * P, MREMAP_MAYMOVE | MREMAP_FIXED, dst)).toBe(dst);
+    expect(starts(rec.events)).toEqual([
+      `UNMAP ${hex(base)}-${hex(src + 4 * P)}`, // move_page_tables' range, realigned
+      `UNMAP ${hex(src)}-${hex(src + 4 * P)}`, // the munmap of the old VMA
+    ]);
+    expect(sameBytes(await mm.read(dst, 4 * P), data)).toBe(true);
+    // a VMA below the source inside its PMD forbids the realignment (can_align_down)
+    expect(await mm.mmap(base, P, RW, ANON | MAP_FIXED)).toBe(base);
+    expect(await mm.mmap(src, 4 * P, RW, ANON | MAP_FIXED)).toBe(src);
+    rec.clear();
+    const dst2 = 0x300000000 + PMD_SIZE - 4 * P;
+    expect(await mm.mremap(src, 4 * P, 4 * P, MREMAP_MAYMOVE | MREMAP_FIXED, dst2)).toBe(dst2);
+    expect(starts(rec.events)).toEqual([
+      `UNMAP ${hex(src)}-${hex(src + 4 * P)}`,
+      `UNMAP ${hex(src)}-${hex(src + 4 * P)}`,
+    ]);
   });
 
   it('DONTUNMAP keeps the old VMA empty; fork siblings keep their pages', async () => {
