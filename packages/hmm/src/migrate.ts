@@ -110,7 +110,8 @@ export class MigrateVma {
     this.vma = init.vma;
     this.start = init.start;
     this.end = init.end;
-    const n = Math.max(0, Math.floor((init.end - init.start) / PAGE_SIZE));
+    // one entry per page setup walks: the bounds aligned down
+    const n = Math.max(0, (alignDown(init.end, PAGE_SIZE) - alignDown(init.start, PAGE_SIZE)) / PAGE_SIZE);
     const len = Number.isSafeInteger(n) && n <= 2 ** 24 ? n : 0; // bad bounds are reported by setup
     this.src = init.src ?? new Float64Array(len);
     this.dst = init.dst ?? new Float64Array(len);
@@ -390,11 +391,14 @@ export async function migrateVmaSetup(args: MigrateVma): Promise<number> {
   const mm = vma.mm;
   assertLocked(fn, mm);
   registerMachine(mm.machine);
+  // Linux computes nr_pages from the bounds as given, before aligning them down: a sub-page
+  // range that crosses a page boundary has nr_pages 0 and is -EINVAL (all kernels since 4.14)
+  const nrPages = Math.floor((args.end - args.start) / PAGE_SIZE);
   const start = alignDown(args.start, PAGE_SIZE);
   const end = alignDown(args.end, PAGE_SIZE);
   const nr = (end - start) / PAGE_SIZE;
   if (vma.flags & (VM_HUGETLB | VM_SPECIAL)) return EINVAL;
-  if (nr <= 0) return EINVAL;
+  if (nrPages <= 0 || nr <= 0) return EINVAL;
   if (start < vma.start || start >= vma.end) return EINVAL;
   if (end <= vma.start || end > vma.end) return EINVAL;
   if (!(args.src instanceof Float64Array) || !(args.dst instanceof Float64Array)) return EINVAL;

@@ -3,8 +3,16 @@
  * `describe` per kernel function, each naming the kernel version it follows.
  */
 import { PROT_EXEC, PROT_READ, PROT_WRITE, PTE_DEVICE_PRIVATE, PTE_TYPE_MASK, PTE_W } from '@hmmkit/mm';
+import { Errno } from '@hmmkit/sim';
 import { describe, expect, it } from 'vitest';
-import { HMM_PFN_VALID, HMM_PFN_WRITE } from '../src/index.ts';
+import {
+  HMM_PFN_VALID,
+  HMM_PFN_WRITE,
+  MIGRATE_VMA_SELECT_SYSTEM,
+  MigrateVma,
+  migrateVmaFinalize,
+  migrateVmaSetup,
+} from '../src/index.ts';
 import { anon, env, fault, makeDriver, OWNER, P } from './helpers.ts';
 
 describe('mprotect: change_pte_range() on device-private entries (all kernels since 4.14)', () => {
@@ -31,5 +39,41 @@ describe('mprotect: change_pte_range() on device-private entries (all kernels si
     await mm.writeU32(a + 8, 9);
     expect(await mm.readU32(a + 4)).toBe(7);
     expect(await mm.readU32(a + 8)).toBe(9);
+  });
+});
+
+describe('migrate_vma_setup(): nr_pages from the unaligned bounds (all kernels since 4.14)', () => {
+  it('a sub-page range crossing a page boundary is -EINVAL and touches nothing', async () => {
+    const { mm, machine, invs } = await env();
+    const a = await anon(mm, 2);
+    await mm.writeU32(a, 1);
+    await mm.writeU32(a + P, 2);
+    invs.length = 0;
+    await mm.mmapLock.read();
+    try {
+      const vma = mm.vmaLookup(a)!;
+      // 200 bytes straddling the boundary between the two pages: (end - start) >> PAGE_SHIFT = 0
+      const args = new MigrateVma({
+        vma,
+        start: a + P - 100,
+        end: a + P + 100,
+        flags: MIGRATE_VMA_SELECT_SYSTEM,
+      });
+      expect(await migrateVmaSetup(args)).toBe(-Errno.EINVAL);
+      expect(args.start).toBe(a + P - 100); // nothing was aligned or collected
+      expect(args.cpages).toBe(0);
+      // a range of at least one page is aligned down and collected as before
+      const ok = new MigrateVma({ vma, start: a + 100, end: a + P + 200, flags: MIGRATE_VMA_SELECT_SYSTEM });
+      expect(await migrateVmaSetup(ok)).toBe(0);
+      expect(ok.start).toBe(a);
+      expect(ok.npages).toBe(1);
+      expect(ok.cpages).toBe(1);
+      await migrateVmaFinalize(ok);
+    } finally {
+      mm.mmapLock.readUnlock();
+    }
+    expect(invs.map((i) => i.event)).toEqual(['MIGRATE']);
+    expect(machine.phys.isPageLocked(mm.readEntry(a).val)).toBe(false);
+    expect(await mm.readU32(a)).toBe(1);
   });
 });
