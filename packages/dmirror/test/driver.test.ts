@@ -2,7 +2,17 @@
  * The dmirror driver beyond the selftest: bad input to every command (Linux's error, nothing
  * changed), the invalidate quirks, the device page table and device memory bookkeeping.
  */
-import { MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, O_RDWR, PROT_READ, PROT_WRITE, TmpFile } from '@hmmkit/mm';
+import {
+  MADV_PAGEOUT,
+  MAP_ANONYMOUS,
+  MAP_PRIVATE,
+  MAP_SHARED,
+  O_RDWR,
+  PG,
+  PROT_READ,
+  PROT_WRITE,
+  TmpFile,
+} from '@hmmkit/mm';
 import { ArgumentError, Errno, ULONG_MAX } from '@hmmkit/sim';
 import { describe, expect, it } from 'vitest';
 import {
@@ -275,5 +285,31 @@ describe('README example', () => {
     expect(perm[0]).toBe(0x22);
     expect(await mm.readI32(ptr)).toBe(42);
     expect(await fd.close()).toBe(0);
+  });
+});
+
+describe('__migrate_device_pages: a swap-cache page must leave the swap cache (all kernels since 6.0)', () => {
+  it('MIGRATE_TO_DEV of a page a fork child still references through swap is -ENOENT; after the child exits it migrates', async () => {
+    const { mm, fd, machine } = await hmmSetup(0);
+    const a = await mm.mmap(0, PS, RW, ANON);
+    await mm.writeI32(a, 1234);
+    expect(await mm.madvise(a, PS, MADV_PAGEOUT)).toBe(0);
+    const child = await mm.fork(); // the child's PTE is a second swap entry of the slot
+    expect(await mm.readI32(a)).toBe(1234); // swap-in: the page stays in the swap cache for the child
+    const pfn = mm.readEntry(a).val;
+    expect(machine.phys.flags[pfn]! & PG.swapcache).toBe(PG.swapcache);
+    // folio_free_swap() fails (folio_swapped): the page is not migrated, so the mirror has no
+    // entry and dmirror's read-back finds none
+    const r = await fd.ioctl(HMM_DMIRROR_MIGRATE_TO_DEV, { addr: a, ptr: new Uint8Array(PS), npages: 1 });
+    expect(r.ret).toBe(-Errno.ENOENT);
+    expect(mm.readEntry(a).val).toBe(pfn);
+    expect(machine.phys.isDevicePrivatePage(mm.readEntry(a).val)).toBe(false);
+    expect(await child.readI32(a)).toBe(1234);
+    await child.exit();
+    const ok = await fd.ioctl(HMM_DMIRROR_MIGRATE_TO_DEV, { addr: a, ptr: new Uint8Array(PS), npages: 1 });
+    expect(ok.ret).toBe(0);
+    expect(ok.cpages).toBe(1);
+    expect(machine.phys.isDevicePrivatePage(mm.readEntry(a).val)).toBe(true);
+    expect(await mm.readI32(a)).toBe(1234);
   });
 });

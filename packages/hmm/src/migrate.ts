@@ -449,6 +449,12 @@ function commitPage(machine: Machine, src: Float64Array, i: number, dpfn: number
     src[i] = e - MIGRATE_PFN_MIGRATE;
     return;
   }
+  if (toDevice && sf & PG.swapcache && !folioFreeSwap(p, spfn)) {
+    // __migrate_device_pages(): an anonymous page still in the swap cache must leave it first
+    // (folio_free_swap); it cannot while another swap entry (a fork child's) names its slot
+    src[i] = e - MIGRATE_PFN_MIGRATE;
+    return;
+  }
   const nr = compound ? HPAGE_PMD_NR : 1;
   for (let k = 0; k < nr; k++) {
     const s = spfn + k;
@@ -458,6 +464,18 @@ function commitPage(machine: Machine, src: Float64Array, i: number, dpfn: number
     const keep = PG.anon | PG.file | PG.dirty | PG.anonExclusive;
     p.flags[d] = (p.flags[d]! & ~keep) | (p.flags[s]! & keep);
   }
+}
+
+/**
+ * Models folio_free_swap(): drops `pfn` from the swap cache and marks it dirty (its contents
+ * exist nowhere else now) — unless a swap entry still references its slot (folio_swapped).
+ */
+function folioFreeSwap(p: Machine['phys'], pfn: number): boolean {
+  const slot = p.swapSlotOf[pfn]!;
+  if (slot >= 0 && p.swap.count[slot]! > 0) return false;
+  p.swap.dropCache(pfn);
+  p.flags[pfn] = p.flags[pfn]! | PG.dirty;
+  return true;
 }
 
 function checkDst(fn: string, machine: Machine, dst: Float64Array, n: number): void {
