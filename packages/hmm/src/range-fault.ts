@@ -29,6 +29,7 @@ import {
   PTE_TYPE_MASK,
   PTE_W,
   type PteTable,
+  PUD_SIZE,
   type PudTable,
   VM_FAULT_ERROR,
   VM_FAULT_OOM,
@@ -380,11 +381,14 @@ function walkHugeLeaf(ctx: WalkCtx, vma: Vma, addr: number, end: number): number
   return 0;
 }
 
-/** hmm_vma_walk_hugetlb_entry(): one huge page; only its first page's request counts (as Linux). */
-function walkHugetlb(ctx: WalkCtx, vma: Vma, addr: number, end: number, order: number): number {
+/**
+ * hmm_vma_walk_hugetlb_entry(): one huge page, present or none (`f` 0); only the request of its
+ * first page in the range counts (`range->hmm_pfns[i]` with i the index of `start`), as in
+ * every kernel since 5.7: REQ_FAULT on a later page alone faults nothing.
+ */
+function walkHugetlb(ctx: WalkCtx, vma: Vma, addr: number, end: number, order: number, f: number): number {
   const range = ctx.range;
   const w = ctx.w;
-  const f = w.flags;
   const j = (addr - range.start) / PAGE_SIZE;
   const n = (end - addr) / PAGE_SIZE;
   ctx.pagesWalked += n;
@@ -405,6 +409,11 @@ function hugetlbSize(vma: Vma): number {
   return typeof vma.privateData === 'number' ? vma.privateData : PMD_SIZE;
 }
 
+/** True when the table level holding a hugetlb entry of size `hsize` at `addr` exists (huge_pte_offset). */
+function hugetlbSlotExists(mm: Mm, addr: number, hsize: number): boolean {
+  return hsize === PUD_SIZE ? mm.pt.pudTable(addr, false) !== null : mm.pt.pmdTable(addr, false) !== null;
+}
+
 /** __walk_page_range() over one VMA (already past test_walk). */
 function walkVma(ctx: WalkCtx, vma: Vma, start: number, end: number): number {
   const pt = ctx.mm.pt;
@@ -417,8 +426,14 @@ function walkVma(ctx: WalkCtx, vma: Vma, start: number, end: number): number {
     pt.walkUnit(addr, uEnd, w);
     uEnd = w.end;
     let ret: number;
-    if (w.kind === WALK_HOLE) ret = walkHole(ctx, vma, addr, uEnd);
-    else if (hugetlb && w.kind !== WALK_PTE) ret = walkHugetlb(ctx, vma, addr, uEnd, w.order);
+    if (w.kind === WALK_HOLE) {
+      // walk_hugetlb_range(): hugetlb_walk() finds the entry's slot whenever the table holding
+      // it exists (the PMD table for 2 MiB pages, the PUD table for 1 GiB ones) and calls
+      // hugetlb_entry with a none entry; only a missing table is a pte_hole
+      if (hugetlb && hugetlbSlotExists(ctx.mm, addr, hsize)) {
+        ret = walkHugetlb(ctx, vma, addr, uEnd, hsize === PUD_SIZE ? 18 : 9, 0);
+      } else ret = walkHole(ctx, vma, addr, uEnd);
+    } else if (hugetlb && w.kind !== WALK_PTE) ret = walkHugetlb(ctx, vma, addr, uEnd, w.order, w.flags);
     else if (w.kind === WALK_PTE) ret = walkPtes(ctx, vma, addr, uEnd);
     else ret = walkHugeLeaf(ctx, vma, addr, uEnd);
     if (ret !== 0) return ret;

@@ -2,10 +2,23 @@
  * Regression tests for behaviours where hmmkit used to differ from Linux (issue 10), one
  * `describe` per kernel function, each naming the kernel version it follows.
  */
-import { PROT_EXEC, PROT_READ, PROT_WRITE, PTE_DEVICE_PRIVATE, PTE_TYPE_MASK, PTE_W } from '@hmmkit/mm';
+import {
+  MAP_ANONYMOUS,
+  MAP_FIXED,
+  MAP_HUGETLB,
+  MAP_PRIVATE,
+  PMD_SIZE,
+  PROT_EXEC,
+  PROT_READ,
+  PROT_WRITE,
+  PTE_DEVICE_PRIVATE,
+  PTE_TYPE_MASK,
+  PTE_W,
+} from '@hmmkit/mm';
 import { Errno } from '@hmmkit/sim';
 import { describe, expect, it } from 'vitest';
 import {
+  HMM_PFN_REQ_FAULT,
   HMM_PFN_VALID,
   HMM_PFN_WRITE,
   MIGRATE_VMA_SELECT_SYSTEM,
@@ -75,5 +88,48 @@ describe('migrate_vma_setup(): nr_pages from the unaligned bounds (all kernels s
     expect(invs.map((i) => i.event)).toEqual(['MIGRATE']);
     expect(machine.phys.isPageLocked(mm.readEntry(a).val)).toBe(false);
     expect(await mm.readU32(a)).toBe(1);
+  });
+});
+
+describe('hmm_vma_walk_hugetlb_entry(): only the first page of the range in a huge page is asked (5.7+)', () => {
+  it('a not-yet-faulted hugetlb page with REQ_FAULT on page 3 only: 0, nothing faulted, page 3 not VALID', async () => {
+    const { mm, sub } = await env();
+    // two 2 MiB hugetlb pages at a fixed 1 GiB-aligned address: faulting the first allocates the
+    // PMD table, so the second's (none) entry has a slot and hugetlb_walk() finds it
+    const base = 0x4000000000;
+    const flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_FIXED;
+    expect(await mm.mmap(base, 2 * PMD_SIZE, PROT_READ | PROT_WRITE, flags)).toBe(base);
+    await mm.writeU8(base, 1);
+    const h = base + PMD_SIZE;
+    const req = [0, 0, 0, HMM_PFN_REQ_FAULT];
+    const r = await fault(mm, sub, h, 4, { pfnFlagsMask: HMM_PFN_REQ_FAULT, req });
+    expect(r.ret).toBe(0);
+    expect(r.flags[3]! & HMM_PFN_VALID).toBe(0);
+    expect(mm.readEntry(h).flags).toBe(0); // not faulted
+    // asked on the first page of the range, the whole huge page is faulted in
+    const r2 = await fault(mm, sub, h, 4, {
+      pfnFlagsMask: HMM_PFN_REQ_FAULT,
+      req: [HMM_PFN_REQ_FAULT, 0, 0, 0],
+    });
+    expect(r2.ret).toBe(0);
+    expect(r2.flags.map((f) => f & HMM_PFN_VALID)).toEqual([
+      HMM_PFN_VALID,
+      HMM_PFN_VALID,
+      HMM_PFN_VALID,
+      HMM_PFN_VALID,
+    ]);
+  });
+
+  it('with no PMD table yet the walk takes pte_hole and faults on any page request (walk_hugetlb_range)', async () => {
+    const { mm, sub } = await env();
+    const base = 0x8000000000;
+    const flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_FIXED;
+    expect(await mm.mmap(base, PMD_SIZE, PROT_READ | PROT_WRITE, flags)).toBe(base);
+    const r = await fault(mm, sub, base, 4, {
+      pfnFlagsMask: HMM_PFN_REQ_FAULT,
+      req: [0, 0, 0, HMM_PFN_REQ_FAULT],
+    });
+    expect(r.ret).toBe(0);
+    expect(r.flags[3]! & HMM_PFN_VALID).toBe(HMM_PFN_VALID);
   });
 });
