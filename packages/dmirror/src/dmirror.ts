@@ -29,6 +29,7 @@ import {
   migrateDevicePages,
   migrateDeviceRange,
   migratePfn,
+  migratePfnFlags,
   migratePfnToPfn,
   migrateVmaFinalize,
   migrateVmaPages,
@@ -524,12 +525,15 @@ export class Dmirror implements DmirrorPageOwner {
     const n = src.length;
     for (let i = 0; i < n; i++) {
       const s = src[i]!;
-      if (!(s & MIGRATE_PFN_MIGRATE)) continue;
+      if (!(migratePfnFlags(s) & MIGRATE_PFN_MIGRATE)) continue;
       const spage = migratePfnToPfn(s);
       // WARN: "page already in device"
       if (spage >= 0 && phys.pagemapOf(spage) !== null) continue;
-      const write = s & MIGRATE_PFN_WRITE || (spage < 0 && args.vma.flags & VM_WRITE) ? MIGRATE_PFN_WRITE : 0;
-      if (s & MIGRATE_PFN_COMPOUND) {
+      const write =
+        migratePfnFlags(s) & MIGRATE_PFN_WRITE || (spage < 0 && args.vma.flags & VM_WRITE)
+          ? MIGRATE_PFN_WRITE
+          : 0;
+      if (migratePfnFlags(s) & MIGRATE_PFN_COMPOUND) {
         let head = -1;
         if (this.flags & HMM_DMIRROR_FLAG_FAIL_ALLOC) this.flags &= ~HMM_DMIRROR_FLAG_FAIL_ALLOC;
         else head = md.allocFolio(this);
@@ -539,7 +543,7 @@ export class Dmirror implements DmirrorPageOwner {
             if (spage >= 0) phys.copyPage(r, spage + k);
             else phys.clearPage(r);
           }
-          dst[i] = migratePfn(head) | MIGRATE_PFN_COMPOUND | write;
+          dst[i] = migratePfn(head) + MIGRATE_PFN_COMPOUND + write;
           this.mm.sim.charge(PMD_NR * this.mm.sim.costs.cpuPageCopyNs); // copy_highpage x 512
           continue;
         }
@@ -555,7 +559,7 @@ export class Dmirror implements DmirrorPageOwner {
       if (spage >= 0) phys.copyPage(r, spage);
       else phys.clearPage(r);
       this.mm.sim.charge(this.mm.sim.costs.cpuPageCopyNs); // copy_highpage / clear_highpage
-      dst[i] = migratePfn(dpage) | write;
+      dst[i] = migratePfn(dpage) + write;
     }
     return retry;
   }
@@ -568,12 +572,12 @@ export class Dmirror implements DmirrorPageOwner {
     const n = src.length;
     await this.mutex.lock();
     for (let i = 0; i < n; i++) {
-      if (!(src[i]! & MIGRATE_PFN_MIGRATE)) continue;
+      if (!(migratePfnFlags(src[i]!) & MIGRATE_PFN_MIGRATE)) continue;
       const d = dst[i]!;
       const dpage = migratePfnToPfn(d);
       if (dpage < 0) continue;
-      const tag = d & MIGRATE_PFN_WRITE ? DPT_XA_TAG_WRITE : 0;
-      const nr = d & MIGRATE_PFN_COMPOUND ? PMD_NR : 1;
+      const tag = migratePfnFlags(d) & MIGRATE_PFN_WRITE ? DPT_XA_TAG_WRITE : 0;
+      const nr = migratePfnFlags(d) & MIGRATE_PFN_COMPOUND ? PMD_NR : 1;
       for (let k = 0; k < nr && i + k < n; k++) this.pt.store(first + i + k, md.backingPage(dpage + k), tag);
     }
     this.mutex.unlock();
@@ -752,8 +756,8 @@ function successfulMigratedPages(args: MigrateVma): number {
   let c = 0;
   const src = args.src;
   for (let i = 0; i < src.length; i++) {
-    const s = src[i]!;
-    if (s & MIGRATE_PFN_VALID && s & MIGRATE_PFN_MIGRATE) c += s & MIGRATE_PFN_COMPOUND ? PMD_NR : 1;
+    const f = migratePfnFlags(src[i]!);
+    if (f & MIGRATE_PFN_VALID && f & MIGRATE_PFN_MIGRATE) c += f & MIGRATE_PFN_COMPOUND ? PMD_NR : 1;
   }
   return c;
 }
@@ -776,11 +780,11 @@ function devmemFaultAllocAndCopy(
   for (let i = 0; i < n; i++) {
     const s = src[i]!;
     const spage = migratePfnToPfn(s);
-    if (spage < 0 || !(s & MIGRATE_PFN_MIGRATE)) continue;
+    if (spage < 0 || !(migratePfnFlags(s) & MIGRATE_PFN_MIGRATE)) continue;
     if (!phys.isDevicePrivatePage(spage) && !phys.isDeviceCoherentPage(spage)) continue; // WARN_ON
-    const write = s & MIGRATE_PFN_WRITE;
+    const write = migratePfnFlags(s) & MIGRATE_PFN_WRITE;
     const addr = args.start + i * P;
-    if (s & MIGRATE_PFN_COMPOUND) {
+    if (migratePfnFlags(s) & MIGRATE_PFN_COMPOUND) {
       let head = -1;
       if (flagsOwner !== null && flagsOwner.flags & HMM_DMIRROR_FLAG_FAIL_ALLOC) {
         flagsOwner.flags &= ~HMM_DMIRROR_FLAG_FAIL_ALLOC;
@@ -791,7 +795,7 @@ function devmemFaultAllocAndCopy(
           dmirror?.erasePt(Math.floor(addr / P) + k);
           phys.copyPage(head + k, md.backingPage(spage + k));
         }
-        dst[i] = migratePfn(head) | MIGRATE_PFN_COMPOUND | write;
+        dst[i] = migratePfn(head) + MIGRATE_PFN_COMPOUND + write;
         md.machine.sim.charge(PMD_NR * md.machine.sim.costs.cpuPageCopyNs);
         continue;
       }
@@ -805,7 +809,7 @@ function devmemFaultAllocAndCopy(
     dmirror?.erasePt(Math.floor(addr / P));
     phys.copyPage(dpage, md.backingPage(spage));
     md.machine.sim.charge(md.machine.sim.costs.cpuPageCopyNs);
-    dst[i] = migratePfn(dpage) | write;
+    dst[i] = migratePfn(dpage) + write;
   }
   return retry;
 }
@@ -855,12 +859,12 @@ export async function dmirrorDeviceRemoveChunks(md: DmirrorDevice): Promise<void
     for (let i = 0; i < npages; i++) {
       const s = src[i]!;
       const spage = migratePfnToPfn(s);
-      if (spage < 0 || !(s & MIGRATE_PFN_MIGRATE)) continue;
+      if (spage < 0 || !(migratePfnFlags(s) & MIGRATE_PFN_MIGRATE)) continue;
       const dpage = phys.allocPage(0);
       if (dpage < 0) throw new StateError('dmirrorDeviceRemoveChunks', 'out of system memory (__GFP_NOFAIL)');
       phys.trylockPage(dpage);
       phys.copyPage(dpage, md.backingPage(spage));
-      dst[i] = migratePfn(dpage) | (s & MIGRATE_PFN_WRITE);
+      dst[i] = migratePfn(dpage) + (migratePfnFlags(s) & MIGRATE_PFN_WRITE);
     }
     await migrateDevicePages(src, dst, npages);
     await migrateDeviceFinalize(src, dst, npages);

@@ -9,6 +9,7 @@ import {
   MAP_SHARED,
   O_RDWR,
   PG,
+  PMD_SIZE,
   PROT_READ,
   PROT_WRITE,
   TmpFile,
@@ -311,5 +312,46 @@ describe('__migrate_device_pages: a swap-cache page must leave the swap cache (a
     expect(ok.cpages).toBe(1);
     expect(machine.phys.isDevicePrivatePage(mm.readEntry(a).val)).toBe(true);
     expect(await mm.readI32(a)).toBe(1234);
+  });
+});
+
+describe('MIGRATE_PFN encodings above 2^25 pfns (device memory above 128 GiB)', () => {
+  it('MIGRATE_TO_DEV / TO_SYS, a CPU fault back and a device THP keep their data with device pfns ≥ 2^25', async () => {
+    const HIGH = 2 ** 25 + 2 ** 20; // 132 GiB
+    const { mm, fd, machine } = await hmmSetup(0, { devicePfnBase: HIGH, thp: 'always' });
+    const n = 8;
+    const a = await mm.mmap(0, n * PS, RW, ANON);
+    await cpuInit(mm, a, n * PS, (i) => i * 7 + 1);
+    const r = await fd.ioctl(HMM_DMIRROR_MIGRATE_TO_DEV, { addr: a, ptr: new Uint8Array(n * PS), npages: n });
+    expect(r).toEqual({ ret: 0, cpages: n, faults: 0 });
+    for (let k = 0; k < n; k++) {
+      const e = mm.readEntry(a + k * PS);
+      expect(machine.phys.isDevicePrivatePage(e.val)).toBe(true);
+      expect(e.val).toBeGreaterThanOrEqual(HIGH);
+    }
+    // the device's view and a CPU fault on page 3 see the data
+    const b = new Uint8Array(n * PS);
+    expect((await fd.ioctl(HMM_DMIRROR_READ, { addr: a, ptr: b, npages: n })).ret).toBe(0);
+    expect(new Int32Array(b.buffer)[5 * 1024 + 3]).toBe((5 * 1024 + 3) * 7 + 1);
+    expect(await mm.readI32(a + 3 * PS + 8)).toBe((3 * 1024 + 2) * 7 + 1);
+    expect((await fd.ioctl(HMM_DMIRROR_MIGRATE_TO_SYS, { addr: a, npages: n })).ret).toBe(0);
+    const back = await mm.readI32Array(a, n * 1024);
+    for (let i = 0; i < n * 1024; i++) if (back[i] !== i * 7 + 1) throw new Error(`int ${i}: ${back[i]}`);
+    // a 2 MiB THP goes to a device folio above 2^25 and comes back whole
+    const m = await mm.mmap(0, 2 * PMD_SIZE, RW, ANON);
+    const h = Math.ceil(m / PMD_SIZE) * PMD_SIZE;
+    await cpuInit(mm, h, PMD_SIZE, (i) => i ^ 0x5a5a);
+    expect(mm.readEntry(h).order).toBe(9);
+    const t = await fd.ioctl(HMM_DMIRROR_MIGRATE_TO_DEV, {
+      addr: h,
+      ptr: new Uint8Array(PMD_SIZE),
+      npages: 512,
+    });
+    expect(t.ret).toBe(0);
+    expect(mm.readEntry(h).val).toBeGreaterThanOrEqual(HIGH);
+    expect(machine.phys.isDevicePrivatePage(mm.readEntry(h).val)).toBe(true);
+    const hb = await mm.readI32Array(h, PMD_SIZE / 4);
+    for (let i = 0; i < PMD_SIZE / 4; i++)
+      if (hb[i] !== (i ^ 0x5a5a)) throw new Error(`THP int ${i}: ${hb[i]}`);
   });
 });

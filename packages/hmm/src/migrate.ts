@@ -46,7 +46,7 @@ export const MIGRATE_PFN_MIGRATE = 2;
 export const MIGRATE_PFN_WRITE = 8;
 /** MIGRATE_PFN_COMPOUND: a 2 MiB folio (THP migration). */
 export const MIGRATE_PFN_COMPOUND = 16;
-/** MIGRATE_PFN_SHIFT: entry = pfn << 6 | flags. */
+/** MIGRATE_PFN_SHIFT: entry = pfn << 6 | flags (held as pfn * 64 + flags: exact up to 2^53). */
 export const MIGRATE_PFN_SHIFT = 6;
 /** MIGRATE_VMA_SELECT_SYSTEM: collect system-memory pages (and holes / the zero page). */
 export const MIGRATE_VMA_SELECT_SYSTEM = 1;
@@ -59,7 +59,11 @@ export const MIGRATE_VMA_SELECT_COMPOUND = 8;
 
 const ENTRY_BASE = 64;
 
-/** Models migrate_pfn(): pfn << 6 | MIGRATE_PFN_VALID. */
+/**
+ * Models migrate_pfn(): pfn << 6 | MIGRATE_PFN_VALID, as pfn * 64 + 1. Add flags with `+`, read
+ * them with {@link migratePfnFlags}: JavaScript's `|` and `&` truncate to 32 bits, which would
+ * corrupt any pfn from 2^25 (device memory above 128 GiB).
+ */
 export function migratePfn(pfn: number): number {
   return pfn * ENTRY_BASE + MIGRATE_PFN_VALID;
 }

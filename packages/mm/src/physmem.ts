@@ -138,6 +138,13 @@ export interface PhysMemOptions {
   hugetlbPudPages?: number;
   /** Swap device size in pages (default 2^22). */
   swapPages?: number;
+  /**
+   * The lowest pfn device memory (memremapPages) may use; the pfns between the last system
+   * page and it are a hole with no struct page, as on a machine whose device memory sits high
+   * in the physical address space (e.g. 2^25: above 128 GiB). Default: right after the last
+   * pfn handed out. The per-pfn arrays grow over the hole without touching its memory.
+   */
+  devicePfnBase?: number;
 }
 
 const SLAB_SHIFT = 8;
@@ -179,8 +186,11 @@ export class PhysMem {
   node = new Uint8Array(0);
   /** Compound order per pfn (head and tails; 0 for small pages). */
   order = new Uint8Array(0);
-  /** Data slot per pfn (-1: contents are all zero). */
-  slot = new Int32Array(0);
+  /**
+   * Data slot per pfn, plus one (0: contents are all zero). Zero meaning "none" lets the arrays
+   * grow over a hole in the pfn space without touching (materialising) its memory.
+   */
+  private slot1 = new Int32Array(0);
   /** page->mapping: anon family id or file id (0: none). */
   mapping = new Int32Array(0);
   /** page->index: linear page index in the VMA / file offset in pages (for rmap). */
@@ -193,6 +203,7 @@ export class PhysMem {
   private live = new Int32Array(0);
 
   private nextPfn = FIRST_DYNAMIC_PFN;
+  private readonly devicePfnBase: number;
   private readonly free0 = new IntStack();
   private readonly free9 = new IntStack();
   private readonly free18 = new IntStack();
@@ -224,6 +235,11 @@ export class PhysMem {
       this.nodes.push({ id: i, kind: 'system', totalPages: per, usedPages: 0 });
     this.hugetlbFree = options.hugetlbPages ?? 64;
     this.hugetlbPudFree = options.hugetlbPudPages ?? 0;
+    const base = options.devicePfnBase ?? 0;
+    if (!Number.isSafeInteger(base) || base < 0 || base > 2 ** 32) {
+      throw new ArgumentError('PhysMem', 'options.devicePfnBase', 'must be an integer in [0, 2^32]', base);
+    }
+    this.devicePfnBase = base;
     this.pageLockWq = new WaitQueue(sim.sched);
     this.grow(1 << 16);
     // pfn 0 is never used; ZERO_PFN and the huge zero page are reserved forever.
@@ -250,6 +266,8 @@ export class PhysMem {
 
   private grow(min: number): void {
     let n = Math.max(this.cap, 1 << 16);
+    // double while growing step by step; a jump over a hole grows to just past it
+    if (min > 4 * n) n = Math.ceil(min / (1 << 16)) * (1 << 16) + (1 << 20);
     while (n < min) n *= 2;
     if (n === this.cap) return;
     const g = <T extends Int32Array | Uint16Array | Uint8Array | Float64Array>(
@@ -265,9 +283,7 @@ export class PhysMem {
     this.flags = g(this.flags, (k) => new Uint16Array(k));
     this.node = g(this.node, (k) => new Uint8Array(k));
     this.order = g(this.order, (k) => new Uint8Array(k));
-    const oldCap = this.cap;
-    this.slot = g(this.slot, (k) => new Int32Array(k));
-    this.slot.fill(-1, oldCap);
+    this.slot1 = g(this.slot1, (k) => new Int32Array(k));
     this.mapping = g(this.mapping, (k) => new Int32Array(k));
     this.index = g(this.index, (k) => new Float64Array(k));
     this.swapSlotOf = g(this.swapSlotOf, (k) => new Int32Array(k));
@@ -503,25 +519,30 @@ export class PhysMem {
     this.freeSlots.push(s);
   }
 
+  /** The data slot of `pfn`, or -1 when it reads as zeros. */
+  private slotOf(pfn: number): number {
+    return this.slot1[pfn]! - 1;
+  }
+
   private releaseSlot(pfn: number): void {
-    const s = this.slot[pfn]!;
+    const s = this.slotOf(pfn);
     if (s >= 0) {
       this.freeSlot(s);
-      this.slot[pfn] = -1;
+      this.slot1[pfn] = 0;
     }
   }
 
   /** @internal moves the data slot out of `pfn` (the page then reads as zeros). */
   takeSlot(pfn: number): number {
-    const s = this.slot[pfn]!;
-    this.slot[pfn] = -1;
+    const s = this.slotOf(pfn);
+    this.slot1[pfn] = 0;
     return s;
   }
 
   /** @internal gives `pfn` the data slot `s` (or none for -1), releasing its previous one. */
   putSlot(pfn: number, s: number): void {
     this.releaseSlot(pfn);
-    this.slot[pfn] = s;
+    this.slot1[pfn] = s + 1;
   }
 
   /** @internal copies a data slot into a fresh one (-1 stays -1). */
@@ -536,7 +557,7 @@ export class PhysMem {
 
   /** True when the page has materialised contents (otherwise it reads as zeros). */
   hasData(pfn: number): boolean {
-    return this.slot[pfn]! >= 0;
+    return this.slot1[pfn] !== 0;
   }
 
   /** Number of materialised 4 KiB data slots in use (pages plus swap slots). */
@@ -546,7 +567,7 @@ export class PhysMem {
 
   /** Copies `len` bytes at byte offset `off` of page `pfn` into `dst[dstOff..]`. */
   readPage(pfn: number, off: number, dst: Uint8Array, dstOff: number, len: number): void {
-    const s = this.slot[pfn]!;
+    const s = this.slotOf(pfn);
     if (s < 0) {
       dst.fill(0, dstOff, dstOff + len);
       return;
@@ -561,7 +582,7 @@ export class PhysMem {
    */
   writePage(pfn: number, off: number, src: Uint8Array, srcOff: number, len: number): void {
     if (this.flags[pfn]! & PG.reserved) throw new StateError('PhysMem.writePage', `pfn ${pfn} is reserved`);
-    let s = this.slot[pfn]!;
+    let s = this.slotOf(pfn);
     if (s < 0) {
       let nz = false;
       for (let i = 0; i < len; i++) {
@@ -572,7 +593,7 @@ export class PhysMem {
       }
       if (!nz) return;
       s = this.allocSlot();
-      this.slot[pfn] = s;
+      this.slot1[pfn] = s + 1;
     }
     const v = this.slotView(s);
     v.buf.set(src.subarray(srcOff, srcOff + len), v.off + off);
@@ -580,7 +601,7 @@ export class PhysMem {
 
   /** Models copy_highpage(dst, src). */
   copyPage(dst: number, src: number): void {
-    this.putSlot(dst, this.dupSlot(this.slot[src]!));
+    this.putSlot(dst, this.dupSlot(this.slotOf(src)));
   }
 
   /** Models clear_highpage(): the page reads as zeros again. */
@@ -590,7 +611,7 @@ export class PhysMem {
 
   /** A read-only view of a page's bytes, or null when it is all zeros. Do not keep it. */
   pageBytes(pfn: number): Uint8Array | null {
-    const s = this.slot[pfn]!;
+    const s = this.slotOf(pfn);
     if (s < 0) return null;
     const v = this.slotView(s);
     return v.buf.subarray(v.off, v.off + PAGE_SIZE);
@@ -612,6 +633,7 @@ export class PhysMem {
       throw new StateError('PhysMem.memremapPages', 'too many pagemaps');
     }
     const n = Math.ceil(nrPages / HPAGE_PMD_NR) * HPAGE_PMD_NR;
+    if (this.nextPfn < this.devicePfnBase) this.nextPfn = this.devicePfnBase; // the hole stays unused
     const start = this.bump(n, HPAGE_PMD_NR);
     this.pagemaps.push(pgmap);
     pgmap.id = this.pagemaps.length;
