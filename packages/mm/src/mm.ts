@@ -2163,10 +2163,25 @@ export class Mm implements NotifierMm {
    * device-exclusive entries are restored to the original PTE first. Returns the child.
    */
   async fork(): Promise<Mm> {
+    const r = await this.tryFork();
+    if (typeof r === 'number') throw new StateError('Mm.fork', `fork failed with errno ${-r} (use tryFork)`);
+    return r;
+  }
+
+  /**
+   * Models fork(2) with its failure: the child mm as {@link fork} builds it, or -ENOMEM when
+   * dup_mmap() fails — copy_pte_range() cannot copy a device-exclusive entry whose folio is
+   * locked (try_restore_exclusive_pte's trylock fails: -EBUSY, which copy_pmd_range turns into
+   * -ENOMEM). The parent keeps what was already done (write-protected COW entries, restored
+   * exclusive entries); the half-built child is torn down.
+   */
+  async tryFork(): Promise<Mm | number> {
+    let child: Mm;
+    let failed = false;
     await this.mmapLock.write();
     try {
       if (this.mmUsers === 0) throw new StateError('Mm.fork', 'the mm is gone');
-      const child = new Mm(this.machine);
+      child = new Mm(this.machine);
       child.node = this.node;
       child.freeAreaCache = this.freeAreaCache;
       for (const vma of this.vmas.toArray()) {
@@ -2175,15 +2190,21 @@ export class Mm implements NotifierMm {
         cv.privateData = vma.privateData;
         child.linkVma(cv);
         const needsCopy = vma.anonVma !== null || vma.flags & (VM_PFNMAP | VM_MIXEDMAP | VM_HUGETLB);
-        if (needsCopy) await this.copyPageRange(child, vma);
+        if (needsCopy && !(await this.copyPageRange(child, vma))) {
+          failed = true;
+          break;
+        }
       }
-      return child;
     } finally {
       this.mmapLock.writeUnlock();
     }
+    if (!failed) return child;
+    await child.mmput(); // copy_process() failure: the child's mm goes away
+    return -Errno.ENOMEM;
   }
 
-  private async copyPageRange(child: Mm, vma: Vma): Promise<void> {
+  /** copy_page_range(): false when an entry cannot be copied (a locked device-exclusive folio). */
+  private async copyPageRange(child: Mm, vma: Vma): Promise<boolean> {
     const cow = (vma.flags & (VM_SHARED | VM_MAYWRITE)) === VM_MAYWRITE;
     // copy_hugetlb_page_range() uses CLEAR; copy_page_range() PROTECTION_PAGE
     const event = vma.flags & VM_HUGETLB ? MmuNotifyEvent.CLEAR : MmuNotifyEvent.PROTECTION_PAGE;
@@ -2191,6 +2212,7 @@ export class Mm implements NotifierMm {
     const p = this.phys;
     const w = new PageWalk();
     let flush = false;
+    let ok = true;
     for (let a = vma.start; a < vma.end; ) {
       this.pt.walkUnit(a, vma.end, w);
       if (w.kind === WALK_HOLE) {
@@ -2229,7 +2251,12 @@ export class Mm implements NotifierMm {
         const v = t.val[i]!;
         let ty = f & PTE_TYPE_MASK;
         if (ty === PTE_DEVICE_EXCLUSIVE) {
-          // try_restore_exclusive_pte(): restore the PTE in the parent, then copy it like a present one
+          // try_restore_exclusive_pte(): restore the PTE in the parent under the folio lock (a
+          // trylock: a locked folio fails the fork), then copy it like a present one
+          if (p.isPageLocked(p.compoundHead(v))) {
+            ok = false;
+            break;
+          }
           f = this.restoreExclusiveBits(vma, v, f);
           t.flags[i] = f;
           ty = PTE_PRESENT;
@@ -2270,10 +2297,12 @@ export class Mm implements NotifierMm {
           setEntry(ct, i, v, f);
         }
       }
+      if (!ok) break;
       a = w.end;
     }
     if (flush) this.flushTlb();
     await this.invEnd(r);
+    return ok;
   }
 
   /** Models mmget(): another user of the address space (a driver holding a reference). */

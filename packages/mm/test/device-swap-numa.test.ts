@@ -127,6 +127,28 @@ describe('device-private memory', () => {
     expect(await mm.readU32(a)).toBe(7);
   });
 
+  it('fork fails with -ENOMEM while a device-exclusive folio is locked (copy_pte_range → -EBUSY → -ENOMEM)', async () => {
+    const { mm, machine } = setup();
+    const a = await mm.mmap(0, 2 * P, RW, ANON);
+    await mm.writeU32(a, 5);
+    await mm.writeU32(a + P, 6);
+    const used = machine.phys.nodes[0]!.usedPages;
+    const r = await mm.makeDeviceExclusive(a + P, OWNER); // returned locked: the driver still holds it
+    expect(r.ret).toBe(0);
+    expect(await mm.tryFork()).toBe(-Errno.ENOMEM);
+    await expect(mm.fork()).rejects.toThrow(/errno 12/);
+    // the half-built child was torn down; the parent's exclusive entry is untouched
+    expect(machine.phys.nodes[0]!.usedPages).toBe(used);
+    expect(mm.readEntry(a + P).flags & PTE_TYPE_MASK).toBe(PTE_DEVICE_EXCLUSIVE);
+    mm.phys.unlockPage(r.pfn);
+    mm.phys.putPage(r.pfn);
+    const child = await mm.tryFork();
+    if (typeof child === 'number') throw new Error(`fork ${child}`);
+    expect(await child.readU32(a + P)).toBe(6);
+    expect(await mm.readU32(a + P)).toBe(6);
+    await child.exit();
+  });
+
   it('restore_exclusive_pte (6.15+): after mprotect(R) then mprotect(RW) the CPU gets a writable PTE back', async () => {
     const { mm } = setup();
     const a = await mm.mmap(0, P, RW, ANON);
