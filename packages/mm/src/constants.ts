@@ -256,3 +256,12 @@ export const VM_FAULT_ERROR =
   VM_FAULT_HWPOISON |
   VM_FAULT_HWPOISON_LARGE |
   VM_FAULT_FALLBACK;
+
+/** get_user_pages() flags (include/linux/mm_types.h): the page will be written. */
+export const FOLL_WRITE = 0x01;
+/** The pin is long-term (RDMA, a GPU binding): unmovable pages are migrated first. */
+export const FOLL_LONGTERM = 0x100;
+/** The reference is a pin (pin_user_pages): counted with GUP_PIN_COUNTING_BIAS. */
+export const FOLL_PIN = 0x40000;
+/** A FOLL_PIN reference adds this much to a small folio's refcount (folio_maybe_dma_pinned). */
+export const GUP_PIN_COUNTING_BIAS = 1024;

@@ -29,6 +29,10 @@ import {
   FAULT_FLAG_REMOTE,
   FAULT_FLAG_USER,
   FAULT_FLAG_WRITE,
+  FOLL_LONGTERM,
+  FOLL_PIN,
+  FOLL_WRITE,
+  GUP_PIN_COUNTING_BIAS,
   HPAGE_PMD_NR,
   MADV_COLD,
   MADV_COLLAPSE,
@@ -136,6 +140,9 @@ declare module '@hmmkit/sim' {
 }
 
 const FN = {
+  mlock: 'Mm.mlock',
+  munlock: 'Mm.munlock',
+  pin: 'Mm.pinUserPages',
   mmap: 'Mm.mmap',
   munmap: 'Mm.munmap',
   mprotect: 'Mm.mprotect',
@@ -1691,6 +1698,76 @@ export class Mm implements NotifierMm {
   }
 
   // =============================================================================================
+  // mlock / munlock
+  // =============================================================================================
+
+  /**
+   * Models mlock(2): VM_LOCKED on every VMA of the page-aligned range (split/merged as
+   * mprotect does; hugetlb and VM_SPECIAL VMAs are left unflagged, as mlock_fixup does), then
+   * __mm_populate() under the mmap read lock: every page is faulted in (written for private
+   * writable VMAs), so device-private pages migrate back to system memory. 0, or -ENOMEM (part
+   * of the range unmapped; VMAs before the hole stay locked, as in Linux), -EINVAL (overflow).
+   * No RLIMIT_MEMLOCK accounting.
+   */
+  async mlock(start: number, length: number): Promise<number> {
+    const r = await this.applyVmaLockFlags(FN.mlock, start, length, true);
+    if (r.ret !== 0 || r.end === r.start) return r.ret;
+    await this.mmapLock.read();
+    try {
+      for (const vma of this.vmas.overlapping(r.start, r.end)) {
+        if (vma.flags & (VM_IO | VM_PFNMAP)) continue;
+        await this.populate(vma, Math.max(vma.start, r.start), Math.min(vma.end, r.end));
+      }
+    } finally {
+      this.mmapLock.readUnlock();
+    }
+    return 0;
+  }
+
+  /** Models munlock(2): clears VM_LOCKED on the range. 0, -ENOMEM (a hole), -EINVAL (overflow). */
+  async munlock(start: number, length: number): Promise<number> {
+    return (await this.applyVmaLockFlags(FN.munlock, start, length, false)).ret;
+  }
+
+  /** do_mlock() / apply_vma_lock_flags() under the mmap write lock. */
+  private async applyVmaLockFlags(
+    fn: string,
+    addr: number,
+    length: number,
+    lock: boolean,
+  ): Promise<{ ret: number; start: number; end: number }> {
+    if (!Number.isSafeInteger(addr) || addr < 0)
+      throw new ArgumentError(fn, 'start', 'must be a non-negative safe integer', addr);
+    if (!Number.isSafeInteger(length) || length < 0)
+      throw new ArgumentError(fn, 'length', 'must be a non-negative safe integer', length);
+    const start = alignDown(addr, PAGE_SIZE);
+    const end = start + pageAlign(length + (addr - start));
+    if (end > 2 ** 64) return { ret: -Errno.EINVAL, start, end };
+    if (end === start) return { ret: 0, start, end };
+    await this.mmapLock.write();
+    try {
+      const first = this.vmas.find(start);
+      if (first === null || first.start > start) return { ret: -Errno.ENOMEM, start, end };
+      let tmp = start;
+      for (const vma of this.vmas.overlapping(start, end)) {
+        if (vma.start > tmp) return { ret: -Errno.ENOMEM, start, end };
+        const s = Math.max(vma.start, start);
+        const e = Math.min(vma.end, end);
+        const nf = lock ? vma.flags | VM_LOCKED : vma.flags & ~VM_LOCKED;
+        if (nf !== vma.flags && !(vma.flags & (VM_SPECIAL | VM_HUGETLB))) {
+          const v = await this.isolate(vma, s, e);
+          v.flags = nf;
+          this.mergeAround(v);
+        }
+        tmp = e;
+      }
+      return { ret: tmp < end ? -Errno.ENOMEM : 0, start, end };
+    } finally {
+      this.mmapLock.writeUnlock();
+    }
+  }
+
+  // =============================================================================================
   // mremap
   // =============================================================================================
 
@@ -2567,6 +2644,67 @@ export class Mm implements NotifierMm {
       if (r & VM_FAULT_OOM) return -Errno.ENOMEM;
     }
     return -Errno.EBUSY;
+  }
+
+  /**
+   * Models pin_user_pages(addr, nrPages, gupFlags | FOLL_PIN) (the caller holds the mmap lock
+   * for read): faults each page in as get_user_pages does (device-private pages migrate back,
+   * COW is broken with FOLL_WRITE) and pins it — GUP_PIN_COUNTING_BIAS on its refcount, so
+   * migration sees it as pinned (migrate_vma restores it, move_pages gives -EBUSY) until
+   * {@link unpinUserPage}. With FOLL_LONGTERM a device-coherent page is first migrated to system
+   * memory (check_and_migrate_movable_pages → migrate_device_coherent_folio). Fills `pfns` and
+   * returns the number pinned (fewer than asked if a later page failed), or -errno if the first
+   * page failed (-EFAULT, -ENOMEM, -EBUSY).
+   */
+  async pinUserPages(addr: number, nrPages: number, gupFlags: number, pfns: Float64Array): Promise<number> {
+    const fn = FN.pin;
+    if (!Number.isSafeInteger(addr) || addr < 0 || addr % PAGE_SIZE !== 0)
+      throw new ArgumentError(fn, 'addr', 'must be a page-aligned address', addr);
+    if (!Number.isSafeInteger(nrPages) || nrPages < 0)
+      throw new ArgumentError(fn, 'nrPages', 'must be a non-negative integer', nrPages);
+    if (!Number.isInteger(gupFlags) || gupFlags & ~(FOLL_WRITE | FOLL_LONGTERM | FOLL_PIN))
+      throw new ArgumentError(fn, 'gupFlags', 'must be FOLL_WRITE | FOLL_LONGTERM bits', gupFlags);
+    if (!(pfns instanceof Float64Array) || pfns.length < nrPages)
+      throw new ArgumentError(fn, 'pfns', `must be a Float64Array of at least ${nrPages} entries`, pfns);
+    if (!this.mmapLock.isLocked) throw new StateError(fn, 'the mmap lock must be held');
+    const write = (gupFlags & FOLL_WRITE) !== 0;
+    const p = this.phys;
+    for (let k = 0; k < nrPages; k++) {
+      const a = addr + k * PAGE_SIZE;
+      let pfn = await this.getUserPage(a, write);
+      if (pfn >= 0 && gupFlags & FOLL_LONGTERM && p.isDeviceCoherentPage(pfn)) {
+        p.putPage(pfn);
+        const moved = await this.migratePage(pfn, this.node);
+        pfn = moved < 0 ? moved : await this.getUserPage(a, write);
+        if (pfn >= 0 && p.isDeviceCoherentPage(pfn)) {
+          p.putPage(pfn);
+          pfn = -Errno.EBUSY;
+        }
+      }
+      if (pfn < 0) return k === 0 ? pfn : k;
+      p.refcount[pfn] = p.refcount[pfn]! + GUP_PIN_COUNTING_BIAS - 1; // the reference becomes a pin
+      pfns[k] = pfn;
+    }
+    return nrPages;
+  }
+
+  /** Models unpin_user_page(): drops a pin taken by {@link pinUserPages}. */
+  unpinUserPage(pfn: number): void {
+    const p = this.phys;
+    if (
+      !Number.isSafeInteger(pfn) ||
+      pfn < 0 ||
+      pfn >= p.capacity ||
+      p.refcount[pfn]! < GUP_PIN_COUNTING_BIAS
+    )
+      throw new ArgumentError('Mm.unpinUserPage', 'pfn', 'must be a pinned page', pfn);
+    p.refcount[pfn] = p.refcount[pfn]! - (GUP_PIN_COUNTING_BIAS - 1);
+    p.putPage(pfn);
+  }
+
+  /** Models folio_maybe_dma_pinned(): the page carries at least one FOLL_PIN pin. */
+  isPinned(pfn: number): boolean {
+    return this.phys.refcount[pfn]! >= GUP_PIN_COUNTING_BIAS;
   }
 
   /**
