@@ -2,6 +2,9 @@
  * The dmirror driver beyond the selftest: bad input to every command (Linux's error, nothing
  * changed), the invalidate quirks, the device page table and device memory bookkeeping.
  */
+
+import { HMM_PFN_VALID, HMM_PFN_WRITE } from '@hmmkit/hmm';
+import { hmmFaultOnce, recordInvalidations } from '@hmmkit/hmm/testing';
 import {
   MADV_PAGEOUT,
   MAP_ANONYMOUS,
@@ -328,6 +331,14 @@ describe('MIGRATE_PFN encodings above 2^25 pfns (device memory above 128 GiB)', 
       const e = mm.readEntry(a + k * PS);
       expect(machine.phys.isDevicePrivatePage(e.val)).toBe(true);
       expect(e.val).toBeGreaterThanOrEqual(HIGH);
+    }
+    // hmm_range_fault reports the device pfns above 2^25 exactly (HMM pfns are a Float64Array)
+    const { sub } = await recordInvalidations(mm);
+    const snap = await hmmFaultOnce(mm, sub, a, n, { owner: dmirrorDevices(machine)[0] });
+    expect(snap.ret).toBe(0);
+    for (let k = 0; k < n; k++) {
+      expect(snap.flags[k]! & (HMM_PFN_VALID | HMM_PFN_WRITE)).toBe(HMM_PFN_VALID | HMM_PFN_WRITE);
+      expect(snap.pfns[k]).toBe(mm.readEntry(a + k * PS).val);
     }
     // the device's view and a CPU fault on page 3 see the data
     const b = new Uint8Array(n * PS);

@@ -7,17 +7,11 @@
  */
 
 import { createMachine, Mm, PTE_DEVICE_PRIVATE, PTE_TYPE_MASK } from '@hmmkit/mm';
-import {
-  MmuIntervalNotifier,
-  MmuNotifier,
-  mmuIntervalNotifierInsert,
-  mmuIntervalReadBegin,
-  mmuIntervalSetSeq,
-  mmuNotifierRegister,
-} from '@hmmkit/notifier';
-import { explore, type Sim } from '@hmmkit/sim';
+import { MmuNotifier, mmuNotifierRegister } from '@hmmkit/notifier';
+import { Errno, explore, type Sim } from '@hmmkit/sim';
 import { describe, expect, it } from 'vitest';
-import { HMM_PFN_REQ_FAULT, HMM_PFN_VALID, HmmRange, hmmRangeFault } from '../src/index.ts';
+import { HMM_PFN_REQ_FAULT, HMM_PFN_VALID } from '../src/index.ts';
+import { hmmFaultOnce, recordInvalidations } from '../src/testing.ts';
 import { anon, makeDriver, P } from './helpers.ts';
 
 /** Device pages in use (the helper driver's DeviceMemory has 2048). */
@@ -83,13 +77,7 @@ describe('concurrent faults on one device-private page', () => {
         const mm = new Mm(machine);
         const drv = makeDriver(machine);
         await sleepyNotifier(sim, mm);
-        const sub = new MmuIntervalNotifier();
-        await mmuIntervalNotifierInsert(sub, mm, 0, 2 ** 47, {
-          invalidate(s, _r, cur) {
-            mmuIntervalSetSeq(s, cur);
-            return true;
-          },
-        });
+        const { sub } = await recordInvalidations(mm);
         const a = await anon(mm, 2);
         await mm.writeU32(a + 12, 77);
         await drv.toDeviceLocked(mm, a, 2);
@@ -102,24 +90,13 @@ describe('concurrent faults on one device-private page', () => {
         });
         sim.sched.spawn('other-device', async () => {
           // a second device (owner null) asks for the page: hmm faults it back to RAM
-          const range = new HmmRange({
-            notifier: sub,
-            start: a,
-            end: a + P,
-            defaultFlags: HMM_PFN_REQ_FAULT,
-          });
           for (;;) {
-            range.notifierSeq = await mmuIntervalReadBegin(sub);
-            await mm.mmapLock.read();
-            try {
-              hmmRet = await hmmRangeFault(range);
-            } finally {
-              mm.mmapLock.readUnlock();
-            }
-            if (hmmRet !== -16) break; // -EBUSY: the sequence moved, retry as drivers do
+            const r = await hmmFaultOnce(mm, sub, a, 1, { defaultFlags: HMM_PFN_REQ_FAULT });
+            hmmRet = r.ret;
+            hmmFlags = r.flags[0]!;
+            hmmPfn = r.pfns[0]!;
+            if (hmmRet !== -Errno.EBUSY) break; // the sequence moved: retry as drivers do
           }
-          hmmFlags = range.hmmFlags[0]!;
-          hmmPfn = range.hmmPfns[0]!;
         });
         await sim.sched.run();
         expect(cpu).toBe(77);
