@@ -7,6 +7,7 @@
  * @module
  */
 export * from './constants.ts';
+export type { DeviceExclusiveResult } from './device.ts';
 export { inodeById, MmFile, ShmemInode, SpecialFile, TmpFile } from './file.ts';
 export {
   createMachine,
@@ -17,16 +18,9 @@ export {
   type MmStats,
   type ThpMode,
 } from './machine.ts';
-export {
-  calcVmProtBits,
-  type DeviceExclusiveResult,
-  type InvalidationRecord,
-  Mm,
-  type RmapHit,
-  removeMigrationPtesPfn,
-  rmapWalkPfn,
-  tryToMigratePfn,
-} from './mm.ts';
+export { removeMigrationPtesPfn } from './migrate.ts';
+export { type InvalidationRecord, Mm } from './mm.ts';
+export { calcVmProtBits } from './mprotect.ts';
 export * from './page-table.ts';
 export {
   DevPagemap,
@@ -43,4 +37,5 @@ export {
   type VmFault,
   ZERO_PFN,
 } from './physmem.ts';
+export { type RmapHit, rmapWalkPfn, tryToMigratePfn } from './rmap.ts';
 export { AnonVma, Vma, VmaTree, vmaIsExpandable, vmasMergeable } from './vma.ts';

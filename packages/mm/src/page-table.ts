@@ -321,3 +321,6 @@ export class PageTable {
     w.index = Math.floor(addr / 4096) & 511;
   }
 }
+
+/** A present entry's bits for a fresh mapping (young). */
+export const PRESENT_RY = PTE_PRESENT | PTE_R | PTE_YOUNG;

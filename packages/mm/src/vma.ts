@@ -8,6 +8,7 @@
  */
 import { PAGE_SIZE, VM_HUGETLB, VM_SPECIAL } from './constants.ts';
 import type { MmFile } from './file.ts';
+import { splitBoundaries } from './huge-memory.ts';
 import type { Mm } from './mm.ts';
 
 /** Models `struct anon_vma`: the rmap family of anonymous pages shared by a fork tree. */
@@ -301,4 +302,71 @@ export class VmaTree {
 /** True when `vma` may be merged or expanded (not VM_SPECIAL, not hugetlb). */
 export function vmaIsExpandable(vma: Vma): boolean {
   return (vma.flags & VM_SPECIAL) === 0 && (vma.flags & VM_HUGETLB) === 0;
+}
+
+export function linkVma(mm: Mm, vma: Vma): void {
+  mm.vmas.insert(vma);
+  vma.file?.mappings.add(vma);
+  vma.anonVma?.mms.add(mm);
+}
+
+export function unlinkVma(mm: Mm, vma: Vma): void {
+  mm.vmas.remove(vma);
+  vma.file?.mappings.delete(vma);
+}
+
+/** Models __split_vma(): `vma` keeps [start, at), a new VMA gets [at, end). Returns the new one. */
+export async function splitVma(mm: Mm, vma: Vma, at: number): Promise<Vma> {
+  await splitBoundaries(mm, vma, at, at);
+  const nv = new Vma(
+    mm,
+    at,
+    vma.end,
+    vma.flags,
+    vma.pgoff + (at - vma.start) / PAGE_SIZE,
+    vma.file,
+    vma.anonVma,
+  );
+  nv.privateData = vma.privateData;
+  vma.end = at;
+  linkVma(mm, nv);
+  return nv;
+}
+
+/** Isolates [start, end) of `vma` into its own VMA (splitting as needed) and returns it. */
+export async function isolate(mm: Mm, vma: Vma, start: number, end: number): Promise<Vma> {
+  let v = vma;
+  if (start > v.start) v = await splitVma(mm, v, start);
+  if (end < v.end) await splitVma(mm, v, end);
+  return v;
+}
+
+/** Merges `vma` with its neighbours where vma_merge would. Returns the surviving VMA. */
+export function mergeAround(mm: Mm, vma: Vma): Vma {
+  let v = vma;
+  const prev = mm.vmas.prev(v);
+  if (prev !== null && vmasMergeable(prev, v)) {
+    unlinkVma(mm, v);
+    prev.end = v.end;
+    prev.anonVma ??= v.anonVma;
+    v = prev;
+  }
+  const next = mm.vmas.next(v);
+  if (next !== null && vmasMergeable(v, next)) {
+    unlinkVma(mm, next);
+    v.end = next.end;
+    v.anonVma ??= next.anonVma;
+  }
+  return v;
+}
+
+/** Number of splits (new VMAs) needed to cut [start, end) out of the VMAs it overlaps. */
+export function splitsNeeded(mm: Mm, start: number, end: number): number {
+  let n = 0;
+  const first = mm.vmas.lookup(start);
+  if (first !== null && first.start < start) n++;
+  const last = mm.vmas.lookup(end - 1);
+  if (last !== null && last.end > end) n++;
+  if (n === 2 && first === last) return 1;
+  return n;
 }

@@ -15,7 +15,7 @@ import {
   PROT_READ,
   PROT_WRITE,
 } from '../src/constants.ts';
-import { removeMigrationPtesPfn, rmapWalkPfn, tryToMigratePfn } from '../src/mm.ts';
+import { removeMigrationPtesPfn } from '../src/migrate.ts';
 import {
   PTE_DEVICE_EXCLUSIVE,
   PTE_DEVICE_PRIVATE,
@@ -26,6 +26,7 @@ import {
   pteIsSwap,
 } from '../src/page-table.ts';
 import { DevPagemap, PG, type VmFault } from '../src/physmem.ts';
+import { rmapWalkPfn, tryToMigratePfn } from '../src/rmap.ts';
 import { makeDevice, OWNER, pattern, record, sameBytes, setup, starts } from './helpers.ts';
 
 const RW = PROT_READ | PROT_WRITE;

@@ -1,0 +1,153 @@
+/**
+ * CPU loads and stores (the x86 page-fault handler + copy_to_user/copy_from_user): resolve an
+ * address to a frame through the page tables, faulting as needed.
+ *
+ * @module
+ */
+import { ArgumentError, StateError } from '@hmmkit/sim';
+import {
+  alignDown,
+  FAULT_FLAG_USER,
+  FAULT_FLAG_WRITE,
+  PAGE_SIZE,
+  PMD_SIZE,
+  PUD_SIZE,
+  VM_ACCESS_FLAGS,
+  VM_FAULT_OOM,
+  VM_FAULT_SIGBUS,
+  VM_FAULT_SIGSEGV,
+  VM_WRITE,
+} from './constants.ts';
+import { MmSignalError } from './machine.ts';
+import { handleMmFault } from './memory.ts';
+import type { Mm } from './mm.ts';
+import { PTE_DIRTY, PTE_PRESENT, PTE_R, PTE_TYPE_MASK, PTE_W, PTE_YOUNG } from './page-table.ts';
+
+/**
+ * Resolves the frame behind `addr` for a CPU access, faulting as needed (the x86 page-fault
+ * handler: takes the mmap lock for read, checks the VMA, calls handleMmFault, retries).
+ * Returns the pfn. Throws {@link MmSignalError} for SIGSEGV / SIGBUS.
+ */
+export async function resolveUserPfn(mm: Mm, exact: number, write: boolean): Promise<number> {
+  const addr = exact - (exact % PAGE_SIZE);
+  for (let tries = 0; ; tries++) {
+    const pfn = fastLookup(mm, addr, write);
+    if (pfn >= 0) return pfn;
+    if (tries > 1000)
+      throw new StateError('Mm.access', `fault at 0x${addr.toString(16)} does not make progress`);
+    await mm.mmapLock.read();
+    let ret: number;
+    try {
+      const vma = mm.vmas.lookup(addr);
+      if (vma === null) throw new MmSignalError('SIGSEGV', exact, 'SEGV_MAPERR');
+      const ok = write ? vma.flags & VM_WRITE : vma.flags & VM_ACCESS_FLAGS;
+      if (!ok) throw new MmSignalError('SIGSEGV', exact, 'SEGV_ACCERR');
+      ret = await handleMmFault(mm, vma, exact, FAULT_FLAG_USER | (write ? FAULT_FLAG_WRITE : 0));
+    } finally {
+      mm.mmapLock.readUnlock();
+    }
+    if (ret & VM_FAULT_SIGSEGV) throw new MmSignalError('SIGSEGV', exact, 'SEGV_ACCERR');
+    if (ret & (VM_FAULT_SIGBUS | VM_FAULT_OOM)) throw new MmSignalError('SIGBUS', exact, 'BUS_ADRERR');
+  }
+}
+
+/** The pfn a present, sufficiently permissive entry maps at `addr`, else -1 (marks young/dirty). */
+export function fastLookup(mm: Mm, addr: number, write: boolean): number {
+  const pmd = mm.pt.pmdTable(addr, false);
+  if (pmd === null) {
+    const pud = mm.pt.pudTable(addr, false);
+    if (pud === null) return -1;
+    const ui = Math.floor(addr / PUD_SIZE) & 511;
+    const f = pud.flags[ui]!;
+    if ((f & (PTE_TYPE_MASK | PTE_R)) !== (PTE_PRESENT | PTE_R) || (write && !(f & PTE_W))) return -1;
+    pud.flags[ui] = f | PTE_YOUNG | (write ? PTE_DIRTY : 0);
+    return pud.val[ui]! + (Math.floor(addr / PAGE_SIZE) % (PUD_SIZE / PAGE_SIZE));
+  }
+  const mi = Math.floor(addr / PMD_SIZE) & 511;
+  const t = pmd.tables[mi]!;
+  if (t === null) {
+    const f = pmd.flags[mi]!;
+    if ((f & (PTE_TYPE_MASK | PTE_R)) !== (PTE_PRESENT | PTE_R) || (write && !(f & PTE_W))) return -1;
+    pmd.flags[mi] = f | PTE_YOUNG | (write ? PTE_DIRTY : 0);
+    const v = pmd.val[mi]!;
+    return v + (Math.floor(addr / PAGE_SIZE) & 511);
+  }
+  const i = Math.floor(addr / PAGE_SIZE) & 511;
+  const f = t.flags[i]!;
+  if ((f & (PTE_TYPE_MASK | PTE_R)) !== (PTE_PRESENT | PTE_R) || (write && !(f & PTE_W))) return -1;
+  t.flags[i] = f | PTE_YOUNG | (write ? PTE_DIRTY : 0);
+  return t.val[i]!;
+}
+
+export function checkAccessArgs(addr: number, len: number): void {
+  if (!Number.isSafeInteger(addr) || addr < 0) {
+    throw new ArgumentError('Mm.access', 'addr', 'must be a non-negative safe integer', addr);
+  }
+  if (!Number.isSafeInteger(len) || len < 0) {
+    throw new ArgumentError('Mm.access', 'length', 'must be a non-negative safe integer', len);
+  }
+}
+
+/**
+ * A CPU load of `dst.length` bytes at `addr` into `dst` (faulting pages in as a user access
+ * does). Throws {@link MmSignalError} (SIGSEGV / SIGBUS) at the first page that cannot be read.
+ */
+export async function cpuReadInto(mm: Mm, addr: number, dst: Uint8Array): Promise<void> {
+  checkAccessArgs(addr, dst.length);
+  await copyUser(mm, addr, dst, false);
+}
+
+/** Page by page through the page tables: `buf` → memory when `write`, memory → `buf` otherwise. */
+export async function copyUser(mm: Mm, addr: number, buf: Uint8Array, write: boolean): Promise<void> {
+  let done = 0;
+  while (done < buf.length) {
+    const a = addr + done;
+    const off = a % PAGE_SIZE;
+    const n = Math.min(PAGE_SIZE - off, buf.length - done);
+    const pfn = await resolveUserPfn(mm, a, write);
+    if (write) mm.phys.writePage(pfn, off, buf, done, n);
+    else mm.phys.readPage(pfn, off, buf, done, n);
+    done += n;
+  }
+}
+
+/** A CPU load of `length` bytes at `addr`. */
+export async function cpuRead(mm: Mm, addr: number, length: number): Promise<Uint8Array> {
+  checkAccessArgs(addr, length);
+  const out = new Uint8Array(length);
+  await cpuReadInto(mm, addr, out);
+  return out;
+}
+
+/**
+ * A CPU store of `src` at `addr` (write faults, COW breaks as needed). Pages before a failing
+ * page keep what was stored, as on real hardware.
+ */
+export async function cpuWrite(mm: Mm, addr: number, src: Uint8Array): Promise<void> {
+  checkAccessArgs(addr, src.length);
+  await copyUser(mm, addr, src, true);
+}
+
+/** Touches every page of [addr, addr+length) with a load or a store of nothing (faults only). */
+export async function cpuTouch(mm: Mm, addr: number, length: number, write: boolean): Promise<void> {
+  checkAccessArgs(addr, length);
+  const end = addr + length;
+  for (let a = addr; a < end; a = alignDown(a, PAGE_SIZE) + PAGE_SIZE) await resolveUserPfn(mm, a, write);
+}
+
+/** Loads `n` bytes at `addr` into a fresh buffer (per call: concurrent tasks must not share one). */
+export async function loadScalar(mm: Mm, addr: number, n: number): Promise<DataView> {
+  const bytes = new Uint8Array(8);
+  if (addr % PAGE_SIZE <= PAGE_SIZE - n) {
+    checkAccessArgs(addr, n);
+    const pfn = await resolveUserPfn(mm, addr, false);
+    mm.phys.readPage(pfn, addr % PAGE_SIZE, bytes, 0, n);
+  } else await cpuReadInto(mm, addr, bytes.subarray(0, n));
+  return new DataView(bytes.buffer);
+}
+
+export function scalar(n: number, set: (d: DataView) => void): Uint8Array {
+  const d = new DataView(new ArrayBuffer(8));
+  set(d);
+  return new Uint8Array(d.buffer, 0, n);
+}
