@@ -57,7 +57,7 @@ import {
   mmuIntervalSetSeq,
   mmuNotifierRangeBlockable,
 } from '@hmmkit/notifier';
-import { ArgumentError, Errno, Mutex, StateError, ULONG_MAX } from '@hmmkit/sim';
+import { ArgumentError, checkUint, Errno, Mutex, StateError, ULONG_MAX } from '@hmmkit/sim';
 import { checkDeviceIndex, DMIRROR_NDEVICES, DmirrorDevice, type DmirrorPageOwner } from './device.ts';
 import { DmirrorPageTable, DPT_XA_TAG_ATOMIC, DPT_XA_TAG_WRITE, dptPfn, dptTag } from './dpt.ts';
 import {
@@ -207,12 +207,8 @@ export class Dmirror implements DmirrorPageOwner {
   ): Promise<HmmDmirrorResult> {
     const fn = 'Dmirror.ioctl';
     if (!Number.isInteger(request)) throw new ArgumentError(fn, 'request', 'must be an integer', request);
-    if (!Number.isSafeInteger(cmd.addr) || cmd.addr < 0) {
-      throw new ArgumentError(fn, 'cmd.addr', 'must be a non-negative safe integer', cmd.addr);
-    }
-    if (!Number.isSafeInteger(cmd.npages) || cmd.npages < 0) {
-      throw new ArgumentError(fn, 'cmd.npages', 'must be a non-negative safe integer', cmd.npages);
-    }
+    checkUint(fn, 'cmd.addr', cmd.addr);
+    checkUint(fn, 'cmd.npages', cmd.npages);
     const fail = (ret: number): HmmDmirrorResult => ({
       ret,
       cpages: cmd.cpages ?? 0,

@@ -34,7 +34,7 @@ import {
   WALK_PTE,
 } from '@hmmkit/mm';
 import { MmuNotifyEvent } from '@hmmkit/notifier';
-import { ArgumentError, Errno, StateError } from '@hmmkit/sim';
+import { ArgumentError, checkUint, Errno, StateError } from '@hmmkit/sim';
 import { machineOfDevicePfn, registerMachine } from './machine-registry.ts';
 import { hmmStats } from './stats.ts';
 
@@ -133,12 +133,8 @@ function assertLocked(fn: string, mm: Mm): void {
 
 function checkArgs(fn: string, args: MigrateVma): void {
   if (!(args instanceof MigrateVma)) throw new ArgumentError(fn, 'args', 'must be a MigrateVma', args);
-  if (!Number.isSafeInteger(args.start) || args.start < 0) {
-    throw new ArgumentError(fn, 'args.start', 'must be a non-negative integer', args.start);
-  }
-  if (!Number.isSafeInteger(args.end) || args.end < 0) {
-    throw new ArgumentError(fn, 'args.end', 'must be a non-negative integer', args.end);
-  }
+  checkUint(fn, 'args.start', args.start);
+  checkUint(fn, 'args.end', args.end);
   if (!Number.isInteger(args.flags) || args.flags < 0) {
     throw new ArgumentError(fn, 'args.flags', 'must be MIGRATE_VMA_SELECT_* bits', args.flags);
   }
@@ -667,12 +663,9 @@ export async function migrateDeviceRange(
   machine?: Machine,
 ): Promise<number> {
   const fn = 'migrateDeviceRange';
-  if (!Number.isSafeInteger(npages) || npages < 0)
-    throw new ArgumentError(fn, 'npages', 'must be a non-negative integer', npages);
+  checkUint(fn, 'npages', npages);
   checkArray(fn, 'src', src, npages);
-  if (!Number.isSafeInteger(startPfn) || startPfn < 0) {
-    throw new ArgumentError(fn, 'startPfn', 'must be a non-negative integer', startPfn);
-  }
+  checkUint(fn, 'startPfn', startPfn);
   if (npages === 0) return 0;
   const m = deviceMachine(fn, startPfn, machine);
   const p = m.phys;
@@ -710,8 +703,7 @@ export async function migrateDevicePages(
   machine?: Machine,
 ): Promise<void> {
   const fn = 'migrateDevicePages';
-  if (!Number.isSafeInteger(npages) || npages < 0)
-    throw new ArgumentError(fn, 'npages', 'must be a non-negative integer', npages);
+  checkUint(fn, 'npages', npages);
   checkArray(fn, 'src', src, npages);
   checkArray(fn, 'dst', dst, npages);
   const first = firstPfn(src, npages);
@@ -748,8 +740,7 @@ export async function migrateDeviceFinalize(
   machine?: Machine,
 ): Promise<void> {
   const fn = 'migrateDeviceFinalize';
-  if (!Number.isSafeInteger(npages) || npages < 0)
-    throw new ArgumentError(fn, 'npages', 'must be a non-negative integer', npages);
+  checkUint(fn, 'npages', npages);
   checkArray(fn, 'src', src, npages);
   checkArray(fn, 'dst', dst, npages);
   const first = firstPfn(src, npages);

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { ArgumentError, Errno } from '@hmmkit/sim';
+import { ArgumentError, checkUint, Errno } from '@hmmkit/sim';
 import { O_RDONLY, O_RDWR, O_WRONLY, PAGE_SIZE } from './constants.ts';
 import type { PhysMem } from './physmem.ts';
 import { PG } from './physmem.ts';
@@ -59,9 +59,7 @@ export class TmpFile extends MmFile {
   /** Creates an empty file of `size` bytes on `phys`, opened with `mode` (default O_RDWR). */
   constructor(phys: PhysMem, size = 0, mode: number = O_RDWR, inode?: ShmemInode) {
     super(mode);
-    if (!Number.isSafeInteger(size) || size < 0) {
-      throw new ArgumentError('TmpFile', 'size', 'must be a non-negative safe integer', size);
-    }
+    checkUint('TmpFile', 'size', size);
     this.inode = inode ?? new ShmemInode(phys, size);
   }
 

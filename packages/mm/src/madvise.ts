@@ -4,7 +4,7 @@
  * @module
  */
 import { MmuNotifyEvent } from '@hmmkit/notifier';
-import { ArgumentError, Errno } from '@hmmkit/sim';
+import { ArgumentError, checkUint, Errno } from '@hmmkit/sim';
 import {
   HPAGE_PMD_NR,
   MADV_COLD,
@@ -77,11 +77,8 @@ const KNOWN_ADVICE = new Set<number>([
  */
 export async function madvise(mm: Mm, start: number, length: number, advice: number): Promise<number> {
   const fn = 'Mm.madvise';
-  if (!Number.isSafeInteger(start) || start < 0)
-    throw new ArgumentError(fn, 'start', 'must be a non-negative safe integer', start);
-  if (!Number.isSafeInteger(length) || length < 0) {
-    throw new ArgumentError(fn, 'length', 'must be a non-negative safe integer', length);
-  }
+  checkUint(fn, 'start', start);
+  checkUint(fn, 'length', length);
   if (!Number.isSafeInteger(advice)) throw new ArgumentError(fn, 'advice', 'must be an integer', advice);
   if (start % PAGE_SIZE !== 0) return -Errno.EINVAL;
   if (!KNOWN_ADVICE.has(advice)) return -Errno.EINVAL;

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { ArgumentError, Errno } from '@hmmkit/sim';
+import { checkUint, Errno } from '@hmmkit/sim';
 import {
   alignDown,
   PAGE_SIZE,
@@ -54,10 +54,8 @@ export async function applyVmaLockFlags(
   length: number,
   lock: boolean,
 ): Promise<{ ret: number; start: number; end: number }> {
-  if (!Number.isSafeInteger(addr) || addr < 0)
-    throw new ArgumentError(fn, 'start', 'must be a non-negative safe integer', addr);
-  if (!Number.isSafeInteger(length) || length < 0)
-    throw new ArgumentError(fn, 'length', 'must be a non-negative safe integer', length);
+  checkUint(fn, 'start', addr);
+  checkUint(fn, 'length', length);
   const start = alignDown(addr, PAGE_SIZE);
   const end = start + pageAlign(length + (addr - start));
   if (end > 2 ** 64) return { ret: -Errno.EINVAL, start, end };

@@ -4,7 +4,7 @@
  * @module
  */
 import { MmuNotifyEvent } from '@hmmkit/notifier';
-import { ArgumentError, Errno } from '@hmmkit/sim';
+import { checkUint, Errno } from '@hmmkit/sim';
 import {
   alignDown,
   MAP_ANONYMOUS,
@@ -88,8 +88,7 @@ export async function mmap(
     ['flags', flags],
     ['offset', offset],
   ] as const) {
-    if (!Number.isSafeInteger(v) || v < 0)
-      throw new ArgumentError(fn, name, 'must be a non-negative safe integer', v);
+    checkUint(fn, name, v);
   }
   if (offset % PAGE_SIZE !== 0) return -Errno.EINVAL;
   const anon = (flags & MAP_ANONYMOUS) !== 0;
@@ -206,11 +205,8 @@ export function getUnmappedArea(mm: Mm, hint: number, len: number, align: number
  */
 export async function munmap(mm: Mm, addr: number, length: number): Promise<number> {
   const fn = 'Mm.munmap';
-  if (!Number.isSafeInteger(addr) || addr < 0)
-    throw new ArgumentError(fn, 'addr', 'must be a non-negative safe integer', addr);
-  if (!Number.isSafeInteger(length) || length < 0) {
-    throw new ArgumentError(fn, 'length', 'must be a non-negative safe integer', length);
-  }
+  checkUint(fn, 'addr', addr);
+  checkUint(fn, 'length', length);
   if (addr % PAGE_SIZE !== 0) return -Errno.EINVAL;
   const len = pageAlign(length);
   if (len === 0 || addr > TASK_SIZE || len > TASK_SIZE - addr) return -Errno.EINVAL;

@@ -4,7 +4,7 @@
  * @module
  */
 import { MmuNotifyEvent } from '@hmmkit/notifier';
-import { ArgumentError, Errno } from '@hmmkit/sim';
+import { checkUint, Errno } from '@hmmkit/sim';
 import {
   HPAGE_PMD_NR,
   PAGE_SIZE,
@@ -52,13 +52,9 @@ import { isolate, mergeAround, type Vma } from './vma.ts';
  */
 export async function mprotect(mm: Mm, start: number, length: number, prot: number): Promise<number> {
   const fn = 'Mm.mprotect';
-  if (!Number.isSafeInteger(start) || start < 0)
-    throw new ArgumentError(fn, 'start', 'must be a non-negative safe integer', start);
-  if (!Number.isSafeInteger(length) || length < 0) {
-    throw new ArgumentError(fn, 'length', 'must be a non-negative safe integer', length);
-  }
-  if (!Number.isSafeInteger(prot) || prot < 0)
-    throw new ArgumentError(fn, 'prot', 'must be a non-negative safe integer', prot);
+  checkUint(fn, 'start', start);
+  checkUint(fn, 'length', length);
+  checkUint(fn, 'prot', prot);
   if (start % PAGE_SIZE !== 0) return -Errno.EINVAL;
   if (prot & (PROT_GROWSDOWN | PROT_GROWSUP)) return -Errno.EINVAL;
   if (prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM)) return -Errno.EINVAL;

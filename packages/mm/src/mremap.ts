@@ -4,7 +4,7 @@
  * @module
  */
 import { MmuNotifyEvent } from '@hmmkit/notifier';
-import { ArgumentError, Errno, StateError } from '@hmmkit/sim';
+import { checkUint, Errno, StateError } from '@hmmkit/sim';
 import {
   MREMAP_DONTUNMAP,
   MREMAP_FIXED,
@@ -49,8 +49,7 @@ export async function mremap(
     ['flags', flags],
     ['newAddr', newAddr],
   ] as const) {
-    if (!Number.isSafeInteger(v) || v < 0)
-      throw new ArgumentError(fn, name, 'must be a non-negative safe integer', v);
+    checkUint(fn, name, v);
   }
   if (flags & ~(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP)) return -Errno.EINVAL;
   if (flags & MREMAP_FIXED && !(flags & MREMAP_MAYMOVE)) return -Errno.EINVAL;

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { ArgumentError, StateError } from '@hmmkit/sim';
+import { checkUint, StateError } from '@hmmkit/sim';
 import {
   alignDown,
   FAULT_FLAG_USER,
@@ -80,12 +80,8 @@ export function fastLookup(mm: Mm, addr: number, write: boolean): number {
 }
 
 export function checkAccessArgs(addr: number, len: number): void {
-  if (!Number.isSafeInteger(addr) || addr < 0) {
-    throw new ArgumentError('Mm.access', 'addr', 'must be a non-negative safe integer', addr);
-  }
-  if (!Number.isSafeInteger(len) || len < 0) {
-    throw new ArgumentError('Mm.access', 'length', 'must be a non-negative safe integer', len);
-  }
+  checkUint('Mm.access', 'addr', addr);
+  checkUint('Mm.access', 'length', len);
 }
 
 /**
