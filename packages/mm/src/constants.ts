@@ -47,12 +47,6 @@ export function alignDown(x: number, size: number): number {
   return x - (x % size);
 }
 
-/** Rounds `x` up to a multiple of `size` (a power of two ≥ 4096). */
-export function alignUp(x: number, size: number): number {
-  const r = x % size;
-  return r === 0 ? x : x - r + size;
-}
-
 /** mmap/mprotect protections (uapi asm-generic/mman-common.h). */
 export const PROT_NONE = 0x0;
 /** Page can be read. */
@@ -80,22 +74,12 @@ export const MAP_TYPE = 0x0f;
 export const MAP_FIXED = 0x10;
 /** Not backed by a file. */
 export const MAP_ANONYMOUS = 0x20;
-/** Stack-like segment (ignored). */
-export const MAP_GROWSDOWN = 0x0100;
-/** Ignored (historic). */
-export const MAP_DENYWRITE = 0x0800;
-/** Ignored (historic). */
-export const MAP_EXECUTABLE = 0x1000;
 /** Lock the pages (accepted; no reclaim of locked VMAs). */
 export const MAP_LOCKED = 0x2000;
 /** Don't account swap (accepted, no effect). */
 export const MAP_NORESERVE = 0x4000;
 /** Populate (prefault) the mapping. */
 export const MAP_POPULATE = 0x8000;
-/** Do not block on IO (ignored). */
-export const MAP_NONBLOCK = 0x10000;
-/** Allocation for a stack (ignored). */
-export const MAP_STACK = 0x20000;
 /** Create a hugetlb mapping. */
 export const MAP_HUGETLB = 0x40000;
 /** DAX sync faults: only valid with MAP_SHARED_VALIDATE; unsupported here (-EOPNOTSUPP). */
@@ -106,8 +90,6 @@ export const MAP_FIXED_NOREPLACE = 0x100000;
 export const MAP_HUGE_SHIFT = 26;
 /** Mask of the hugetlb size field (after shifting). */
 export const MAP_HUGE_MASK = 0x3f;
-/** 2 MiB hugetlb pages. */
-export const MAP_HUGE_2MB = 21 * 2 ** MAP_HUGE_SHIFT;
 /** 1 GiB hugetlb pages. */
 export const MAP_HUGE_1GB = 30 * 2 ** MAP_HUGE_SHIFT;
 /** mmap's failure value as returned by our mmap: a negative errno (MAP_FAILED is (void*)-1 in C). */
@@ -125,8 +107,6 @@ export const MADV_WILLNEED = 3;
 export const MADV_DONTNEED = 4;
 /** Free pages only if memory pressure (lazy free). */
 export const MADV_FREE = 8;
-/** Remove these pages and their backing store (not modelled: -EINVAL... see docs). */
-export const MADV_REMOVE = 9;
 /** Don't inherit across fork. */
 export const MADV_DONTFORK = 10;
 /** Do inherit across fork. */
@@ -156,9 +136,7 @@ export const O_WRONLY = 1;
 /** Read and write. */
 export const O_RDWR = 2;
 
-/** vm_flags bits (include/linux/mm.h). */
-export const VM_NONE = 0;
-/** VMA is readable. */
+/** vm_flags bits (include/linux/mm.h): the VMA is readable. */
 export const VM_READ = 0x1;
 /** VMA is writable. */
 export const VM_WRITE = 0x2;
@@ -174,8 +152,6 @@ export const VM_MAYWRITE = 0x20;
 export const VM_MAYEXEC = 0x40;
 /** May be shared (MAP_SHARED). */
 export const VM_MAYSHARE = 0x80;
-/** Stack that grows down. */
-export const VM_GROWSDOWN = 0x100;
 /** Page-ranges managed without struct page (remap_pfn_range). */
 export const VM_PFNMAP = 0x400;
 /** mlock()ed. */
@@ -186,8 +162,6 @@ export const VM_IO = 0x4000;
 export const VM_DONTCOPY = 0x20000;
 /** Cannot expand with mremap. */
 export const VM_DONTEXPAND = 0x40000;
-/** Accounted (private writable). */
-export const VM_ACCOUNT = 0x100000;
 /** Don't reserve swap. */
 export const VM_NORESERVE = 0x200000;
 /** A hugetlb mapping. */
@@ -205,24 +179,10 @@ export const VM_ACCESS_FLAGS = VM_READ | VM_WRITE | VM_EXEC;
 
 /** handle_mm_fault() flags (enum fault_flag). */
 export const FAULT_FLAG_WRITE = 0x1;
-/** The fault is a write to a clean shared page (mkwrite). */
-export const FAULT_FLAG_MKWRITE = 0x2;
-/** The fault may drop the mmap lock and retry. */
-export const FAULT_FLAG_ALLOW_RETRY = 0x4;
-/** Don't wait when retrying. */
-export const FAULT_FLAG_RETRY_NOWAIT = 0x8;
-/** Killable. */
-export const FAULT_FLAG_KILLABLE = 0x10;
-/** Second try. */
-export const FAULT_FLAG_TRIED = 0x20;
 /** The fault came from user space (a CPU load or store). */
 export const FAULT_FLAG_USER = 0x40;
 /** The fault is on behalf of another mm / a device (GUP, hmm). */
 export const FAULT_FLAG_REMOTE = 0x80;
-/** Instruction fetch. */
-export const FAULT_FLAG_INSTRUCTION = 0x100;
-/** Unshare a COW page for reading (GUP pin). */
-export const FAULT_FLAG_UNSHARE = 0x400;
 
 /** vm_fault_t bits. */
 export const VM_FAULT_OOM = 0x000001;
@@ -236,18 +196,8 @@ export const VM_FAULT_HWPOISON = 0x000010;
 export const VM_FAULT_HWPOISON_LARGE = 0x000020;
 /** Segmentation fault. */
 export const VM_FAULT_SIGSEGV = 0x000040;
-/** ->fault installed the PTE, no page returned. */
-export const VM_FAULT_NOPAGE = 0x000100;
-/** ->fault locked the page. */
-export const VM_FAULT_LOCKED = 0x000200;
-/** The fault dropped the lock; retry. */
-export const VM_FAULT_RETRY = 0x000400;
 /** Huge page fault failed, fall back to small pages. */
 export const VM_FAULT_FALLBACK = 0x000800;
-/** ->fault did the COW. */
-export const VM_FAULT_DONE_COW = 0x001000;
-/** The fault completed without the mmap lock. */
-export const VM_FAULT_COMPLETED = 0x004000;
 /** VM_FAULT_ERROR: any of these means the access cannot be satisfied. */
 export const VM_FAULT_ERROR =
   VM_FAULT_OOM |

@@ -29,7 +29,6 @@ export {
   HUGE_ZERO_PFN,
   type MemoryNode,
   type MemoryNodeKind,
-  type PageFlag,
   PG,
   PhysMem,
   type PhysMemOptions,
@@ -38,4 +37,4 @@ export {
   ZERO_PFN,
 } from './physmem.ts';
 export { type RmapHit, rmapWalkPfn, tryToMigratePfn } from './rmap.ts';
-export { AnonVma, Vma, VmaTree, vmaIsExpandable, vmasMergeable } from './vma.ts';
+export { AnonVma, Vma, VmaTree, vmasMergeable } from './vma.ts';

@@ -67,14 +67,6 @@ export function pteIsProtnone(flags: number): boolean {
 export function pteIsWritable(flags: number): boolean {
   return (flags & PTE_W) !== 0;
 }
-/** pte_dirty(). */
-export function pteIsDirty(flags: number): boolean {
-  return (flags & PTE_DIRTY) !== 0;
-}
-/** pte_young(). */
-export function pteIsYoung(flags: number): boolean {
-  return (flags & PTE_YOUNG) !== 0;
-}
 /** pte_special(). */
 export function pteIsSpecial(flags: number): boolean {
   return (flags & PTE_SPECIAL) !== 0;

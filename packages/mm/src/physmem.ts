@@ -54,8 +54,6 @@ export const PG = {
   /** PG_anon_exclusive: the anon page is known to be exclusive to one mapping. */
   anonExclusive: 0x1000,
 } as const;
-/** One of the {@link PG} bits. */
-export type PageFlag = (typeof PG)[keyof typeof PG];
 
 /** What kind of memory a NUMA node holds. */
 export type MemoryNodeKind = 'system' | 'device';

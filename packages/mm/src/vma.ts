@@ -299,11 +299,6 @@ export class VmaTree {
   }
 }
 
-/** True when `vma` may be merged or expanded (not VM_SPECIAL, not hugetlb). */
-export function vmaIsExpandable(vma: Vma): boolean {
-  return (vma.flags & VM_SPECIAL) === 0 && (vma.flags & VM_HUGETLB) === 0;
-}
-
 export function linkVma(mm: Mm, vma: Vma): void {
   mm.vmas.insert(vma);
   vma.file?.mappings.add(vma);
