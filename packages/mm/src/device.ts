@@ -20,6 +20,7 @@ import {
   PTE_TYPE_MASK,
   PTE_W,
   setEntry,
+  setEntryFlags,
 } from './page-table.ts';
 import { PG } from './physmem.ts';
 import { mapRef } from './rmap.ts';
@@ -77,7 +78,7 @@ export async function makeDeviceExclusive(
     return { ret: -Errno.EBUSY, pfn: -1 };
   }
   if (f & PTE_DIRTY) p.flags[pfn] = p.flags[pfn]! | PG.dirty;
-  t.flags[i] = PTE_DEVICE_EXCLUSIVE | PTE_W;
+  setEntryFlags(t, i, PTE_DEVICE_EXCLUSIVE | PTE_W);
   flushTlb(mm);
   await invEnd(mm, r);
   return { ret: 0, pfn };

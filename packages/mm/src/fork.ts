@@ -3,6 +3,7 @@
  *
  * @module
  */
+
 import { MmuNotifyEvent, mmuNotifierRelease } from '@hmmkit/notifier';
 import { ULONG_MAX } from '@hmmkit/sim';
 import { PAGE_SIZE, PMD_SIZE, PUD_SIZE, VM_HUGETLB, VM_MAYWRITE, VM_SHARED } from './constants.ts';
@@ -21,11 +22,13 @@ import {
   PTE_W,
   PTE_YOUNG,
   setEntry,
+  setEntryFlags,
   WALK_HOLE,
   WALK_PMD_LEAF,
   WALK_PUD_LEAF,
 } from './page-table.ts';
 import { PG } from './physmem.ts';
+import { rmapAdd } from './rmap.ts';
 import { unlinkVma, type Vma } from './vma.ts';
 
 /** copy_page_range(): false when an entry cannot be copied (a locked device-exclusive folio). */
@@ -52,15 +55,11 @@ export async function copyPageRange(mm: Mm, child: Mm, vma: Vma): Promise<boolea
       let f = w.flags;
       const ty = f & PTE_TYPE_MASK;
       if ((ty === PTE_PRESENT && !p.isZeroPfn(w.val)) || ty === PTE_DEVICE_PRIVATE) {
-        for (let k = 0; k < nr; k++) {
-          p.refcount[w.val + k]!++;
-          p.mapcount[w.val + k]!++;
-        }
-        child.rss += nr;
+        rmapAdd(child, w.val, nr);
       }
       if (cow && f & PTE_W) {
         f &= ~PTE_W;
-        src.flags[w.slot] = f;
+        setEntryFlags(src, w.slot, f);
         flush = true;
       }
       setEntry(dst, w.slot, w.val, f & ~PTE_YOUNG);
@@ -83,20 +82,18 @@ export async function copyPageRange(mm: Mm, child: Mm, vma: Vma): Promise<boolea
           break;
         }
         f = restoreExclusiveBits(mm, vma, v, f);
-        t.flags[i] = f;
+        setEntryFlags(t, i, f);
         ty = PTE_PRESENT;
       }
       if (ty === PTE_PRESENT) {
         if (!(f & PTE_SPECIAL) || !p.isZeroPfn(v)) {
           if (!(p.flags[v]! & PG.reserved) && !(f & PTE_SPECIAL && p.mapcount[v] === 0)) {
-            p.refcount[v]!++;
-            p.mapcount[v]!++;
-            child.rss++;
+            rmapAdd(child, v);
           }
         }
         if (cow && f & PTE_W) {
           f &= ~PTE_W;
-          t.flags[i] = f;
+          setEntryFlags(t, i, f);
           flush = true;
         }
         if (cow) p.flags[v] = p.flags[v]! & ~PG.anonExclusive;
@@ -106,18 +103,16 @@ export async function copyPageRange(mm: Mm, child: Mm, vma: Vma): Promise<boolea
         child.swapEntries++;
         setEntry(ct, i, v, f);
       } else if (ty === PTE_DEVICE_PRIVATE) {
-        p.refcount[v]!++;
-        p.mapcount[v]!++;
-        child.rss++;
+        rmapAdd(child, v);
         if (cow && f & PTE_W) {
           f &= ~PTE_W;
-          t.flags[i] = f;
+          setEntryFlags(t, i, f);
         }
         setEntry(ct, i, v, f);
       } else if (ty === PTE_MIGRATION) {
         if (cow && f & PTE_W) {
           f &= ~PTE_W;
-          t.flags[i] = f;
+          setEntryFlags(t, i, f);
         }
         setEntry(ct, i, v, f);
       }

@@ -39,9 +39,17 @@ import {
   PTE_YOUNG,
   PteTable,
   setEntry,
+  setEntryFlags,
 } from './page-table.ts';
 import { HUGE_ZERO_PFN, PG, ZERO_PFN } from './physmem.ts';
-import { anonVmaPrepare, releaseEntry, setAnonRmap } from './rmap.ts';
+import {
+  anonVmaPrepare,
+  releaseEntry,
+  rmapAdd,
+  rmapAddOwned,
+  rmapRemoveKeepRef,
+  setAnonRmap,
+} from './rmap.ts';
 import type { Vma } from './vma.ts';
 
 export function thpEligible(mm: Mm, vma: Vma, haddr: number): boolean {
@@ -81,9 +89,9 @@ export function installThp(mm: Mm, vma: Vma, haddr: number, head: number, pmd: P
     const pfn = head + k;
     p.mapping[pfn] = a.id;
     p.index[pfn] = idx + k;
-    p.mapcount[pfn] = 1;
   }
-  mm.rss += HPAGE_PMD_NR;
+  rmapAddOwned(mm, head, HPAGE_PMD_NR); // the allocation's references become the mappings'
+
   mm.machine.stats.thpAlloc.value++;
   mm.sim.charge(mm.sim.costs.cpuPageZeroNs * HPAGE_PMD_NR);
   const w = vma.flags & VM_WRITE ? PTE_W | PTE_DIRTY : 0;
@@ -123,7 +131,7 @@ export async function doHugePmdWpPage(
     if (p.mapcount[head + k] !== 1 || p.refcount[head + k] !== 1) exclusive = false;
   }
   if (exclusive) {
-    pmd.flags[mi] = pmd.flags[mi]! | PTE_W | PTE_DIRTY | PTE_YOUNG;
+    setEntryFlags(pmd, mi, pmd.flags[mi]! | PTE_W | PTE_DIRTY | PTE_YOUNG);
     return 0;
   }
   await splitHugePmd(mm, vma, haddr);
@@ -149,17 +157,10 @@ export async function splitHugePmd(mm: Mm, vma: Vma, addr: number): Promise<void
     const t = new PteTable();
     const type = f & PTE_TYPE_MASK;
     if (v === HUGE_ZERO_PFN && type === PTE_PRESENT) {
-      for (let k = 0; k < HPAGE_PMD_NR; k++) {
-        t.val[k] = ZERO_PFN;
-        t.flags[k] = f & ~PTE_W;
-      }
+      for (let k = 0; k < HPAGE_PMD_NR; k++) setEntry(t, k, ZERO_PFN, f & ~PTE_W);
     } else {
-      for (let k = 0; k < HPAGE_PMD_NR; k++) {
-        t.val[k] = v + k;
-        t.flags[k] = f;
-      }
+      for (let k = 0; k < HPAGE_PMD_NR; k++) setEntry(t, k, v + k, f);
     }
-    t.used = HPAGE_PMD_NR;
     setEntry(pmd, mi, 0, 0);
     mm.pt.installPteTable(pmd, mi, t);
     mm.machine.stats.thpSplit.value++;
@@ -252,12 +253,9 @@ export function installPmdMigrationEntry(mm: Mm, addr: number): number {
   const p = mm.phys;
   if (p.isZeroPfn(head) || p.flags[head]! & PG.hugetlb) return -1;
   for (let k = 0; k < HPAGE_PMD_NR; k++) if (p.mapcount[head + k] !== 1) return -1;
-  for (let k = 0; k < HPAGE_PMD_NR; k++) {
-    p.mapcount[head + k] = 0;
-    if (f & PTE_DIRTY) p.flags[head + k] = p.flags[head + k]! | PG.dirty;
-  }
-  mm.rss -= HPAGE_PMD_NR;
-  pmd.flags[mi] = PTE_MIGRATION | (f & (PTE_W | PTE_DIRTY));
+  if (f & PTE_DIRTY) for (let k = 0; k < HPAGE_PMD_NR; k++) p.flags[head + k] = p.flags[head + k]! | PG.dirty;
+  rmapRemoveKeepRef(mm, head, HPAGE_PMD_NR); // the 512 mapping references go to the caller
+  setEntryFlags(pmd, mi, PTE_MIGRATION | (f & (PTE_W | PTE_DIRTY)));
   if (ty === PTE_PRESENT) flushTlb(mm);
   return head;
 }
@@ -278,15 +276,15 @@ export function removeMigrationPmd(mm: Mm, addr: number, newHead: number): boole
   if (pmd.tables[mi] !== null || (f & PTE_TYPE_MASK) !== PTE_MIGRATION) return false;
   const vma = mm.vmas.lookup(haddr);
   const p = mm.phys;
-  for (let k = 0; k < HPAGE_PMD_NR; k++) {
-    p.refcount[newHead + k]!++;
-    p.mapcount[newHead + k]!++;
-  }
-  mm.rss += HPAGE_PMD_NR;
-  pmd.val[mi] = newHead;
-  pmd.flags[mi] = p.isDevicePrivatePage(newHead)
-    ? PTE_DEVICE_PRIVATE | (f & PTE_W)
-    : (vma === null ? PTE_PRESENT : baseBits(vma)) | PTE_YOUNG | (f & (PTE_W | PTE_DIRTY));
+  rmapAdd(mm, newHead, HPAGE_PMD_NR);
+  setEntry(
+    pmd,
+    mi,
+    newHead,
+    p.isDevicePrivatePage(newHead)
+      ? PTE_DEVICE_PRIVATE | (f & PTE_W)
+      : (vma === null ? PTE_PRESENT : baseBits(vma)) | PTE_YOUNG | (f & (PTE_W | PTE_DIRTY)),
+  );
   return true;
 }
 
@@ -309,12 +307,8 @@ export function migrateVmaInsertPmd(mm: Mm, vma: Vma, addr: number, head: number
     mm.pt.freePteTable(pmd, mi);
   } else if (f !== 0 && pmd.val[mi] !== HUGE_ZERO_PFN) return false;
   const p = mm.phys;
-  for (let k = 0; k < HPAGE_PMD_NR; k++) {
-    setAnonRmap(mm, head + k, vma, addr + k * PAGE_SIZE);
-    p.refcount[head + k]!++;
-    p.mapcount[head + k]!++;
-  }
-  mm.rss += HPAGE_PMD_NR;
+  for (let k = 0; k < HPAGE_PMD_NR; k++) setAnonRmap(mm, head + k, vma, addr + k * PAGE_SIZE);
+  rmapAdd(mm, head, HPAGE_PMD_NR);
   const w = vma.flags & VM_WRITE ? PTE_W : 0;
   if (p.isDevicePrivatePage(head)) setEntry(pmd, mi, head, PTE_DEVICE_PRIVATE | w);
   else setEntry(pmd, mi, head, PRESENT_RY | (w ? PTE_W | PTE_DIRTY : 0));

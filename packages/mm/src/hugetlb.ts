@@ -17,9 +17,10 @@ import {
   PTE_W,
   PTE_YOUNG,
   setEntry,
+  setEntryFlags,
 } from './page-table.ts';
 import { PG } from './physmem.ts';
-import { anonVmaPrepare, releaseHuge } from './rmap.ts';
+import { anonVmaPrepare, releaseHuge, rmapAddOwned } from './rmap.ts';
 import type { Vma } from './vma.ts';
 
 export function hugetlbSize(vma: Vma): number {
@@ -51,16 +52,16 @@ export async function hugetlbFault(mm: Mm, vma: Vma, addr: number, write: boolea
   }
   if ((f & PTE_TYPE_MASK) !== PTE_PRESENT) return VM_FAULT_SIGBUS;
   if (!write || f & PTE_W) {
-    tbl.flags[idx] = f | PTE_YOUNG;
+    setEntryFlags(tbl, idx, f | PTE_YOUNG);
     return 0;
   }
   if (shared) {
-    tbl.flags[idx] = f | PTE_W | PTE_DIRTY;
+    setEntryFlags(tbl, idx, f | PTE_W | PTE_DIRTY);
     return 0;
   }
   const old = tbl.val[idx]!;
   if (p.mapcount[old] === 1 && p.refcount[old] === 1) {
-    tbl.flags[idx] = f | PTE_W | PTE_DIRTY;
+    setEntryFlags(tbl, idx, f | PTE_W | PTE_DIRTY);
     return 0;
   }
   const head = allocHugetlb(mm, order);
@@ -97,12 +98,11 @@ export function setHugeRmap(mm: Mm, vma: Vma, haddr: number, head: number, nr: n
   const a = anon ? anonVmaPrepare(mm, vma) : null;
   const idx = vma.linearPageIndex(haddr);
   for (let k = 0; k < nr; k++) {
-    p.mapcount[head + k] = 1;
     p.mapping[head + k] = a === null ? 0 : a.id;
     p.index[head + k] = idx + k;
     if (a !== null) p.flags[head + k] = p.flags[head + k]! | PG.anon;
   }
-  mm.rss += nr;
+  rmapAddOwned(mm, head, nr); // the pool allocation's references become the mapping's
 }
 
 export function hugetlbMisaligned(v: Vma, start: number, end: number): boolean {

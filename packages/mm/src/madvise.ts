@@ -45,6 +45,7 @@ import {
   PTE_TYPE_MASK,
   PTE_YOUNG,
   setEntry,
+  setEntryFlags,
   WALK_HOLE,
   WALK_PTE,
 } from './page-table.ts';
@@ -189,7 +190,7 @@ export async function madviseFree(mm: Mm, vma: Vma, s: number, e: number): Promi
           for (let k = 0; k < HPAGE_PMD_NR; k++) {
             p.flags[w.val + k] = (p.flags[w.val + k]! & ~PG.dirty) | PG.lazyfree;
           }
-          w.pmd!.flags[w.slot] = w.flags & ~(PTE_DIRTY | PTE_YOUNG);
+          setEntryFlags(w.pmd!, w.slot, w.flags & ~(PTE_DIRTY | PTE_YOUNG));
           flush = true;
         }
       }
@@ -208,7 +209,7 @@ export async function madviseFree(mm: Mm, vma: Vma, s: number, e: number): Promi
         const pfn = t.val[i]!;
         if (p.mapcount[pfn] !== 1 || !(p.flags[pfn]! & PG.anon)) continue;
         p.flags[pfn] = (p.flags[pfn]! & ~PG.dirty) | PG.lazyfree;
-        t.flags[i] = f & ~(PTE_DIRTY | PTE_YOUNG);
+        setEntryFlags(t, i, f & ~(PTE_DIRTY | PTE_YOUNG));
         flush = true;
       }
     }

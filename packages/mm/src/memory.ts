@@ -45,12 +45,13 @@ import {
   PTE_YOUNG,
   type PteTable,
   setEntry,
+  setEntryFlags,
   WALK_HOLE,
   WALK_PMD_LEAF,
   WALK_PUD_LEAF,
 } from './page-table.ts';
 import { PG, type VmFault, ZERO_PFN } from './physmem.ts';
-import { mapRef, releaseEntry, releaseHuge, setAnonRmap } from './rmap.ts';
+import { mapRef, releaseEntry, releaseHuge, rmapAddOwned, setAnonRmap } from './rmap.ts';
 import type { Vma } from './vma.ts';
 
 /** Bits of a present entry for `vma` before any write permission (vm_page_prot minus write). */
@@ -91,7 +92,7 @@ export async function handleMmFault(mm: Mm, vma: Vma, addr: number, flags: numbe
     const t = f & PTE_TYPE_MASK;
     if (t === PTE_PRESENT) {
       if (!write || f & PTE_W) {
-        pmd.flags[mi] = f | PTE_YOUNG | (write ? PTE_DIRTY : 0);
+        setEntryFlags(pmd, mi, f | PTE_YOUNG | (write ? PTE_DIRTY : 0));
         return 0;
       }
       const r = await doHugePmdWpPage(mm, vma, haddr, pmd, mi);
@@ -119,9 +120,9 @@ export async function handleMmFault(mm: Mm, vma: Vma, addr: number, flags: numbe
       if (vma.file === null) return doAnonymousPage(mm, vma, addr, tbl, i, write);
       return doFault(mm, vma, addr, tbl, i, write);
     case PTE_PRESENT:
-      if (!(f & PTE_R) && vma.flags & VM_ACCESS_FLAGS) tbl.flags[i] = f | PTE_R; // protnone hint
+      if (!(f & PTE_R) && vma.flags & VM_ACCESS_FLAGS) setEntryFlags(tbl, i, f | PTE_R); // protnone hint
       if (write && !(f & PTE_W)) return doWpPage(mm, vma, addr, tbl, i);
-      tbl.flags[i] = tbl.flags[i]! | PTE_YOUNG | (write ? PTE_DIRTY : 0);
+      setEntryFlags(tbl, i, tbl.flags[i]! | PTE_YOUNG | (write ? PTE_DIRTY : 0));
       return 0;
     case PTE_SWAP:
       return doSwapPage(mm, vma, addr, tbl, i, write);
@@ -168,8 +169,7 @@ export function doAnonymousPage(
   if (pfn < 0) return VM_FAULT_OOM;
   mm.sim.charge(mm.sim.costs.cpuPageZeroNs);
   setAnonRmap(mm, pfn, vma, addr);
-  mm.phys.mapcount[pfn] = 1; // the allocation's reference becomes the mapping's
-  mm.rss++;
+  rmapAddOwned(mm, pfn); // the allocation's reference becomes the mapping's
   setEntry(t, i, pfn, PRESENT_RY | PTE_W | PTE_DIRTY);
   return 0;
 }
@@ -191,8 +191,7 @@ export function doFault(mm: Mm, vma: Vma, addr: number, t: PteTable, i: number, 
     p.copyPage(pfn, pc);
     mm.sim.charge(mm.sim.costs.cpuPageCopyNs);
     setAnonRmap(mm, pfn, vma, addr);
-    p.mapcount[pfn] = 1;
-    mm.rss++;
+    rmapAddOwned(mm, pfn);
     setEntry(t, i, pfn, PRESENT_RY | PTE_W | PTE_DIRTY);
     return 0;
   }
@@ -219,12 +218,12 @@ export async function doWpPage(mm: Mm, vma: Vma, addr: number, t: PteTable, i: n
   const pfn = t.val[i]!;
   if (vma.flags & VM_SHARED) {
     // wp_page_shared / wp_pfn_shared
-    t.flags[i] = f | PTE_W | PTE_DIRTY | PTE_YOUNG;
+    setEntryFlags(t, i, f | PTE_W | PTE_DIRTY | PTE_YOUNG);
     if (!mm.phys.isZeroPfn(pfn)) mm.phys.flags[pfn] = mm.phys.flags[pfn]! | PG.dirty;
     return 0;
   }
   if (!mm.phys.isZeroPfn(pfn) && canReuseAnon(mm, pfn)) {
-    t.flags[i] = f | PTE_W | PTE_DIRTY | PTE_YOUNG;
+    setEntryFlags(t, i, f | PTE_W | PTE_DIRTY | PTE_YOUNG);
     mm.phys.flags[pfn] = mm.phys.flags[pfn]! | PG.anonExclusive;
     return 0;
   }
@@ -253,8 +252,7 @@ export async function wpPageCopy(
   const i = Math.floor(addr / PAGE_SIZE) & 511;
   if (t !== null && t.flags[i] === oldFlags && t.val[i] === oldPfn) {
     setAnonRmap(mm, pfn, vma, addr);
-    p.mapcount[pfn] = 1;
-    mm.rss++;
+    rmapAddOwned(mm, pfn);
     releaseEntry(mm, oldPfn, oldFlags);
     setEntry(t, i, pfn, PRESENT_RY | PTE_W | PTE_DIRTY);
     mm.machine.stats.cow.value++;
@@ -287,14 +285,11 @@ export function doSwapPage(mm: Mm, vma: Vma, addr: number, t: PteTable, i: numbe
     mm.sim.charge(mm.sim.costs.swapIoPerPageNs);
     ret = VM_FAULT_MAJOR;
   }
-  p.mapcount[pfn]!++;
-  mm.rss++;
+  rmapAddOwned(mm, pfn); // the swap cache's or the new page's reference becomes the mapping's
   mm.swapEntries--;
   sw.free(slot);
   const exclusive = p.mapcount[pfn] === 1 && p.refcount[pfn] === 1 && !(p.flags[pfn]! & PG.swapcache);
   const wbits = exclusive && write && vma.flags & VM_WRITE ? PTE_W | PTE_DIRTY : 0;
-  t.flags[i] = 0;
-  t.used--;
   setEntry(t, i, pfn, baseBits(vma) | PTE_YOUNG | wbits);
   return ret;
 }
@@ -377,7 +372,8 @@ export async function removeDeviceExclusiveEntry(
   }
   const r = await invStart(mm, MmuNotifyEvent.EXCLUSIVE, addr, addr + PAGE_SIZE, null);
   const t = mm.pt.pteTable(addr, false);
-  if (t !== null && t.flags[i] === f && t.val[i] === pfn) t.flags[i] = restoreExclusiveBits(mm, vma, pfn, f);
+  if (t !== null && t.flags[i] === f && t.val[i] === pfn)
+    setEntryFlags(t, i, restoreExclusiveBits(mm, vma, pfn, f));
   await invEnd(mm, r);
   p.unlockPage(pfn);
   p.putPage(pfn);
@@ -445,9 +441,7 @@ export async function zapRange(
       if (f === 0) continue;
       if ((f & PTE_TYPE_MASK) === PTE_PRESENT) flushed = true;
       releaseEntry(mm, t.val[i]!, f);
-      t.flags[i] = 0;
-      t.val[i] = 0;
-      t.used--;
+      setEntry(t, i, 0, 0);
     }
     if (freeTables && t.used === 0 && a % PMD_SIZE === 0 && w.end - a === PMD_SIZE) {
       mm.pt.freePteTable(w.pmd!, w.slot);

@@ -23,9 +23,10 @@ import {
   PTE_W,
   PTE_YOUNG,
   setEntry,
+  setEntryFlags,
 } from './page-table.ts';
 import { PG, ZERO_PFN } from './physmem.ts';
-import { rmapWalkPfn, setAnonRmap } from './rmap.ts';
+import { rmapAdd, rmapRemoveKeepRef, rmapWalkPfn, setAnonRmap } from './rmap.ts';
 import type { Vma } from './vma.ts';
 
 /**
@@ -45,9 +46,8 @@ export function installMigrationEntry(mm: Mm, addr: number): number {
   if (ty !== PTE_PRESENT && ty !== PTE_DEVICE_PRIVATE) return -1;
   if (f & PTE_SPECIAL || mm.phys.flags[pfn]! & PG.reserved) return -1;
   if (f & PTE_DIRTY) mm.phys.flags[pfn] = mm.phys.flags[pfn]! | PG.dirty;
-  mm.phys.mapcount[pfn]!--;
-  mm.rss--;
-  t.flags[i] = PTE_MIGRATION | (f & (PTE_W | PTE_DIRTY));
+  rmapRemoveKeepRef(mm, pfn); // the mapping's reference goes to the caller
+  setEntryFlags(t, i, PTE_MIGRATION | (f & (PTE_W | PTE_DIRTY)));
   if (ty === PTE_PRESENT) flushTlbDeferred(mm, addr);
   return pfn;
 }
@@ -86,9 +86,7 @@ export function migrateVmaInsertPage(mm: Mm, vma: Vma, addr: number, pfn: number
   if (f !== 0 && !((f & PTE_TYPE_MASK) === PTE_PRESENT && old === ZERO_PFN)) return false;
   setAnonRmap(mm, pfn, vma, addr);
   const w = vma.flags & VM_WRITE ? PTE_W : 0;
-  p.refcount[pfn]!++;
-  p.mapcount[pfn]!++;
-  mm.rss++;
+  rmapAdd(mm, pfn);
   if (p.isDevicePrivatePage(pfn)) setEntry(t, i, pfn, PTE_DEVICE_PRIVATE | w);
   else setEntry(t, i, pfn, PRESENT_RY | (w ? PTE_W | PTE_DIRTY : 0));
   if (f !== 0) flushTlb(mm);
@@ -211,15 +209,17 @@ export function removeMigrationPtesPfn(machine: Machine, oldPfn: number, newPfn:
     const i = Math.floor(hit.address / PAGE_SIZE) & 511;
     const f = t.flags[i]!;
     if ((f & PTE_TYPE_MASK) !== PTE_MIGRATION) continue;
-    t.val[i] = newPfn;
-    t.flags[i] = devPriv
-      ? PTE_DEVICE_PRIVATE | (f & PTE_W)
-      : (hit.vma.flags & VM_ACCESS_FLAGS ? PTE_PRESENT | PTE_R : PTE_PRESENT) |
-        PTE_YOUNG |
-        (f & (PTE_W | PTE_DIRTY));
-    p.refcount[newPfn]!++;
-    p.mapcount[newPfn]!++;
-    hit.mm.rss++;
+    setEntry(
+      t,
+      i,
+      newPfn,
+      devPriv
+        ? PTE_DEVICE_PRIVATE | (f & PTE_W)
+        : (hit.vma.flags & VM_ACCESS_FLAGS ? PTE_PRESENT | PTE_R : PTE_PRESENT) |
+            PTE_YOUNG |
+            (f & (PTE_W | PTE_DIRTY)),
+    );
+    rmapAdd(hit.mm, newPfn);
     n++;
   }
   return n;

@@ -37,6 +37,7 @@ import {
   PTE_SPECIAL,
   PTE_TYPE_MASK,
   PTE_W,
+  setEntryFlags,
   WALK_HOLE,
   WALK_PMD_LEAF,
   WALK_PUD_LEAF,
@@ -198,7 +199,7 @@ export async function applyProtection(mm: Mm, vma: Vma, start: number, end: numb
         }
       }
       if (nf & PTE_W && p.isZeroPfn(w.val)) nf &= ~PTE_W;
-      tbl.flags[w.slot] = nf;
+      setEntryFlags(tbl, w.slot, nf);
       a = Math.max(w.end, w.leafStart + size);
       continue;
     }
@@ -206,7 +207,7 @@ export async function applyProtection(mm: Mm, vma: Vma, start: number, end: numb
     const n = (w.end - a) / PAGE_SIZE;
     for (let k = 0, i = w.index; k < n; k++, i++) {
       const f = t.flags[i]!;
-      if (f !== 0) t.flags[i] = fix(f, t.val[i]!);
+      if (f !== 0) setEntryFlags(t, i, fix(f, t.val[i]!));
     }
     a = w.end;
   }

@@ -212,9 +212,7 @@ export async function movePageTables(
       }
       const di = Math.floor(da / PAGE_SIZE) & 511;
       setEntry(dt, di, t.val[i]!, f);
-      t.flags[i] = 0;
-      t.val[i] = 0;
-      t.used--;
+      setEntry(t, i, 0, 0);
     }
     a = w.end;
   }

@@ -137,6 +137,15 @@ export function setEntry(t: PteTable | PmdTable | PudTable, i: number, val: numb
   t.flags[i] = flags;
 }
 
+/**
+ * Changes the bits of populated entry `i` (its value stays; `flags` must not be 0 — clear an
+ * entry with {@link setEntry}(t, i, 0, 0)). Every PTE/PMD/PUD bit change goes through here or
+ * {@link setEntry}.
+ */
+export function setEntryFlags(t: PteTable | PmdTable | PudTable, i: number, flags: number): void {
+  t.flags[i] = flags;
+}
+
 /** Walk unit kinds reported by {@link PageTable.walkUnit}. */
 export const WALK_HOLE = 0;
 /** A populated PMD slot: a PTE table. */

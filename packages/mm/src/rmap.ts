@@ -23,6 +23,7 @@ import {
   PTE_SWAP,
   PTE_TYPE_MASK,
   PTE_W,
+  setEntryFlags,
 } from './page-table.ts';
 import { PG } from './physmem.ts';
 import type { AnonVma, Vma } from './vma.ts';
@@ -36,13 +37,49 @@ export interface RmapHit {
   readonly huge: boolean;
 }
 
+/**
+ * The rmap/RSS primitives every mapping change goes through (folio_add_*_rmap, folio_remove_rmap,
+ * folio_get/put, add/dec_mm_counter). `nr` consecutive pages from `pfn`.
+ */
+
+/** A new mapping of existing pages: a reference and a mapcount each, RSS + nr. */
+export function rmapAdd(mm: Mm, pfn: number, nr = 1): void {
+  const p = mm.phys;
+  for (let k = 0; k < nr; k++) {
+    p.refcount[pfn + k]!++;
+    p.mapcount[pfn + k]!++;
+  }
+  mm.rss += nr;
+}
+
+/** A new mapping that takes over the caller's reference (a fresh or swapped-in page): mapcount + 1 each, RSS + nr. */
+export function rmapAddOwned(mm: Mm, pfn: number, nr = 1): void {
+  const p = mm.phys;
+  for (let k = 0; k < nr; k++) p.mapcount[pfn + k]!++;
+  mm.rss += nr;
+}
+
+/** A mapping goes away: mapcount − 1 and the mapping's reference dropped each, RSS − nr. */
+export function rmapRemove(mm: Mm, pfn: number, nr = 1): void {
+  const p = mm.phys;
+  for (let k = 0; k < nr; k++) {
+    p.mapcount[pfn + k]!--;
+    p.putPage(pfn + k);
+  }
+  mm.rss -= nr;
+}
+
+/** A mapping goes away but its reference moves to the caller (a migration entry): mapcount − 1 each, RSS − nr. */
+export function rmapRemoveKeepRef(mm: Mm, pfn: number, nr = 1): void {
+  const p = mm.phys;
+  for (let k = 0; k < nr; k++) p.mapcount[pfn + k]!--;
+  mm.rss -= nr;
+}
+
 /** page_add_*_rmap + get_page for an entry that maps `pfn` (present or device-private). */
 export function mapRef(mm: Mm, pfn: number): void {
-  const p = mm.phys;
-  if (p.flags[pfn]! & PG.reserved) return;
-  p.refcount[pfn]!++;
-  p.mapcount[pfn]!++;
-  mm.rss++;
+  if (mm.phys.flags[pfn]! & PG.reserved) return;
+  rmapAdd(mm, pfn);
 }
 
 /** Drops what one entry (val, flags) holds: mapcount + ref, a swap reference, nothing for migration. */
@@ -52,17 +89,13 @@ export function releaseEntry(mm: Mm, val: number, flags: number): void {
   if (t === PTE_PRESENT || t === PTE_DEVICE_PRIVATE || t === PTE_DEVICE_EXCLUSIVE) {
     if (flags & PTE_SPECIAL) {
       if (!p.isZeroPfn(val) && !(p.flags[val]! & PG.reserved) && p.mapcount[val]! > 0) {
-        p.mapcount[val]!--;
-        mm.rss--;
-        p.putPage(val);
+        rmapRemove(mm, val);
       }
       return;
     }
     if (p.flags[val]! & PG.reserved) return;
     if (flags & PTE_DIRTY) p.flags[val] = p.flags[val]! | PG.dirty;
-    p.mapcount[val]!--;
-    mm.rss--;
-    p.putPage(val);
+    rmapRemove(mm, val);
   } else if (t === PTE_SWAP) {
     mm.swapEntries--;
     p.swap.free(val);
@@ -99,13 +132,8 @@ export function releaseHuge(mm: Mm, head: number, f: number, nr: number): void {
   const t = f & PTE_TYPE_MASK;
   if (t === PTE_MIGRATION) return;
   if (p.flags[head]! & PG.reserved) return;
-  for (let k = 0; k < nr; k++) {
-    const pfn = head + k;
-    if (f & PTE_DIRTY) p.flags[pfn] = p.flags[pfn]! | PG.dirty;
-    p.mapcount[pfn]!--;
-    p.putPage(pfn);
-  }
-  mm.rss -= nr;
+  if (f & PTE_DIRTY) for (let k = 0; k < nr; k++) p.flags[head + k] = p.flags[head + k]! | PG.dirty;
+  rmapRemove(mm, head, nr);
 }
 
 /**
@@ -174,10 +202,8 @@ export async function tryToMigratePfn(machine: Machine, pfn: number): Promise<nu
       const f = t.flags[i]!;
       const ty = f & PTE_TYPE_MASK;
       if (ty === PTE_PRESENT || ty === PTE_DEVICE_PRIVATE || ty === PTE_DEVICE_EXCLUSIVE) {
-        t.flags[i] = PTE_MIGRATION | (f & (PTE_W | PTE_DIRTY));
-        p.mapcount[pfn]!--;
-        mm.rss--;
-        p.putPage(pfn);
+        setEntryFlags(t, i, PTE_MIGRATION | (f & (PTE_W | PTE_DIRTY)));
+        rmapRemove(mm, pfn);
         if (ty === PTE_PRESENT) flushTlb(mm);
       }
     }

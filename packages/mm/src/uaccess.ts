@@ -21,7 +21,15 @@ import {
 import { MmSignalError } from './machine.ts';
 import { handleMmFault } from './memory.ts';
 import type { Mm } from './mm.ts';
-import { PTE_DIRTY, PTE_PRESENT, PTE_R, PTE_TYPE_MASK, PTE_W, PTE_YOUNG } from './page-table.ts';
+import {
+  PTE_DIRTY,
+  PTE_PRESENT,
+  PTE_R,
+  PTE_TYPE_MASK,
+  PTE_W,
+  PTE_YOUNG,
+  setEntryFlags,
+} from './page-table.ts';
 
 /**
  * Resolves the frame behind `addr` for a CPU access, faulting as needed (the x86 page-fault
@@ -60,7 +68,7 @@ export function fastLookup(mm: Mm, addr: number, write: boolean): number {
     const ui = Math.floor(addr / PUD_SIZE) & 511;
     const f = pud.flags[ui]!;
     if ((f & (PTE_TYPE_MASK | PTE_R)) !== (PTE_PRESENT | PTE_R) || (write && !(f & PTE_W))) return -1;
-    pud.flags[ui] = f | PTE_YOUNG | (write ? PTE_DIRTY : 0);
+    setEntryFlags(pud, ui, f | PTE_YOUNG | (write ? PTE_DIRTY : 0));
     return pud.val[ui]! + (Math.floor(addr / PAGE_SIZE) % (PUD_SIZE / PAGE_SIZE));
   }
   const mi = Math.floor(addr / PMD_SIZE) & 511;
@@ -68,14 +76,14 @@ export function fastLookup(mm: Mm, addr: number, write: boolean): number {
   if (t === null) {
     const f = pmd.flags[mi]!;
     if ((f & (PTE_TYPE_MASK | PTE_R)) !== (PTE_PRESENT | PTE_R) || (write && !(f & PTE_W))) return -1;
-    pmd.flags[mi] = f | PTE_YOUNG | (write ? PTE_DIRTY : 0);
+    setEntryFlags(pmd, mi, f | PTE_YOUNG | (write ? PTE_DIRTY : 0));
     const v = pmd.val[mi]!;
     return v + (Math.floor(addr / PAGE_SIZE) & 511);
   }
   const i = Math.floor(addr / PAGE_SIZE) & 511;
   const f = t.flags[i]!;
   if ((f & (PTE_TYPE_MASK | PTE_R)) !== (PTE_PRESENT | PTE_R) || (write && !(f & PTE_W))) return -1;
-  t.flags[i] = f | PTE_YOUNG | (write ? PTE_DIRTY : 0);
+  setEntryFlags(t, i, f | PTE_YOUNG | (write ? PTE_DIRTY : 0));
   return t.val[i]!;
 }
 

@@ -22,7 +22,7 @@ import {
   WALK_PTE,
 } from './page-table.ts';
 import { PG } from './physmem.ts';
-import { releaseEntry } from './rmap.ts';
+import { releaseEntry, rmapRemove } from './rmap.ts';
 import type { Vma } from './vma.ts';
 
 /**
@@ -78,11 +78,9 @@ export async function reclaimPte(mm: Mm, addr: number, pfn: number, f: number): 
     } else {
       const slot = p.swap.writeOut(pfn, 1);
       if (slot > 0) {
-        p.mapcount[pfn]!--;
-        mm.rss--;
         setEntry(t, i, slot, PTE_SWAP | (f & PTE_W ? PTE_W : 0));
         mm.swapEntries++;
-        p.putPage(pfn);
+        rmapRemove(mm, pfn); // the page is freed: its contents now live in the swap slot
         mm.machine.stats.swapOut.value++;
         mm.sim.charge(mm.sim.costs.swapIoPerPageNs);
       }
