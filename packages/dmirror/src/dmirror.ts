@@ -747,7 +747,10 @@ function dmirrorSelectDevice(md: DmirrorDevice): number {
   return md.isPrivate ? MIGRATE_VMA_SELECT_DEVICE_PRIVATE : MIGRATE_VMA_SELECT_DEVICE_COHERENT;
 }
 
-/** Models dmirror_successful_migrated_pages(): src entries VALID|MIGRATE (a compound entry counts its pages). */
+/**
+ * Models dmirror_successful_migrated_pages(): src entries VALID|MIGRATE (a compound entry
+ * counts its pages).
+ */
 function successfulMigratedPages(args: MigrateVma): number {
   let c = 0;
   const src = args.src;

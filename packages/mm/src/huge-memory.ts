@@ -52,6 +52,10 @@ import {
 } from './rmap.ts';
 import type { Vma } from './vma.ts';
 
+/**
+ * True when a fault at the 2 MiB block `haddr` of `vma` may get a THP (anonymous, the THP mode, the
+ * block inside the VMA).
+ */
 export function thpEligible(mm: Mm, vma: Vma, haddr: number): boolean {
   if (vma.file !== null || vma.flags & (VM_NOHUGEPAGE | VM_HUGETLB | VM_PFNMAP | VM_MIXEDMAP | VM_IO)) {
     return false;
@@ -81,7 +85,8 @@ export function doHugePmdAnonymousPage(
   return 0;
 }
 
-export function installThp(mm: Mm, vma: Vma, haddr: number, head: number, pmd: PmdTable, mi: number): void {
+/** Maps the fresh 2 MiB folio `head` at `haddr` as a PMD leaf (anon rmap, RSS; writable iff VM_WRITE). */
+function installThp(mm: Mm, vma: Vma, haddr: number, head: number, pmd: PmdTable, mi: number): void {
   const p = mm.phys;
   const a = anonVmaPrepare(mm, vma);
   const idx = vma.linearPageIndex(haddr);

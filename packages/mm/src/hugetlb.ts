@@ -23,6 +23,7 @@ import { PG } from './physmem.ts';
 import { anonVmaPrepare, releaseHuge, rmapAddOwned } from './rmap.ts';
 import type { Vma } from './vma.ts';
 
+/** The huge page size of a hugetlb VMA (2 MiB unless MAP_HUGE_1GB). */
 export function hugetlbSize(vma: Vma): number {
   return typeof vma.privateData === 'number' ? vma.privateData : PMD_SIZE;
 }
@@ -82,7 +83,8 @@ export async function hugetlbFault(mm: Mm, vma: Vma, addr: number, write: boolea
   return 0;
 }
 
-export function allocHugetlb(mm: Mm, order: 9 | 18): number {
+/** Takes a huge page from the hugetlb pool (alloc_hugetlb_folio); -1 when the pool is empty. */
+function allocHugetlb(mm: Mm, order: 9 | 18): number {
   const p = mm.phys;
   if (order === 9 ? p.hugetlbFree <= 0 : p.hugetlbPudFree <= 0) return -1;
   const head = p.allocFolio(mm.node, order, PG.hugetlb);
@@ -92,7 +94,8 @@ export function allocHugetlb(mm: Mm, order: 9 | 18): number {
   return head;
 }
 
-export function setHugeRmap(mm: Mm, vma: Vma, haddr: number, head: number, nr: number): void {
+/** Rmap metadata and mapcounts of a huge page newly mapped at `haddr`. */
+function setHugeRmap(mm: Mm, vma: Vma, haddr: number, head: number, nr: number): void {
   const p = mm.phys;
   const anon = vma.file === null && !(vma.flags & VM_SHARED);
   const a = anon ? anonVmaPrepare(mm, vma) : null;
@@ -105,6 +108,7 @@ export function setHugeRmap(mm: Mm, vma: Vma, haddr: number, head: number, nr: n
   rmapAddOwned(mm, head, nr); // the pool allocation's references become the mapping's
 }
 
+/** True when [start, end) would cut the hugetlb VMA `v` off a huge-page boundary. */
 export function hugetlbMisaligned(v: Vma, start: number, end: number): boolean {
   const hs = hugetlbSize(v);
   return (start > v.start && start % hs !== 0) || (end < v.end && end % hs !== 0);

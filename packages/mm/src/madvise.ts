@@ -118,7 +118,8 @@ export async function madvise(mm: Mm, start: number, length: number, advice: num
   }
 }
 
-export async function madviseVma(mm: Mm, vma: Vma, s: number, e: number, advice: number): Promise<number> {
+/** madvise_vma_behavior(): one advice on [s, e) of one VMA. */
+async function madviseVma(mm: Mm, vma: Vma, s: number, e: number, advice: number): Promise<number> {
   switch (advice) {
     case MADV_DONTNEED: {
       if (vma.flags & (VM_LOCKED | VM_PFNMAP)) return -Errno.EINVAL;
@@ -166,7 +167,7 @@ export async function madviseVma(mm: Mm, vma: Vma, s: number, e: number, advice:
 }
 
 /** madvise_free_single_vma(): drop swap entries, mark exclusive clean pages lazy-free. */
-export async function madviseFree(mm: Mm, vma: Vma, s: number, e: number): Promise<void> {
+async function madviseFree(mm: Mm, vma: Vma, s: number, e: number): Promise<void> {
   const r = await invStart(mm, MmuNotifyEvent.CLEAR, s, e);
   const p = mm.phys;
   const w = new PageWalk();

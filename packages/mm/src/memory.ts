@@ -153,14 +153,7 @@ export async function migrationEntryWait(
 }
 
 /** do_anonymous_page(): zero page on read, a new zeroed page on write. */
-export function doAnonymousPage(
-  mm: Mm,
-  vma: Vma,
-  addr: number,
-  t: PteTable,
-  i: number,
-  write: boolean,
-): number {
+function doAnonymousPage(mm: Mm, vma: Vma, addr: number, t: PteTable, i: number, write: boolean): number {
   if (!write && !(vma.flags & VM_SHARED)) {
     setEntry(t, i, ZERO_PFN, PTE_PRESENT | PTE_R | PTE_SPECIAL | PTE_YOUNG);
     return 0;
@@ -203,7 +196,7 @@ export function doFault(mm: Mm, vma: Vma, addr: number, t: PteTable, i: number, 
 }
 
 /** True when an anonymous page may be reused for writing (wp_can_reuse_anon_folio). */
-export function canReuseAnon(mm: Mm, pfn: number): boolean {
+function canReuseAnon(mm: Mm, pfn: number): boolean {
   const p = mm.phys;
   const f = p.flags[pfn]!;
   if (!(f & PG.anon) || f & PG.reserved || mm.phys.isDevicePrivatePage(pfn)) return false;
@@ -213,7 +206,7 @@ export function canReuseAnon(mm: Mm, pfn: number): boolean {
 }
 
 /** do_wp_page(): a write to a present read-only entry in a writable VMA. */
-export async function doWpPage(mm: Mm, vma: Vma, addr: number, t: PteTable, i: number): Promise<number> {
+async function doWpPage(mm: Mm, vma: Vma, addr: number, t: PteTable, i: number): Promise<number> {
   const f = t.flags[i]!;
   const pfn = t.val[i]!;
   if (vma.flags & VM_SHARED) {
@@ -231,13 +224,7 @@ export async function doWpPage(mm: Mm, vma: Vma, addr: number, t: PteTable, i: n
 }
 
 /** wp_page_copy(): COW a page (or the zero page) inside a CLEAR invalidation of that page. */
-export async function wpPageCopy(
-  mm: Mm,
-  vma: Vma,
-  addr: number,
-  oldPfn: number,
-  oldFlags: number,
-): Promise<number> {
+async function wpPageCopy(mm: Mm, vma: Vma, addr: number, oldPfn: number, oldFlags: number): Promise<number> {
   const p = mm.phys;
   const isZero = p.isZeroPfn(oldPfn);
   const pfn = p.allocPage(mm.node, PG.anon | PG.anonExclusive);
@@ -265,7 +252,7 @@ export async function wpPageCopy(
 }
 
 /** do_swap_page() for a real swap entry. */
-export function doSwapPage(mm: Mm, vma: Vma, addr: number, t: PteTable, i: number, write: boolean): number {
+function doSwapPage(mm: Mm, vma: Vma, addr: number, t: PteTable, i: number, write: boolean): number {
   const p = mm.phys;
   const sw = p.swap;
   const slot = t.val[i]!;
@@ -295,7 +282,7 @@ export function doSwapPage(mm: Mm, vma: Vma, addr: number, t: PteTable, i: numbe
 }
 
 /** do_swap_page() for a device-private entry: calls the pagemap's migrate_to_ram(). */
-export async function doDevicePrivateFault(
+async function doDevicePrivateFault(
   mm: Mm,
   vma: Vma,
   addr: number,
@@ -315,7 +302,7 @@ export async function doDevicePrivateFault(
  * (migrate_vma_check_page) and restore it, so eight readers of one page never made progress.
  * The winner calls the pagemap's migrate_to_ram(), then unlocks and puts the page.
  */
-export async function callMigrateToRam(
+async function callMigrateToRam(
   mm: Mm,
   vma: Vma,
   addr: number,
@@ -354,7 +341,7 @@ export async function callMigrateToRam(
 }
 
 /** remove_device_exclusive_entry(): EXCLUSIVE invalidation (owner null), then restore the PTE. */
-export async function removeDeviceExclusiveEntry(
+async function removeDeviceExclusiveEntry(
   mm: Mm,
   vma: Vma,
   addr: number,

@@ -47,7 +47,7 @@ export async function munlock(mm: Mm, start: number, length: number): Promise<nu
 }
 
 /** do_mlock() / apply_vma_lock_flags() under the mmap write lock. */
-export async function applyVmaLockFlags(
+async function applyVmaLockFlags(
   mm: Mm,
   fn: string,
   addr: number,

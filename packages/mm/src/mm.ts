@@ -482,8 +482,8 @@ export class Mm implements NotifierMm {
   /**
    * Models rmap_walk(): every (mm, vma, address) whose entry maps `pfn` (a present,
    * device-private or device-exclusive PTE, or a present / device-private PMD leaf with `huge`
-   * set; or, with `migrationEntries`, only the PTE migration entries naming it), via page->mapping and page->index: the anon_vma family's mms, or the shmem
-   * inode's i_mmap.
+   * set; or, with `migrationEntries`, only the PTE migration entries naming it), via
+   * page->mapping and page->index: the anon_vma family's mms, or the shmem inode's i_mmap.
    */
   rmapWalk(pfn: number, migrationEntries = false): RmapHit[] {
     return rmapWalkPfn(this.machine, pfn, migrationEntries);

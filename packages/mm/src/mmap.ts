@@ -244,7 +244,7 @@ export async function doMunmapLocked(mm: Mm, start: number, end: number): Promis
 }
 
 /** Models free_pgtables(): frees empty PTE tables whose 2 MiB block no VMA overlaps any more. */
-export function freePgtables(mm: Mm, start: number, end: number): void {
+function freePgtables(mm: Mm, start: number, end: number): void {
   for (let b = alignDown(start, PMD_SIZE); b < end; b += PMD_SIZE) {
     const pmd = mm.pt.pmdTable(b, false);
     if (pmd === null) {

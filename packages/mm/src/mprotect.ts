@@ -90,13 +90,7 @@ export async function mprotect(mm: Mm, start: number, length: number, prot: numb
 }
 
 /** mprotect_fixup(): split/merge, set flags, change_protection(). */
-export async function mprotectFixup(
-  mm: Mm,
-  vma: Vma,
-  start: number,
-  end: number,
-  newflags: number,
-): Promise<void> {
+async function mprotectFixup(mm: Mm, vma: Vma, start: number, end: number, newflags: number): Promise<void> {
   if (newflags === vma.flags) return;
   let v = await isolate(mm, vma, start, end);
   v.flags = newflags;
@@ -109,7 +103,7 @@ export async function mprotectFixup(
  * PROTECTION_VMA invalidation per 512 GiB block, starting at the first populated PUD (the
  * mmu notifier sits in change_pud_range in Linux 6.x).
  */
-export async function changeProtection(mm: Mm, vma: Vma, start: number, end: number): Promise<void> {
+async function changeProtection(mm: Mm, vma: Vma, start: number, end: number): Promise<void> {
   if (vma.flags & VM_HUGETLB) {
     // hugetlb_change_protection(): one PROTECTION_VMA over the whole range
     const r = await invStart(mm, MmuNotifyEvent.PROTECTION_VMA, start, end);
@@ -142,7 +136,8 @@ export async function changeProtection(mm: Mm, vma: Vma, start: number, end: num
   }
 }
 
-export async function applyProtection(mm: Mm, vma: Vma, start: number, end: number): Promise<void> {
+/** change_pte_range() / change_huge_pmd() over [start, end): every entry takes the VMA's new protection. */
+async function applyProtection(mm: Mm, vma: Vma, start: number, end: number): Promise<void> {
   const p = mm.phys;
   const access = (vma.flags & VM_ACCESS_FLAGS) !== 0;
   const writable = (vma.flags & VM_WRITE) !== 0;

@@ -118,7 +118,7 @@ export async function mremap(
 }
 
 /** move_vma(): new VMA at `newAddr`, move_page_tables() inside an UNMAP of the old range, unmap the old. */
-export async function moveVma(
+async function moveVma(
   mm: Mm,
   vma: Vma,
   oldAddr: number,
@@ -155,7 +155,7 @@ export async function moveVma(
  * starts there. Returns the (possibly realigned) old start. Not for hugetlb
  * (move_hugetlb_page_tables returns first).
  */
-export function tryRealignAddr(mm: Mm, vma: Vma, oldAddr: number, len: number, newAddr: number): number {
+function tryRealignAddr(mm: Mm, vma: Vma, oldAddr: number, len: number, newAddr: number): number {
   if (vma.flags & VM_HUGETLB) return oldAddr;
   const off = oldAddr % PMD_SIZE;
   if (off === 0 || len < PMD_SIZE - off || newAddr % PMD_SIZE !== off) return oldAddr;
@@ -165,7 +165,11 @@ export function tryRealignAddr(mm: Mm, vma: Vma, oldAddr: number, len: number, n
   return oldAddr - off;
 }
 
-export async function movePageTables(
+/**
+ * move_page_tables(): entries move as they are; a PMD leaf moves whole when both sides are aligned,
+ * else it is split.
+ */
+async function movePageTables(
   mm: Mm,
   oldVma: Vma,
   oldAddr: number,

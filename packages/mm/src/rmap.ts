@@ -52,7 +52,10 @@ export function rmapAdd(mm: Mm, pfn: number, nr = 1): void {
   mm.rss += nr;
 }
 
-/** A new mapping that takes over the caller's reference (a fresh or swapped-in page): mapcount + 1 each, RSS + nr. */
+/**
+ * A new mapping that takes over the caller's reference (a fresh or swapped-in page): mapcount + 1
+ * each, RSS + nr.
+ */
 export function rmapAddOwned(mm: Mm, pfn: number, nr = 1): void {
   const p = mm.phys;
   for (let k = 0; k < nr; k++) p.mapcount[pfn + k]!++;
@@ -69,7 +72,10 @@ export function rmapRemove(mm: Mm, pfn: number, nr = 1): void {
   mm.rss -= nr;
 }
 
-/** A mapping goes away but its reference moves to the caller (a migration entry): mapcount − 1 each, RSS − nr. */
+/**
+ * A mapping goes away but its reference moves to the caller (a migration entry): mapcount − 1 each,
+ * RSS − nr.
+ */
 export function rmapRemoveKeepRef(mm: Mm, pfn: number, nr = 1): void {
   const p = mm.phys;
   for (let k = 0; k < nr; k++) p.mapcount[pfn + k]!--;

@@ -36,7 +36,7 @@ import {
  * handler: takes the mmap lock for read, checks the VMA, calls handleMmFault, retries).
  * Returns the pfn. Throws {@link MmSignalError} for SIGSEGV / SIGBUS.
  */
-export async function resolveUserPfn(mm: Mm, exact: number, write: boolean): Promise<number> {
+async function resolveUserPfn(mm: Mm, exact: number, write: boolean): Promise<number> {
   const addr = exact - (exact % PAGE_SIZE);
   for (let tries = 0; ; tries++) {
     const pfn = fastLookup(mm, addr, write);
@@ -87,7 +87,8 @@ export function fastLookup(mm: Mm, addr: number, write: boolean): number {
   return t.val[i]!;
 }
 
-export function checkAccessArgs(addr: number, len: number): void {
+/** Throws ArgumentError unless `addr` and `len` are non-negative safe integers. */
+function checkAccessArgs(addr: number, len: number): void {
   checkUint('Mm.access', 'addr', addr);
   checkUint('Mm.access', 'length', len);
 }
@@ -102,7 +103,7 @@ export async function cpuReadInto(mm: Mm, addr: number, dst: Uint8Array): Promis
 }
 
 /** Page by page through the page tables: `buf` → memory when `write`, memory → `buf` otherwise. */
-export async function copyUser(mm: Mm, addr: number, buf: Uint8Array, write: boolean): Promise<void> {
+async function copyUser(mm: Mm, addr: number, buf: Uint8Array, write: boolean): Promise<void> {
   let done = 0;
   while (done < buf.length) {
     const a = addr + done;
@@ -150,6 +151,7 @@ export async function loadScalar(mm: Mm, addr: number, n: number): Promise<DataV
   return new DataView(bytes.buffer);
 }
 
+/** The `n` little-endian bytes `set` writes into a fresh DataView (a scalar store's source). */
 export function scalar(n: number, set: (d: DataView) => void): Uint8Array {
   const d = new DataView(new ArrayBuffer(8));
   set(d);

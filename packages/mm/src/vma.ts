@@ -299,12 +299,14 @@ export class VmaTree {
   }
 }
 
+/** vma_link(): inserts `vma` into `mm`'s tree and its file's i_mmap, and joins its anon_vma. */
 export function linkVma(mm: Mm, vma: Vma): void {
   mm.vmas.insert(vma);
   vma.file?.mappings.add(vma);
   vma.anonVma?.mms.add(mm);
 }
 
+/** Removes `vma` from `mm`'s tree and its file's i_mmap. */
 export function unlinkVma(mm: Mm, vma: Vma): void {
   mm.vmas.remove(vma);
   vma.file?.mappings.delete(vma);

@@ -65,7 +65,7 @@ export async function pageoutRange(mm: Mm, vma: Vma, s: number, e: number): Prom
 }
 
 /** try_to_unmap_one + pageout of one exclusively mapped anonymous page. */
-export async function reclaimPte(mm: Mm, addr: number, pfn: number, f: number): Promise<void> {
+async function reclaimPte(mm: Mm, addr: number, pfn: number, f: number): Promise<void> {
   const p = mm.phys;
   const r = await invStart(mm, MmuNotifyEvent.CLEAR, addr, addr + PAGE_SIZE);
   const t = mm.pt.pteTable(addr, false);
