@@ -72,6 +72,11 @@ declare module '@hmmkit/sim' {
     'mm.fault': [mm: number, address: number, flags: number];
     /** The mm started an invalidation: mm id, MmuNotifyEvent, start, end (exclusive). */
     'mm.invalidate': [mm: number, event: number, start: number, end: number];
+    /**
+     * A CPU load or store of `n` bytes at `address` done (bytes at `buf[offset..]`), for the
+     * oracle's data shadow.
+     */
+    'mm.access': [mm: number, address: number, write: boolean, buf: Uint8Array, offset: number, n: number];
   }
 }
 

@@ -112,6 +112,7 @@ async function copyUser(mm: Mm, addr: number, buf: Uint8Array, write: boolean): 
     const pfn = await resolveUserPfn(mm, a, write);
     if (write) mm.phys.writePage(pfn, off, buf, done, n);
     else mm.phys.readPage(pfn, off, buf, done, n);
+    if (mm.sim.trace.wants('mm.access')) mm.sim.trace.emit('mm.access', mm.id, a, write, buf, done, n);
     done += n;
   }
 }
@@ -147,6 +148,7 @@ export async function loadScalar(mm: Mm, addr: number, n: number): Promise<DataV
     checkAccessArgs(addr, n);
     const pfn = await resolveUserPfn(mm, addr, false);
     mm.phys.readPage(pfn, addr % PAGE_SIZE, bytes, 0, n);
+    if (mm.sim.trace.wants('mm.access')) mm.sim.trace.emit('mm.access', mm.id, addr, false, bytes, 0, n);
   } else await cpuReadInto(mm, addr, bytes.subarray(0, n));
   return new DataView(bytes.buffer);
 }

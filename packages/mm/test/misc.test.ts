@@ -110,6 +110,19 @@ describe('misc', () => {
     expect(seen).toEqual([b + 5]);
   });
 
+  it('mm.access: one event per page-sized chunk after the bytes move, and one per scalar load', async () => {
+    const { mm, sim } = setup();
+    const a = await mm.mmap(0, 2 * P, RW, ANON);
+    const seen: string[] = [];
+    const off = sim.trace.on('mm.access', (_mm, addr, write, buf, offset, n) =>
+      seen.push(`${write ? 'W' : 'R'} ${addr - a} ${n} ${buf[offset]}`),
+    );
+    await mm.write(a + P - 2, new Uint8Array([7, 8, 9, 10]));
+    expect(await mm.readU8(a + P)).toBe(9);
+    off();
+    expect(seen).toEqual([`W ${P - 2} 2 7`, `W ${P} 2 9`, `R ${P} 1 9`]);
+  });
+
   it('munmap at the map-count limit: splitting one VMA in two fails, removing does not', async () => {
     const { mm } = setup({ maxMapCount: 2 });
     const a = await mm.mmap(0, 4 * P, RW, ANON);
