@@ -292,7 +292,7 @@ describe('README example', () => {
   });
 });
 
-describe('__migrate_device_pages: a swap-cache page must leave the swap cache (all kernels since 6.0)', () => {
+describe('__migrate_device_pages: a swap-cache page must leave the swap cache (mainline folio_free_swap; older kernels refused every swap-cache page)', () => {
   it('MIGRATE_TO_DEV of a page a fork child still references through swap is -ENOENT; after the child exits it migrates', async () => {
     const { mm, fd, machine } = await hmmSetup(0);
     const a = await mm.mmap(0, PS, RW, ANON);

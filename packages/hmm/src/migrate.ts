@@ -392,7 +392,7 @@ export async function migrateVmaSetup(args: MigrateVma): Promise<number> {
   assertLocked(fn, mm);
   registerMachine(mm.machine);
   // Linux computes nr_pages from the bounds as given, before aligning them down: a sub-page
-  // range that crosses a page boundary has nr_pages 0 and is -EINVAL (all kernels since 4.14)
+  // range that crosses a page boundary has nr_pages 0 and is -EINVAL (every kernel since 5.4)
   const nrPages = Math.floor((args.end - args.start) / PAGE_SIZE);
   const start = alignDown(args.start, PAGE_SIZE);
   const end = alignDown(args.end, PAGE_SIZE);

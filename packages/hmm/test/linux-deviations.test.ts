@@ -55,7 +55,7 @@ describe('mprotect: change_pte_range() on device-private entries (all kernels si
   });
 });
 
-describe('migrate_vma_setup(): nr_pages from the unaligned bounds (all kernels since 4.14)', () => {
+describe('migrate_vma_setup(): nr_pages from the unaligned bounds (every kernel since 5.4, where migrate_vma_setup appeared)', () => {
   it('a sub-page range crossing a page boundary is -EINVAL and touches nothing', async () => {
     const { mm, machine, invs } = await env();
     const a = await anon(mm, 2);
