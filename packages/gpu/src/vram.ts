@@ -16,6 +16,9 @@ export const VRAM_MAX_ORDER = 9;
 /** Bytes of a root chunk. */
 export const ROOT_CHUNK_BYTES = 2 * 1024 * 1024;
 const FRAMES_PER_ROOT = 512;
+const ROOT_FREE = 0;
+const ROOT_WHOLE = 1;
+const ROOT_SPLIT = 2;
 const SLAB_PAGES = 256;
 
 /** Allocation statistics. */
@@ -36,12 +39,22 @@ export class Vram {
   readonly sizeBytes: number;
   readonly frames: number;
   readonly rootChunks: number;
-  /** Order of the free block headed at a frame, or -1. */
+  // Per-frame state is used only inside split root chunks, and encoded so that zero means
+  // "nothing": a root chunk free or allocated whole (what a driver allocating 2 MiB chunks does)
+  // never touches its frames' entries, so the arrays cost no resident memory there.
+  /** Order + 1 of the free block headed at a frame of a split root (0 = none). */
   private readonly freeOrder: Int8Array;
-  /** Order of the allocated block headed at a frame, or -1. */
+  /** Order + 1 of the allocated block headed at a frame of a split root (0 = none). */
   private readonly allocOrder: Int8Array;
-  /** Owner tag of the allocated block headed at a frame. */
+  /** Owner tag of the allocated block headed at a frame of a split root. */
   private readonly owner: Int32Array;
+  /** Per root chunk: ROOT_FREE (one free 2 MiB block), ROOT_WHOLE (allocated whole) or ROOT_SPLIT. */
+  private readonly rootState: Int8Array;
+  /** Owner tag of a root chunk allocated whole. */
+  private readonly rootOwner: Int32Array;
+  /** Free-list links of free root chunks (first-frame numbers, -1 = none), indexed by root. */
+  private readonly rootNext: Int32Array;
+  private readonly rootPrev: Int32Array;
   private readonly next: Int32Array;
   private readonly prev: Int32Array;
   private readonly heads: Int32Array;
@@ -69,11 +82,16 @@ export class Vram {
     this.sizeBytes = sizeBytes;
     this.frames = sizeBytes / 4096;
     this.rootChunks = sizeBytes / ROOT_CHUNK_BYTES;
-    this.freeOrder = new Int8Array(this.frames).fill(-1);
-    this.allocOrder = new Int8Array(this.frames).fill(-1);
+    this.freeOrder = new Int8Array(this.frames);
+    this.allocOrder = new Int8Array(this.frames);
     this.owner = new Int32Array(this.frames);
-    this.next = new Int32Array(this.frames).fill(-1);
-    this.prev = new Int32Array(this.frames).fill(-1);
+    // next/prev of a frame are written by push before anything reads them
+    this.next = new Int32Array(this.frames);
+    this.prev = new Int32Array(this.frames);
+    this.rootState = new Int8Array(this.rootChunks);
+    this.rootOwner = new Int32Array(this.rootChunks);
+    this.rootNext = new Int32Array(this.rootChunks).fill(-1);
+    this.rootPrev = new Int32Array(this.rootChunks).fill(-1);
     this.heads = new Int32Array(VRAM_MAX_ORDER + 1).fill(-1);
     this.freeCount = new Int32Array(VRAM_MAX_ORDER + 1);
     this.rootUsed = new Int32Array(this.rootChunks);
@@ -87,22 +105,64 @@ export class Vram {
 
   private push(frame: number, order: number): void {
     const h = this.heads[order]!;
-    this.next[frame] = h;
-    this.prev[frame] = -1;
-    if (h >= 0) this.prev[h] = frame;
+    if (order === VRAM_MAX_ORDER) {
+      const r = frame / FRAMES_PER_ROOT;
+      this.rootNext[r] = h;
+      this.rootPrev[r] = -1;
+      if (h >= 0) this.rootPrev[h / FRAMES_PER_ROOT] = frame;
+      this.rootState[r] = ROOT_FREE;
+    } else {
+      this.next[frame] = h;
+      this.prev[frame] = -1;
+      if (h >= 0) this.prev[h] = frame;
+      this.freeOrder[frame] = order + 1;
+    }
     this.heads[order] = frame;
-    this.freeOrder[frame] = order;
     this.freeCount[order]!++;
   }
 
+  /** Takes a free block off its list (a root chunk's new state is set by the caller). */
   private unlink(frame: number, order: number): void {
-    const n = this.next[frame]!;
-    const p = this.prev[frame]!;
-    if (p >= 0) this.next[p] = n;
-    else this.heads[order] = n;
-    if (n >= 0) this.prev[n] = p;
-    this.freeOrder[frame] = -1;
+    if (order === VRAM_MAX_ORDER) {
+      const r = frame / FRAMES_PER_ROOT;
+      const n = this.rootNext[r]!;
+      const p = this.rootPrev[r]!;
+      if (p >= 0) this.rootNext[p / FRAMES_PER_ROOT] = n;
+      else this.heads[order] = n;
+      if (n >= 0) this.rootPrev[n / FRAMES_PER_ROOT] = p;
+    } else {
+      const n = this.next[frame]!;
+      const p = this.prev[frame]!;
+      if (p >= 0) this.next[p] = n;
+      else this.heads[order] = n;
+      if (n >= 0) this.prev[n] = p;
+      this.freeOrder[frame] = 0;
+    }
     this.freeCount[order]!--;
+  }
+
+  /** Order of the free block headed at `frame`, or -1. */
+  private freeOrderOf(frame: number): number {
+    const r = Math.floor(frame / FRAMES_PER_ROOT);
+    const st = this.rootState[r]!;
+    if (st === ROOT_SPLIT) return this.freeOrder[frame]! - 1;
+    return st === ROOT_FREE && frame % FRAMES_PER_ROOT === 0 ? VRAM_MAX_ORDER : -1;
+  }
+
+  /** Order of the allocated block headed at `frame`, or -1. */
+  private allocOrderOf(frame: number): number {
+    const r = Math.floor(frame / FRAMES_PER_ROOT);
+    const st = this.rootState[r]!;
+    if (st === ROOT_SPLIT) return this.allocOrder[frame]! - 1;
+    return st === ROOT_WHOLE && frame % FRAMES_PER_ROOT === 0 ? VRAM_MAX_ORDER : -1;
+  }
+
+  /** Owner tag of the block headed at `frame`. */
+  private ownerAt(frame: number): number {
+    const r = Math.floor(frame / FRAMES_PER_ROOT);
+    return this.rootState[r] === ROOT_WHOLE && frame % FRAMES_PER_ROOT === 0
+      ? this.rootOwner[r]!
+      : this.owner[frame]!;
   }
 
   /** Order for `size` bytes (a power of two from 4K to 2M). */
@@ -127,16 +187,20 @@ export class Vram {
     while (o <= VRAM_MAX_ORDER && this.heads[o]! < 0) o++;
     if (o > VRAM_MAX_ORDER) return -Errno.ENOMEM;
     const frame = this.heads[o]!;
+    const root = Math.floor(frame / FRAMES_PER_ROOT);
     this.unlink(frame, o);
+    if (o === VRAM_MAX_ORDER) this.rootState[root] = order === VRAM_MAX_ORDER ? ROOT_WHOLE : ROOT_SPLIT;
     while (o > order) {
       o--;
       this.push(frame + (1 << o), o); // split lazily: the upper half goes back free
     }
-    this.allocOrder[frame] = order;
-    this.owner[frame] = owner;
+    if (order === VRAM_MAX_ORDER) this.rootOwner[root] = owner;
+    else {
+      this.allocOrder[frame] = order + 1;
+      this.owner[frame] = owner;
+    }
     const n = 1 << order;
     this.freeFrames -= n;
-    const root = Math.floor(frame / FRAMES_PER_ROOT);
     this.rootUsed[root]! += n;
     this.lruTouch(root);
     return frame * 4096;
@@ -145,11 +209,11 @@ export class Vram {
   /** Frees the block allocated at `pa`, merging buddies eagerly; its contents are dropped. */
   free(pa: number): void {
     const frame = this.frameOf('Vram.free', pa);
-    const order = this.allocOrder[frame]!;
+    const order = this.allocOrderOf(frame);
     if (order < 0) throw new ArgumentError('Vram.free', 'pa', 'is not the start of an allocated block', pa);
     const n = 1 << order;
     if (this.materialized > 0) for (let f = frame; f < frame + n; f++) this.dropContents(f);
-    this.allocOrder[frame] = -1;
+    if (order < VRAM_MAX_ORDER) this.allocOrder[frame] = 0;
     this.freeFrames += n;
     const root = Math.floor(frame / FRAMES_PER_ROOT);
     this.rootUsed[root]! -= n;
@@ -158,7 +222,7 @@ export class Vram {
     let o = order;
     while (o < VRAM_MAX_ORDER) {
       const buddy = f ^ (1 << o);
-      if (this.freeOrder[buddy] !== o) break;
+      if (this.freeOrderOf(buddy) !== o) break;
       this.unlink(buddy, o);
       f = Math.min(f, buddy);
       o++;
@@ -176,13 +240,13 @@ export class Vram {
   /** Size in bytes of the block allocated at `pa`, or 0 if none starts there. */
   allocationSize(pa: number): number {
     const frame = this.frameOf('Vram.allocationSize', pa);
-    const o = this.allocOrder[frame]!;
+    const o = this.allocOrderOf(frame);
     return o < 0 ? 0 : 4096 << o;
   }
 
   /** Owner tag of the block allocated at `pa`. */
   ownerOf(pa: number): number {
-    return this.owner[this.frameOf('Vram.ownerOf', pa)]!;
+    return this.ownerAt(this.frameOf('Vram.ownerOf', pa));
   }
 
   /** Bytes free. */
@@ -258,13 +322,16 @@ export class Vram {
   /** Calls `fn(pa, size, owner)` for every allocated block in root chunk `root`, by address. */
   forEachAllocation(root: number, fn: (pa: number, size: number, owner: number) => void): void {
     const f0 = root * FRAMES_PER_ROOT;
+    const st = this.rootState[root];
+    if (st === ROOT_WHOLE) fn(f0 * 4096, ROOT_CHUNK_BYTES, this.rootOwner[root]!);
+    if (st !== ROOT_SPLIT) return;
     for (let f = f0; f < f0 + FRAMES_PER_ROOT; ) {
-      const o = this.allocOrder[f]!;
+      const o = this.allocOrder[f]! - 1;
       if (o >= 0) {
         fn(f * 4096, 4096 << o, this.owner[f]!);
         f += 1 << o;
       } else {
-        const fo = this.freeOrder[f]!;
+        const fo = this.freeOrder[f]! - 1;
         f += fo >= 0 ? 1 << fo : 1;
       }
     }
@@ -276,14 +343,15 @@ export class Vram {
     let free = 0;
     for (let o = 0; o <= VRAM_MAX_ORDER; o++) {
       let n = 0;
-      for (let f = this.heads[o]!; f >= 0; f = this.next[f]!) {
-        if (this.freeOrder[f] !== o || f % (1 << o) !== 0)
+      const top = o === VRAM_MAX_ORDER;
+      for (let f = this.heads[o]!; f >= 0; f = top ? this.rootNext[f / FRAMES_PER_ROOT]! : this.next[f]!) {
+        if (this.freeOrderOf(f) !== o || f % (1 << o) !== 0)
           throw new Error(`free block ${f} order ${o} corrupt`);
         for (let k = f; k < f + (1 << o); k++) {
           if (covered[k]) throw new Error(`frame ${k} covered twice`);
           covered[k] = 1;
         }
-        if (o < VRAM_MAX_ORDER && this.freeOrder[f ^ (1 << o)] === o)
+        if (o < VRAM_MAX_ORDER && this.freeOrderOf(f ^ (1 << o)) === o)
           throw new Error(`unmerged buddies at ${f}`);
         n++;
         free += 1 << o;
@@ -291,7 +359,7 @@ export class Vram {
       if (n !== this.freeCount[o]) throw new Error(`free count of order ${o} wrong`);
     }
     for (let f = 0; f < this.frames; f++) {
-      const o = this.allocOrder[f]!;
+      const o = this.allocOrderOf(f);
       if (o < 0) continue;
       for (let k = f; k < f + (1 << o); k++) {
         if (covered[k]) throw new Error(`allocated frame ${k} also free or allocated twice`);

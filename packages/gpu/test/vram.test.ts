@@ -74,6 +74,29 @@ describe('Vram buddy allocator', () => {
     );
   });
 
+  it('a root chunk allocated whole keeps its owner and size; splitting it later works', () => {
+    const v = new Vram(4 * MiB);
+    const a = v.alloc(2 * MiB, 7);
+    expect(v.allocationSize(a)).toBe(2 * MiB);
+    expect(v.ownerOf(a)).toBe(7);
+    expect(v.allocationSize(a + 4096)).toBe(0);
+    expect(() => v.free(a + 4096)).toThrow(ArgumentError);
+    const seen: number[] = [];
+    v.forEachAllocation(a / (2 * MiB), (pa, size, owner) => seen.push(pa, size, owner));
+    expect(seen).toEqual([a, 2 * MiB, 7]);
+    v.free(a);
+    v.checkInvariants();
+    const small = v.alloc(4096, 3); // splits the lowest root now
+    expect(small).toBe(a);
+    expect(v.ownerOf(small)).toBe(3);
+    expect(v.allocationSize(small)).toBe(4096);
+    v.free(small);
+    expect(v.stats().freeBlocks[9]).toBe(2);
+    v.checkInvariants();
+    expect(v.alloc(2 * MiB, 9)).toBe(a);
+    expect(v.ownerOf(a)).toBe(9);
+  });
+
   it('ENOMEM only when no block of the order is free', () => {
     const v = new Vram(2 * MiB);
     const pages: number[] = [];
