@@ -282,8 +282,14 @@ class WaveCollector implements AccessSink {
   kinds: Uint8Array;
   sizes: Uint16Array;
   warps: Uint16Array;
-  /** Keys (4 KiB page × 4 + kind) already accessed in the current wave. */
-  readonly seen = new Set<number>();
+  /**
+   * Keys (4 KiB page × 4 + kind) accessed in the current wave: an open-addressing table whose
+   * entries count only when stamped with the current wave, so a new wave clears nothing.
+   */
+  private keys = new Float64Array(4096);
+  private stamps = new Int32Array(4096);
+  private wave = 1;
+  private inWave = 0;
   readonly max: number;
 
   constructor(capacity: number, max: number) {
@@ -294,10 +300,45 @@ class WaveCollector implements AccessSink {
     this.max = max;
   }
 
+  /** Starts a new wave: every page may be accessed once more. */
+  nextWave(): void {
+    this.wave++;
+    this.inWave = 0;
+  }
+
+  /** Records `key` in the current wave; false when it was already there. */
+  private firstInWave(key: number): boolean {
+    const mask = this.keys.length - 1;
+    const wave = this.wave;
+    for (let h = key % (mask + 1); ; h = (h + 1) & mask) {
+      if (this.stamps[h] !== wave) {
+        this.stamps[h] = wave;
+        this.keys[h] = key;
+        if (++this.inWave * 2 > this.keys.length) this.growTable();
+        return true;
+      }
+      if (this.keys[h] === key) return false;
+    }
+  }
+
+  private growTable(): void {
+    const oldKeys = this.keys;
+    const oldStamps = this.stamps;
+    const size = oldKeys.length * 2;
+    this.keys = new Float64Array(size);
+    this.stamps = new Int32Array(size);
+    const mask = size - 1;
+    for (let i = 0; i < oldKeys.length; i++) {
+      if (oldStamps[i] !== this.wave) continue;
+      let h = oldKeys[i]! % size;
+      while (this.stamps[h] === this.wave) h = (h + 1) & mask;
+      this.stamps[h] = this.wave;
+      this.keys[h] = oldKeys[i]!;
+    }
+  }
+
   push(va: number, kind: AccessKind, size: number): void {
-    const key = Math.floor(va / 4096) * 4 + kind;
-    if (this.seen.has(key)) return;
-    this.seen.add(key);
+    if (!this.firstInWave(Math.floor(va / 4096) * 4 + kind)) return;
     if (this.n === this.max) {
       throw new ArgumentError(
         'dealTasks',
@@ -340,7 +381,7 @@ function dealTasksByPage(
 ): WarpStreams {
   const c = new WaveCollector(Math.max(16, Math.min(estimate, 1 << 20)), maxAccesses);
   for (let k = 0; k < tasks; k += warps) {
-    c.seen.clear();
+    c.nextWave();
     const end = Math.min(tasks, k + warps);
     for (let t = k; t < end; t++) {
       c.warp = t - k;

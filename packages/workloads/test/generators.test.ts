@@ -171,6 +171,29 @@ describe('page resolution', () => {
     }
   });
 
+  it('waves wider than the dedupe table start with (5,120 warps, one random page each) keep every page', () => {
+    const wide = { footprintBytes: 64 * MiB, numSMs: 160, warpsPerSM: 32, mode: 'pages' } as const;
+    const warp = kernelsOf(randomAccess(wide))[0]!;
+    const page = kernelsOf(randomAccess({ ...wide, resolution: 'page' }))[0]!;
+    // every page is touched once: nothing to drop, and the streams are identical
+    expect(page.accesses).toBe(warp.accesses);
+    expect(Array.from(page.streams.warpStart)).toEqual(Array.from(warp.streams.warpStart));
+    let same = true;
+    for (let i = 0; same && i < warp.accesses; i++) same = page.streams.vas[i] === warp.streams.vas[i];
+    expect(same).toBe(true);
+    // a wave of 64,000 warps × 3 arrays touches 6,000 (page, kind) keys, each 32 times: the
+    // table grows mid-wave and must still drop every duplicate
+    const s = { footprintBytes: 48 * MiB, numSMs: 1000, warpsPerSM: 64, arrays: 3 } as const;
+    const sw = kernelsOf(streaming(s))[0]!;
+    const sp = kernelsOf(streaming({ ...s, resolution: 'page' }))[0]!;
+    const ref = byPageReference(sw, 3);
+    const flat = ref.flatMap((w) => w.vas);
+    expect(sp.accesses).toBe(flat.length);
+    let ok = true;
+    for (let i = 0; ok && i < flat.length; i++) ok = sp.streams.vas[i] === flat[i];
+    expect(ok).toBe(true);
+  });
+
   it('checks the kept accesses against maxAccesses and rejects unknown resolutions', () => {
     // warp level: 24 MiB of floats is 196,608 accesses, over the budget; page level keeps ~6k
     const big = { footprintBytes: 24 * MiB, numSMs: 4, warpsPerSM: 8, maxAccesses: 10_000 } as const;
