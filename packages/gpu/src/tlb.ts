@@ -4,7 +4,10 @@
  * and {@link TlbBatch}, UVM's `uvm_tlb_batch`: ranges are collected and issued one invalidate
  * each, or one full flush when there are more than `tlbBatchMaxRanges` of them.
  *
- * State lives in flat typed arrays; a lookup is index arithmetic and compares.
+ * State lives in flat typed arrays; a lookup is index arithmetic and compares. A hit is served
+ * from a direct-mapped memo of earlier lookups (4K page number → slot), valid until the next
+ * fill or invalidate: while the TLB does not change, the same page finds the same slot, so the
+ * memo returns exactly what the probe (every size, smallest first, every way) would.
  *
  * @module
  */
@@ -29,6 +32,9 @@ export interface TlbOptions {
 
 /** Flag bits of a cached translation. */
 export const TLB_FLAG = { WRITABLE: 1, ATOMIC: 2 } as const;
+
+/** Entries of the lookup memo (a power of two). */
+const MEMO_SIZE = 16384;
 
 interface Bank {
   readonly offset: number;
@@ -56,6 +62,16 @@ export class Tlb {
   readonly peers: Uint8Array;
   private readonly stamps: Float64Array;
   private tick = 0;
+  /** Lookup memo: 4K page number, slot found, and the TLB generation it was found in. */
+  private readonly memoPage: Float64Array;
+  private readonly memoSlot: Int32Array;
+  private readonly memoGen: Float64Array;
+  /** Valid entries of each set, at the set's first slot (a probe skips an empty set). */
+  private readonly setFill: Int32Array;
+  /** First slot of the set of each slot. */
+  private readonly setOf: Int32Array;
+  /** Bumped by every fill and invalidate: memo entries of older generations are void. */
+  private gen = 1;
   private readonly banks: readonly Bank[];
   /** Probe list: for probe p, its bank and shift. */
   private readonly probeBank: Int32Array;
@@ -135,6 +151,14 @@ export class Tlb {
     this.apertures = new Uint8Array(total);
     this.peers = new Uint8Array(total);
     this.stamps = new Float64Array(total);
+    this.setFill = new Int32Array(total);
+    this.setOf = new Int32Array(total);
+    for (const b of banks)
+      for (let i = 0; i < b.sets * b.ways; i++)
+        this.setOf[b.offset + i] = b.offset + Math.floor(i / b.ways) * b.ways;
+    this.memoPage = new Float64Array(MEMO_SIZE).fill(-1);
+    this.memoSlot = new Int32Array(MEMO_SIZE);
+    this.memoGen = new Float64Array(MEMO_SIZE);
     const c = sim.counters;
     const px = options.counterPrefix ?? 'gpu';
     this.hits = c.counter(`${px}.tlb.hit`);
@@ -159,6 +183,7 @@ export class Tlb {
       const ways = this.probeWays[p]!;
       const vpn = Math.floor(va * this.probeInv[p]!);
       const base = this.probeOffset[p]! + (vpn & this.probeSetMask[p]!) * ways;
+      if (this.setFill[base] === 0) continue;
       const end = base + ways;
       for (let i = base; i < end; i++) {
         if (tags[i] === vpn && shifts[i] === shift) return i;
@@ -169,7 +194,17 @@ export class Tlb {
 
   /** Looks `va` up: the slot on a hit (LRU updated, hit counted), -1 on a miss (counted). */
   lookup(va: number): number {
-    const i = this.peek(va);
+    const page = Math.floor(va / 4096);
+    // `page % MEMO_SIZE`: page numbers exceed 32 bits, so no `&`
+    const h = page % MEMO_SIZE;
+    let i: number;
+    if (this.memoPage[h] === page && this.memoGen[h] === this.gen) i = this.memoSlot[h]!;
+    else {
+      i = this.peek(va);
+      this.memoPage[h] = page;
+      this.memoSlot[h] = i;
+      this.memoGen[h] = this.gen;
+    }
     if (i >= 0) {
       this.stamps[i] = ++this.tick;
       this.hits.value++;
@@ -213,6 +248,8 @@ export class Tlb {
       }
     }
     const span = 2 ** shift;
+    this.gen++;
+    if (this.tags[victim] === -1) this.setFill[base]!++;
     this.tags[victim] = vpn;
     this.shifts[victim] = shift;
     this.pas[victim] = pa - (va % span);
@@ -229,6 +266,7 @@ export class Tlb {
     const end = start + size;
     let n = 0;
     const tags = this.tags;
+    this.gen++;
     for (let i = 0; i < tags.length; i++) {
       const t = tags[i]!;
       if (t < 0) continue;
@@ -236,6 +274,7 @@ export class Tlb {
       const a = t * span;
       if (a < end && a + span > start) {
         tags[i] = -1;
+        this.setFill[this.setOf[i]!]!--;
         n++;
       }
     }
@@ -246,6 +285,8 @@ export class Tlb {
   /** Drops every entry (full flush). No cost charged. */
   invalidateAll(): void {
     this.tags.fill(-1);
+    this.setFill.fill(0);
+    this.gen++;
     this.flushes.value++;
   }
 

@@ -16,6 +16,9 @@ export const VRAM_MAX_ORDER = 9;
 /** Bytes of a root chunk. */
 export const ROOT_CHUNK_BYTES = 2 * 1024 * 1024;
 const FRAMES_PER_ROOT = 512;
+const ROOT_FREE = 0;
+const ROOT_WHOLE = 1;
+const ROOT_SPLIT = 2;
 const SLAB_PAGES = 256;
 
 /** Allocation statistics. */
@@ -36,12 +39,22 @@ export class Vram {
   readonly sizeBytes: number;
   readonly frames: number;
   readonly rootChunks: number;
-  /** Order of the free block headed at a frame, or -1. */
+  // Per-frame state is used only inside split root chunks, and encoded so that zero means
+  // "nothing": a root chunk free or allocated whole (what a driver allocating 2 MiB chunks does)
+  // never touches its frames' entries, so the arrays cost no resident memory there.
+  /** Order + 1 of the free block headed at a frame of a split root (0 = none). */
   private readonly freeOrder: Int8Array;
-  /** Order of the allocated block headed at a frame, or -1. */
+  /** Order + 1 of the allocated block headed at a frame of a split root (0 = none). */
   private readonly allocOrder: Int8Array;
-  /** Owner tag of the allocated block headed at a frame. */
+  /** Owner tag of the allocated block headed at a frame of a split root. */
   private readonly owner: Int32Array;
+  /** Per root chunk: ROOT_FREE (one free 2 MiB block), ROOT_WHOLE (allocated whole) or ROOT_SPLIT. */
+  private readonly rootState: Int8Array;
+  /** Owner tag of a root chunk allocated whole. */
+  private readonly rootOwner: Int32Array;
+  /** Free-list links of free root chunks (first-frame numbers, -1 = none), indexed by root. */
+  private readonly rootNext: Int32Array;
+  private readonly rootPrev: Int32Array;
   private readonly next: Int32Array;
   private readonly prev: Int32Array;
   private readonly heads: Int32Array;
@@ -53,7 +66,7 @@ export class Vram {
   private readonly lruPrev: Int32Array;
   private lruHead = -1;
   private lruTail = -1;
-  /** Content slot per frame (-1 = zero page). */
+  /** Content slot + 1 per frame (0 = never written: reads as zeros). */
   private readonly slotOf: Int32Array;
   private readonly slabs: Uint8Array[] = [];
   private freeSlots: number[] = [];
@@ -69,17 +82,22 @@ export class Vram {
     this.sizeBytes = sizeBytes;
     this.frames = sizeBytes / 4096;
     this.rootChunks = sizeBytes / ROOT_CHUNK_BYTES;
-    this.freeOrder = new Int8Array(this.frames).fill(-1);
-    this.allocOrder = new Int8Array(this.frames).fill(-1);
+    this.freeOrder = new Int8Array(this.frames);
+    this.allocOrder = new Int8Array(this.frames);
     this.owner = new Int32Array(this.frames);
-    this.next = new Int32Array(this.frames).fill(-1);
-    this.prev = new Int32Array(this.frames).fill(-1);
+    // next/prev of a frame are written by push before anything reads them
+    this.next = new Int32Array(this.frames);
+    this.prev = new Int32Array(this.frames);
+    this.rootState = new Int8Array(this.rootChunks);
+    this.rootOwner = new Int32Array(this.rootChunks);
+    this.rootNext = new Int32Array(this.rootChunks).fill(-1);
+    this.rootPrev = new Int32Array(this.rootChunks).fill(-1);
     this.heads = new Int32Array(VRAM_MAX_ORDER + 1).fill(-1);
     this.freeCount = new Int32Array(VRAM_MAX_ORDER + 1);
     this.rootUsed = new Int32Array(this.rootChunks);
     this.lruNext = new Int32Array(this.rootChunks).fill(-1);
     this.lruPrev = new Int32Array(this.rootChunks).fill(-1);
-    this.slotOf = new Int32Array(this.frames).fill(-1);
+    this.slotOf = new Int32Array(this.frames);
     // Push roots high to low so the lowest address is handed out first.
     for (let r = this.rootChunks - 1; r >= 0; r--) this.push(r * FRAMES_PER_ROOT, VRAM_MAX_ORDER);
     this.freeFrames = this.frames;
@@ -87,22 +105,64 @@ export class Vram {
 
   private push(frame: number, order: number): void {
     const h = this.heads[order]!;
-    this.next[frame] = h;
-    this.prev[frame] = -1;
-    if (h >= 0) this.prev[h] = frame;
+    if (order === VRAM_MAX_ORDER) {
+      const r = frame / FRAMES_PER_ROOT;
+      this.rootNext[r] = h;
+      this.rootPrev[r] = -1;
+      if (h >= 0) this.rootPrev[h / FRAMES_PER_ROOT] = frame;
+      this.rootState[r] = ROOT_FREE;
+    } else {
+      this.next[frame] = h;
+      this.prev[frame] = -1;
+      if (h >= 0) this.prev[h] = frame;
+      this.freeOrder[frame] = order + 1;
+    }
     this.heads[order] = frame;
-    this.freeOrder[frame] = order;
     this.freeCount[order]!++;
   }
 
+  /** Takes a free block off its list (a root chunk's new state is set by the caller). */
   private unlink(frame: number, order: number): void {
-    const n = this.next[frame]!;
-    const p = this.prev[frame]!;
-    if (p >= 0) this.next[p] = n;
-    else this.heads[order] = n;
-    if (n >= 0) this.prev[n] = p;
-    this.freeOrder[frame] = -1;
+    if (order === VRAM_MAX_ORDER) {
+      const r = frame / FRAMES_PER_ROOT;
+      const n = this.rootNext[r]!;
+      const p = this.rootPrev[r]!;
+      if (p >= 0) this.rootNext[p / FRAMES_PER_ROOT] = n;
+      else this.heads[order] = n;
+      if (n >= 0) this.rootPrev[n / FRAMES_PER_ROOT] = p;
+    } else {
+      const n = this.next[frame]!;
+      const p = this.prev[frame]!;
+      if (p >= 0) this.next[p] = n;
+      else this.heads[order] = n;
+      if (n >= 0) this.prev[n] = p;
+      this.freeOrder[frame] = 0;
+    }
     this.freeCount[order]!--;
+  }
+
+  /** Order of the free block headed at `frame`, or -1. */
+  private freeOrderOf(frame: number): number {
+    const r = Math.floor(frame / FRAMES_PER_ROOT);
+    const st = this.rootState[r]!;
+    if (st === ROOT_SPLIT) return this.freeOrder[frame]! - 1;
+    return st === ROOT_FREE && frame % FRAMES_PER_ROOT === 0 ? VRAM_MAX_ORDER : -1;
+  }
+
+  /** Order of the allocated block headed at `frame`, or -1. */
+  private allocOrderOf(frame: number): number {
+    const r = Math.floor(frame / FRAMES_PER_ROOT);
+    const st = this.rootState[r]!;
+    if (st === ROOT_SPLIT) return this.allocOrder[frame]! - 1;
+    return st === ROOT_WHOLE && frame % FRAMES_PER_ROOT === 0 ? VRAM_MAX_ORDER : -1;
+  }
+
+  /** Owner tag of the block headed at `frame`. */
+  private ownerAt(frame: number): number {
+    const r = Math.floor(frame / FRAMES_PER_ROOT);
+    return this.rootState[r] === ROOT_WHOLE && frame % FRAMES_PER_ROOT === 0
+      ? this.rootOwner[r]!
+      : this.owner[frame]!;
   }
 
   /** Order for `size` bytes (a power of two from 4K to 2M). */
@@ -127,16 +187,20 @@ export class Vram {
     while (o <= VRAM_MAX_ORDER && this.heads[o]! < 0) o++;
     if (o > VRAM_MAX_ORDER) return -Errno.ENOMEM;
     const frame = this.heads[o]!;
+    const root = Math.floor(frame / FRAMES_PER_ROOT);
     this.unlink(frame, o);
+    if (o === VRAM_MAX_ORDER) this.rootState[root] = order === VRAM_MAX_ORDER ? ROOT_WHOLE : ROOT_SPLIT;
     while (o > order) {
       o--;
       this.push(frame + (1 << o), o); // split lazily: the upper half goes back free
     }
-    this.allocOrder[frame] = order;
-    this.owner[frame] = owner;
+    if (order === VRAM_MAX_ORDER) this.rootOwner[root] = owner;
+    else {
+      this.allocOrder[frame] = order + 1;
+      this.owner[frame] = owner;
+    }
     const n = 1 << order;
     this.freeFrames -= n;
-    const root = Math.floor(frame / FRAMES_PER_ROOT);
     this.rootUsed[root]! += n;
     this.lruTouch(root);
     return frame * 4096;
@@ -145,11 +209,11 @@ export class Vram {
   /** Frees the block allocated at `pa`, merging buddies eagerly; its contents are dropped. */
   free(pa: number): void {
     const frame = this.frameOf('Vram.free', pa);
-    const order = this.allocOrder[frame]!;
+    const order = this.allocOrderOf(frame);
     if (order < 0) throw new ArgumentError('Vram.free', 'pa', 'is not the start of an allocated block', pa);
     const n = 1 << order;
     if (this.materialized > 0) for (let f = frame; f < frame + n; f++) this.dropContents(f);
-    this.allocOrder[frame] = -1;
+    if (order < VRAM_MAX_ORDER) this.allocOrder[frame] = 0;
     this.freeFrames += n;
     const root = Math.floor(frame / FRAMES_PER_ROOT);
     this.rootUsed[root]! -= n;
@@ -158,7 +222,7 @@ export class Vram {
     let o = order;
     while (o < VRAM_MAX_ORDER) {
       const buddy = f ^ (1 << o);
-      if (this.freeOrder[buddy] !== o) break;
+      if (this.freeOrderOf(buddy) !== o) break;
       this.unlink(buddy, o);
       f = Math.min(f, buddy);
       o++;
@@ -176,13 +240,13 @@ export class Vram {
   /** Size in bytes of the block allocated at `pa`, or 0 if none starts there. */
   allocationSize(pa: number): number {
     const frame = this.frameOf('Vram.allocationSize', pa);
-    const o = this.allocOrder[frame]!;
+    const o = this.allocOrderOf(frame);
     return o < 0 ? 0 : 4096 << o;
   }
 
   /** Owner tag of the block allocated at `pa`. */
   ownerOf(pa: number): number {
-    return this.owner[this.frameOf('Vram.ownerOf', pa)]!;
+    return this.ownerAt(this.frameOf('Vram.ownerOf', pa));
   }
 
   /** Bytes free. */
@@ -258,13 +322,16 @@ export class Vram {
   /** Calls `fn(pa, size, owner)` for every allocated block in root chunk `root`, by address. */
   forEachAllocation(root: number, fn: (pa: number, size: number, owner: number) => void): void {
     const f0 = root * FRAMES_PER_ROOT;
+    const st = this.rootState[root];
+    if (st === ROOT_WHOLE) fn(f0 * 4096, ROOT_CHUNK_BYTES, this.rootOwner[root]!);
+    if (st !== ROOT_SPLIT) return;
     for (let f = f0; f < f0 + FRAMES_PER_ROOT; ) {
-      const o = this.allocOrder[f]!;
+      const o = this.allocOrder[f]! - 1;
       if (o >= 0) {
         fn(f * 4096, 4096 << o, this.owner[f]!);
         f += 1 << o;
       } else {
-        const fo = this.freeOrder[f]!;
+        const fo = this.freeOrder[f]! - 1;
         f += fo >= 0 ? 1 << fo : 1;
       }
     }
@@ -276,14 +343,15 @@ export class Vram {
     let free = 0;
     for (let o = 0; o <= VRAM_MAX_ORDER; o++) {
       let n = 0;
-      for (let f = this.heads[o]!; f >= 0; f = this.next[f]!) {
-        if (this.freeOrder[f] !== o || f % (1 << o) !== 0)
+      const top = o === VRAM_MAX_ORDER;
+      for (let f = this.heads[o]!; f >= 0; f = top ? this.rootNext[f / FRAMES_PER_ROOT]! : this.next[f]!) {
+        if (this.freeOrderOf(f) !== o || f % (1 << o) !== 0)
           throw new Error(`free block ${f} order ${o} corrupt`);
         for (let k = f; k < f + (1 << o); k++) {
           if (covered[k]) throw new Error(`frame ${k} covered twice`);
           covered[k] = 1;
         }
-        if (o < VRAM_MAX_ORDER && this.freeOrder[f ^ (1 << o)] === o)
+        if (o < VRAM_MAX_ORDER && this.freeOrderOf(f ^ (1 << o)) === o)
           throw new Error(`unmerged buddies at ${f}`);
         n++;
         free += 1 << o;
@@ -291,7 +359,7 @@ export class Vram {
       if (n !== this.freeCount[o]) throw new Error(`free count of order ${o} wrong`);
     }
     for (let f = 0; f < this.frames; f++) {
-      const o = this.allocOrder[f]!;
+      const o = this.allocOrderOf(f);
       if (o < 0) continue;
       for (let k = f; k < f + (1 << o); k++) {
         if (covered[k]) throw new Error(`allocated frame ${k} also free or allocated twice`);
@@ -303,32 +371,46 @@ export class Vram {
   }
 
   // ---------------------------------------------------------------- contents
+  //
+  // A frame "has contents" when slotOf[frame] > 0 (slot + 1; 0 = never written, reads as zero).
+  // Zero means untouched, so the array costs no resident memory until frames are written.
+  // Slabs come from the allocator zeroed, so a slot used for the first time needs no fill; a
+  // recycled slot is zeroed only where the write does not cover it.
 
   private dropContents(frame: number): void {
     const s = this.slotOf[frame]!;
-    if (s < 0) return;
-    this.slotOf[frame] = -1;
-    this.freeSlots.push(s);
+    if (s === 0) return;
+    this.slotOf[frame] = 0;
+    this.freeSlots.push(s - 1);
     this.materialized--;
   }
 
-  private page(frame: number): { buf: Uint8Array; off: number } | null {
-    const s = this.slotOf[frame]!;
-    if (s < 0) return null;
-    return { buf: this.slabs[Math.floor(s / SLAB_PAGES)]!, off: (s % SLAB_PAGES) * 4096 };
+  /** Slab of slot `s`. */
+  private slab(s: number): Uint8Array {
+    return this.slabs[Math.floor(s / SLAB_PAGES)]!;
   }
 
-  private materialize(frame: number): { buf: Uint8Array; off: number } {
-    let s = this.slotOf[frame]!;
-    if (s < 0) {
-      s = this.freeSlots.length > 0 ? this.freeSlots.pop()! : this.nextSlot++;
+  /**
+   * The slot holding `frame`'s bytes, creating it if needed. `keepFrom`..`keepTo` is the byte
+   * range of the page the caller is about to overwrite: a recycled slot is zeroed outside it only.
+   */
+  private materialize(frame: number, keepFrom: number, keepTo: number): number {
+    const cur = this.slotOf[frame]!;
+    if (cur > 0) return cur - 1;
+    let s: number;
+    if (this.freeSlots.length > 0) {
+      s = this.freeSlots.pop()!;
+      const buf = this.slab(s);
+      const off = (s % SLAB_PAGES) * 4096;
+      if (keepFrom > 0) buf.fill(0, off, off + keepFrom);
+      if (keepTo < 4096) buf.fill(0, off + keepTo, off + 4096);
+    } else {
+      s = this.nextSlot++;
       if (Math.floor(s / SLAB_PAGES) >= this.slabs.length) this.slabs.push(new Uint8Array(SLAB_PAGES * 4096));
-      const buf = this.slabs[Math.floor(s / SLAB_PAGES)]!;
-      buf.fill(0, (s % SLAB_PAGES) * 4096, ((s % SLAB_PAGES) + 1) * 4096);
-      this.slotOf[frame] = s;
-      this.materialized++;
     }
-    return { buf: this.slabs[Math.floor(s / SLAB_PAGES)]!, off: (s % SLAB_PAGES) * 4096 };
+    this.slotOf[frame] = s + 1;
+    this.materialized++;
+    return s;
   }
 
   private checkRange(fn: string, pa: number, len: number): void {
@@ -343,9 +425,20 @@ export class Vram {
     }
   }
 
+  /** Zeroes `n` bytes at `inPage` of `frame`: a whole page drops its contents, a part is filled. */
+  private zeroPart(frame: number, inPage: number, n: number): void {
+    const s = this.slotOf[frame]!;
+    if (s === 0) return;
+    if (n === 4096) this.dropContents(frame);
+    else {
+      const off = ((s - 1) % SLAB_PAGES) * 4096 + inPage;
+      this.slab(s - 1).fill(0, off, off + n);
+    }
+  }
+
   /**
-   * Writes `src` (or `len` zero bytes when `src` is null) at `pa`. Pages written with only zeros
-   * that were never materialised stay unmaterialised.
+   * Writes `src` (or `len` zero bytes when `src` is null) at `pa`. Zero writes (`src` null)
+   * never materialise a page, and a whole page of them drops its contents.
    */
   write(pa: number, src: Uint8Array | null, len: number = src?.length ?? 0): void {
     this.checkRange('Vram.write', pa, len);
@@ -357,18 +450,16 @@ export class Vram {
       const frame = Math.floor(a / 4096);
       const inPage = a % 4096;
       const n = Math.min(4096 - inPage, len - done);
-      if (src === null) {
-        const p = this.page(frame);
-        if (p !== null) p.buf.fill(0, p.off + inPage, p.off + inPage + n);
-      } else {
-        const p = this.materialize(frame);
-        p.buf.set(src.subarray(done, done + n), p.off + inPage);
+      if (src === null) this.zeroPart(frame, inPage, n);
+      else {
+        const s = this.materialize(frame, inPage, inPage + n);
+        this.slab(s).set(src.subarray(done, done + n), (s % SLAB_PAGES) * 4096 + inPage);
       }
       done += n;
     }
   }
 
-  /** Reads `len` bytes at `pa` into `dst` (a new buffer if omitted). */
+  /** Reads `len` bytes at `pa` into `dst` (a new buffer if omitted). Never materialises. */
   read(pa: number, len: number, dst: Uint8Array = new Uint8Array(len)): Uint8Array {
     this.checkRange('Vram.read', pa, len);
     if (dst.length < len) throw new ArgumentError('Vram.read', 'dst', 'is shorter than len', dst.length);
@@ -378,9 +469,12 @@ export class Vram {
       const frame = Math.floor(a / 4096);
       const inPage = a % 4096;
       const n = Math.min(4096 - inPage, len - done);
-      const p = this.page(frame);
-      if (p === null) dst.fill(0, done, done + n);
-      else dst.set(p.buf.subarray(p.off + inPage, p.off + inPage + n), done);
+      const s = this.slotOf[frame]!;
+      if (s === 0) dst.fill(0, done, done + n);
+      else {
+        const off = ((s - 1) % SLAB_PAGES) * 4096 + inPage;
+        dst.set(this.slab(s - 1).subarray(off, off + n), done);
+      }
       done += n;
     }
     return dst;
@@ -391,10 +485,10 @@ export class Vram {
     if (!Number.isSafeInteger(pa) || pa < 0 || pa + 4 > this.sizeBytes || pa % 4 !== 0) {
       throw new ArgumentError('Vram.read32', 'pa', 'must be a 4-byte aligned VRAM address', pa);
     }
-    const p = this.page(Math.floor(pa / 4096));
-    if (p === null) return 0;
-    const o = p.off + (pa % 4096);
-    const b = p.buf;
+    const slot = this.slotOf[Math.floor(pa / 4096)]!;
+    if (slot === 0) return 0;
+    const o = ((slot - 1) % SLAB_PAGES) * 4096 + (pa % 4096);
+    const b = this.slab(slot - 1);
     return (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) >>> 0;
   }
 
@@ -403,25 +497,47 @@ export class Vram {
     if (!Number.isSafeInteger(pa) || pa < 0 || pa + 4 > this.sizeBytes || pa % 4 !== 0) {
       throw new ArgumentError('Vram.write32', 'pa', 'must be a 4-byte aligned VRAM address', pa);
     }
-    const p = this.materialize(Math.floor(pa / 4096));
-    const o = p.off + (pa % 4096);
-    const b = p.buf;
+    const inPage = pa % 4096;
+    const slot = this.materialize(Math.floor(pa / 4096), inPage, inPage + 4);
+    const o = (slot % SLAB_PAGES) * 4096 + inPage;
+    const b = this.slab(slot);
     b[o] = value & 255;
     b[o + 1] = (value >>> 8) & 255;
     b[o + 2] = (value >>> 16) & 255;
     b[o + 3] = (value >>> 24) & 255;
   }
 
-  /** Copies `len` bytes inside VRAM (ranges may not overlap). */
+  /**
+   * Copies `len` bytes inside VRAM (ranges may not partly overlap; a copy onto itself moves
+   * nothing). Page by page: a source page that was never written zeroes the destination (a
+   * whole destination page then has no contents), so copying unwritten memory allocates nothing.
+   */
   copyWithin(dstPa: number, srcPa: number, len: number): void {
     this.checkRange('Vram.copyWithin', srcPa, len);
     this.checkRange('Vram.copyWithin', dstPa, len);
-    const tmp = this.read(srcPa, len);
-    this.write(dstPa, tmp, len);
+    if (dstPa === srcPa) return;
+    let done = 0;
+    while (done < len) {
+      const d = dstPa + done;
+      const sa = srcPa + done;
+      // the piece ends at whichever page boundary (source or destination) comes first
+      const n = Math.min(4096 - (d % 4096), 4096 - (sa % 4096), len - done);
+      const dFrame = Math.floor(d / 4096);
+      const dIn = d % 4096;
+      const ss = this.slotOf[Math.floor(sa / 4096)]!;
+      if (ss === 0) this.zeroPart(dFrame, dIn, n);
+      else {
+        const so = ((ss - 1) % SLAB_PAGES) * 4096 + (sa % 4096);
+        const src = this.slab(ss - 1).subarray(so, so + n);
+        const ds = this.materialize(dFrame, dIn, dIn + n);
+        this.slab(ds).set(src, (ds % SLAB_PAGES) * 4096 + dIn);
+      }
+      done += n;
+    }
   }
 
   /** True when the 4K page at `pa` holds materialised bytes. */
   isMaterialized(pa: number): boolean {
-    return this.slotOf[this.frameOf('Vram.isMaterialized', Math.floor(pa / 4096) * 4096)]! >= 0;
+    return this.slotOf[this.frameOf('Vram.isMaterialized', Math.floor(pa / 4096) * 4096)]! > 0;
   }
 }

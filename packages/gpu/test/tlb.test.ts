@@ -71,6 +71,38 @@ describe('Tlb', () => {
     expect(tlb.occupancy).toBe(0);
   });
 
+  it('a lookup repeated after a fill or invalidate sees the change (the lookup memo never serves stale slots)', () => {
+    const sim = createSim();
+    const tlb = new Tlb(sim, { unified: true, entries: 16, ways: 2 });
+    const va = 0x40_0000 + 0x3000;
+    tlb.fill(va, 21, 0x80_0000 + 0x3000, RW, APERTURE.VID);
+    const big = tlb.lookup(va);
+    expect(tlb.lookup(va)).toBe(big);
+    // a 4K entry for the same page is probed first (smallest size first), memo or not
+    const small = tlb.fill(va, 12, 0x1_3000, RW, APERTURE.SYS);
+    expect(small).not.toBe(big);
+    expect(tlb.lookup(va)).toBe(small);
+    expect(tlb.paOf(tlb.lookup(va + 8), va + 8)).toBe(0x1_3008);
+    expect(tlb.lookup(va + 4096)).toBe(big);
+    tlb.invalidateRange(0x80_0000, 4096); // elsewhere: nothing changes
+    expect(tlb.lookup(va)).toBe(small);
+    tlb.invalidateRange(va, 4096); // drops the 4K entry and the 2M one covering it
+    expect(tlb.lookup(va)).toBe(-1);
+    expect(tlb.lookup(va + 4096)).toBe(-1);
+    tlb.fill(va, 12, 0x1_3000, RW, APERTURE.SYS);
+    expect(tlb.lookup(va)).toBeGreaterThanOrEqual(0);
+    tlb.invalidateAll();
+    expect(tlb.lookup(va)).toBe(-1);
+    expect(tlb.peek(va)).toBe(-1);
+    // an LRU victim replaced by another page is no longer found for the old page
+    const t2 = new Tlb(sim, { entries: 2, ways: 1, pageShifts: [12], counterPrefix: 't2' });
+    t2.fill(0, 12, 0x5000, RW, APERTURE.VID);
+    expect(t2.lookup(0)).toBeGreaterThanOrEqual(0);
+    t2.fill(0x2000, 12, 0x6000, RW, APERTURE.VID); // same set (2 sets), evicts page 0
+    expect(t2.lookup(0)).toBe(-1);
+    expect(t2.occupancy).toBe(1);
+  });
+
   it('rejects bad geometry', () => {
     expect(() => new Tlb(createSim(), { entries: 12, ways: 4 })).toThrow(ArgumentError);
     expect(() => new Tlb(createSim(), { pageShifts: [11] })).toThrow(ArgumentError);

@@ -450,10 +450,40 @@ async function invalidateRangeStart(range: MmuNotifierRange): Promise<number> {
  * overlapping interval notifier's invalidate() and then every classic invalidateRangeStart().
  * The caller changes the PTEs afterwards and then calls {@link mmuNotifierInvalidateRangeEnd}.
  */
-export async function mmuNotifierInvalidateRangeStart(range: MmuNotifierRange): Promise<void> {
-  if (range.mm.notifierSubscriptions === null) return;
+export function mmuNotifierInvalidateRangeStart(range: MmuNotifierRange): Promise<void> {
+  const subs = range.mm.notifierSubscriptions;
+  if (subs === null) return DONE;
   range.flags |= MMU_NOTIFIER_RANGE_BLOCKABLE;
+  if (subs.list.length === 0 && invalidateMiss(subs, range)) return DONE;
+  return invalidateRangeStartVoid(range);
+}
+
+async function invalidateRangeStartVoid(range: MmuNotifierRange): Promise<void> {
   await invalidateRangeStart(range);
+}
+
+/** A settled promise: the fast paths return it instead of building an async frame. */
+const DONE: Promise<void> = Promise.resolve();
+
+/**
+ * The fast miss of an invalidation that overlaps no interval notifier (and no classic notifier
+ * is registered): exactly what invalidateRangeStart does then (count it, enter the interval
+ * tree's active range with the sequence unchanged, trace it with 0 hits), synchronously. Returns
+ * false, changing nothing, when some interval notifier overlaps: the full path runs.
+ */
+function invalidateMiss(subs: MmuNotifierSubscriptions, range: MmuNotifierRange): boolean {
+  if (subs.hasItree) {
+    if (subs.itree.iterFirst(range.start, range.end - 1) !== null) return false;
+    subs.stats.invalidations.value++;
+    subs.activeInvalidateRanges++;
+    const sim = range.mm.sim;
+    if (sim.trace.wants('notifier.invalidateStart')) {
+      sim.trace.emit('notifier.invalidateStart', range.event, range.start, range.end, subs.invalidateSeq, 0);
+    }
+    return true;
+  }
+  subs.stats.invalidations.value++;
+  return true;
 }
 
 /**
@@ -468,18 +498,35 @@ export async function mmuNotifierInvalidateRangeStartNonblock(range: MmuNotifier
 }
 
 /** Models mmu_notifier_invalidate_range_end(). */
-export async function mmuNotifierInvalidateRangeEnd(range: MmuNotifierRange): Promise<void> {
+export function mmuNotifierInvalidateRangeEnd(range: MmuNotifierRange): Promise<void> {
   const subs = range.mm.notifierSubscriptions;
-  if (subs === null) return;
+  if (subs === null) return DONE;
+  if (subs.list.length === 0) {
+    // No classic notifier: nothing to await.
+    if (subs.hasItree) itreeInvEnd(subs);
+    traceEnd(subs, range);
+    return DONE;
+  }
+  return invalidateRangeEndSlow(subs, range);
+}
+
+function traceEnd(subs: MmuNotifierSubscriptions, range: MmuNotifierRange): void {
+  const sim = range.mm.sim;
+  if (sim.trace.wants('notifier.invalidateEnd')) {
+    sim.trace.emit('notifier.invalidateEnd', range.event, range.start, range.end, subs.invalidateSeq);
+  }
+}
+
+async function invalidateRangeEndSlow(
+  subs: MmuNotifierSubscriptions,
+  range: MmuNotifierRange,
+): Promise<void> {
   if (subs.hasItree) itreeInvEnd(subs);
   for (const sub of [...subs.list]) {
     const end = sub.ops.invalidateRangeEnd;
     if (end !== undefined) await end.call(sub.ops, sub, range);
   }
-  const sim = range.mm.sim;
-  if (sim.trace.wants('notifier.invalidateEnd')) {
-    sim.trace.emit('notifier.invalidateEnd', range.event, range.start, range.end, subs.invalidateSeq);
-  }
+  traceEnd(subs, range);
 }
 
 /**

@@ -108,6 +108,29 @@ describe('sequence numbers', () => {
     expect(mmuIntervalReadRetry(sub, seq)).toBe(false);
   });
 
+  it('a missing invalidation still counts as active: a notifier inserted during it starts odd (fast miss path)', async () => {
+    const mm = fakeMm();
+    const { sub, ops, calls } = recorder();
+    await mmuIntervalNotifierInsert(sub, mm, 0, PAGE, ops);
+    const subs = mm.notifierSubscriptions!;
+    const events: number[] = [];
+    mm.sim.trace.on('notifier.invalidateStart', (_e, _s, _x, seq, hits) => events.push(seq, hits));
+    const r = mmuNotifierRangeInit(MmuNotifyEvent.UNMAP, 0, mm, 8 * PAGE, 9 * PAGE);
+    await mmuNotifierInvalidateRangeStart(r);
+    expect(subs.activeInvalidateRanges).toBe(1);
+    expect(events).toEqual([2, 0]);
+    // the kernel cannot know the running range: a new notifier assumes it is covered
+    const late = new MmuIntervalNotifier();
+    await mmuIntervalNotifierInsert(late, mm, 8 * PAGE, PAGE, ops);
+    expect(subs.invalidateSeq).toBe(3);
+    expect(late.invalidateSeq).toBe(3);
+    await mmuNotifierInvalidateRangeEnd(r);
+    expect(subs.activeInvalidateRanges).toBe(0);
+    expect(subs.invalidateSeq).toBe(4);
+    expect(calls).toHaveLength(0);
+    expect(mm.sim.counters.get('notifier.invalidations')).toBe(1);
+  });
+
   it('the range [start, end) is exclusive at end: an invalidation ending where a notifier starts misses it', async () => {
     const mm = fakeMm();
     const { sub, ops, calls } = recorder();

@@ -67,11 +67,17 @@ export function createBatch(capacity: number): AccessBatch {
   };
 }
 
+/** Where a task's accesses go (a {@link StreamBuilder}, or a page-resolution collector). */
+export interface AccessSink {
+  /** Appends one access of the current warp. */
+  push(va: number, kind: AccessKind, size: number): void;
+}
+
 /**
  * Growable warp-major builder. Call {@link StreamBuilder.endWarp} after each warp's accesses
  * (warps in order 0, 1, 2, ...); {@link StreamBuilder.finish} returns trimmed arrays.
  */
-export class StreamBuilder {
+export class StreamBuilder implements AccessSink {
   private vas: Float64Array;
   private kinds: Uint8Array;
   private sz: Uint16Array;

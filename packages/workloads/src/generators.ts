@@ -70,11 +70,17 @@ export function streaming(params: StreamingParams = {}): Workload {
   checkBudget(fn, p, tasks * nArr);
   const W = warpCount(p);
   const build = (i: number): Kernel => {
-    const streams = dealTasks(W, tasks, tasks * nArr, (t, b) => {
-      const off = t * chunk;
-      for (let a = 1; a < nArr; a++) b.push(region(arrays, a).va + off, READ, chunk);
-      b.push(region(arrays, 0).va + off, nArr === 1 ? READ : WRITE, chunk);
-    });
+    const streams = dealTasks(
+      W,
+      tasks,
+      tasks * nArr,
+      (t, b) => {
+        const off = t * chunk;
+        for (let a = 1; a < nArr; a++) b.push(region(arrays, a).va + off, READ, chunk);
+        b.push(region(arrays, 0).va + off, nArr === 1 ? READ : WRITE, chunk);
+      },
+      p,
+    );
     return makeKernel(`streaming#${i}`, PATTERN.STREAMING, p, arrays, streams);
   };
   return makeWorkload('streaming', PATTERN.STREAMING, p, arrays, p.iterations, () =>
@@ -112,11 +118,17 @@ export function strided(params: StridedParams = {}): Workload {
   const W = warpCount(p);
   const base = region(arrays, 0).va;
   const build = (i: number): Kernel => {
-    const streams = dealTasks(W, tasks, tasks, (t, b) => {
-      const col = Math.floor(t / rows);
-      const row = t - col * rows;
-      b.push(base + row * pitch + col * chunk, READ, chunk);
-    });
+    const streams = dealTasks(
+      W,
+      tasks,
+      tasks,
+      (t, b) => {
+        const col = Math.floor(t / rows);
+        const row = t - col * rows;
+        b.push(base + row * pitch + col * chunk, READ, chunk);
+      },
+      p,
+    );
     return makeKernel(`strided#${i}`, PATTERN.STRIDED, p, arrays, streams);
   };
   return makeWorkload('strided', PATTERN.STRIDED, p, arrays, p.iterations, () =>
@@ -164,15 +176,21 @@ export function stencil(params: StencilParams = {}): Workload {
   const build = (i: number): Kernel => {
     const src = region(arrays, i % 2).va;
     const dst = region(arrays, (i + 1) % 2).va;
-    const streams = dealTasks(W, tasks, tasks * perTask, (t, b) => {
-      const row = Math.floor(t / perRow);
-      const off = row * rowBytes + (t - row * perRow) * chunk;
-      if (row > 0) b.push(src + off - rowBytes, READ, chunk);
-      b.push(src + off, READ, chunk);
-      if (row < rows - 1) b.push(src + off + rowBytes, READ, chunk);
-      for (let a = 2; a < nArr; a++) b.push(region(arrays, a).va + off, READ, chunk);
-      b.push(dst + off, WRITE, chunk);
-    });
+    const streams = dealTasks(
+      W,
+      tasks,
+      tasks * perTask,
+      (t, b) => {
+        const row = Math.floor(t / perRow);
+        const off = row * rowBytes + (t - row * perRow) * chunk;
+        if (row > 0) b.push(src + off - rowBytes, READ, chunk);
+        b.push(src + off, READ, chunk);
+        if (row < rows - 1) b.push(src + off + rowBytes, READ, chunk);
+        for (let a = 2; a < nArr; a++) b.push(region(arrays, a).va + off, READ, chunk);
+        b.push(dst + off, WRITE, chunk);
+      },
+      p,
+    );
     return makeKernel(`stencil#${i}`, PATTERN.STENCIL, p, arrays, streams);
   };
   return makeWorkload('stencil', PATTERN.STENCIL, p, arrays, p.iterations, () =>
@@ -207,16 +225,22 @@ export function gemm(params: GeneratorParams = {}): Workload {
   const pitch = N * e;
   const chunk = 32 * e;
   const build = (it: number): Kernel => {
-    const streams = dealTasks(W, tasks, tasks * perTask, (t, b) => {
-      const s = Math.floor(t / nb);
-      const jb = t - s * nb;
-      const i = Math.floor((s * N) / R);
-      for (let k = 0; k < N; k++) {
-        if (k % 32 === 0) b.push(A + i * pitch + k * e, READ, chunk);
-        b.push(B + k * pitch + jb * chunk, READ, chunk);
-      }
-      b.push(C + i * pitch + jb * chunk, WRITE, chunk);
-    });
+    const streams = dealTasks(
+      W,
+      tasks,
+      tasks * perTask,
+      (t, b) => {
+        const s = Math.floor(t / nb);
+        const jb = t - s * nb;
+        const i = Math.floor((s * N) / R);
+        for (let k = 0; k < N; k++) {
+          if (k % 32 === 0) b.push(A + i * pitch + k * e, READ, chunk);
+          b.push(B + k * pitch + jb * chunk, READ, chunk);
+        }
+        b.push(C + i * pitch + jb * chunk, WRITE, chunk);
+      },
+      p,
+    );
     return makeKernel(`gemm#${it}`, PATTERN.GEMM, p, arrays, streams);
   };
   return makeWorkload('gemm', PATTERN.GEMM, p, arrays, p.iterations, () =>
@@ -254,14 +278,20 @@ export function atax(params: GeneratorParams = {}): Workload {
   const build = (k: number): Kernel => {
     const it = Math.floor(k / 2);
     if (k % 2 === 0) {
-      const streams = dealTasks(W, nb, nb * per1, (rb, b) => {
-        const r0 = rb * 32;
-        for (let j = 0; j < N; j++) {
-          if (j % 32 === 0) b.push(X + j * e, READ, chunk);
-          for (let l = 0; l < 32; l++) b.push(A + (r0 + l) * pitch + j * e, READ, e);
-        }
-        b.push(T + r0 * e, WRITE, chunk);
-      });
+      const streams = dealTasks(
+        W,
+        nb,
+        nb * per1,
+        (rb, b) => {
+          const r0 = rb * 32;
+          for (let j = 0; j < N; j++) {
+            if (j % 32 === 0) b.push(X + j * e, READ, chunk);
+            for (let l = 0; l < 32; l++) b.push(A + (r0 + l) * pitch + j * e, READ, e);
+          }
+          b.push(T + r0 * e, WRITE, chunk);
+        },
+        p,
+      );
       return makeKernel(
         `atax1#${it}`,
         PATTERN.ATAX,
@@ -270,13 +300,19 @@ export function atax(params: GeneratorParams = {}): Workload {
         streams,
       );
     }
-    const streams = dealTasks(W, nb, nb * per2, (cb, b) => {
-      for (let i = 0; i < N; i++) {
-        if (i % 32 === 0) b.push(T + i * e, READ, chunk);
-        b.push(A + i * pitch + cb * chunk, READ, chunk);
-      }
-      b.push(Y + cb * chunk, WRITE, chunk);
-    });
+    const streams = dealTasks(
+      W,
+      nb,
+      nb * per2,
+      (cb, b) => {
+        for (let i = 0; i < N; i++) {
+          if (i % 32 === 0) b.push(T + i * e, READ, chunk);
+          b.push(A + i * pitch + cb * chunk, READ, chunk);
+        }
+        b.push(Y + cb * chunk, WRITE, chunk);
+      },
+      p,
+    );
     return makeKernel(
       `atax2#${it}`,
       PATTERN.ATAX,
@@ -316,18 +352,24 @@ export function wavefront(params: GeneratorParams = {}): Workload {
     const d = k % diags;
     const lo = Math.max(0, d - T + 1);
     const hi = Math.min(d, T - 1);
-    const streams = dealTasks(W, hi - lo + 1, (hi - lo + 1) * 49, (t, b) => {
-      const bi = lo + t;
-      const bj = d - bi;
-      const r0 = bi * 16;
-      const c0 = bj * 16;
-      if (r0 > 0) b.push(S + (r0 - 1) * pitch + Math.max(0, c0 - 1) * e, READ, c0 > 0 ? 68 : 64);
-      for (let r = 0; r < 16; r++) {
-        if (c0 > 0) b.push(S + (r0 + r) * pitch + (c0 - 1) * e, READ, e);
-        b.push(Rf + (r0 + r) * pitch + c0 * e, READ, 64);
-      }
-      for (let r = 0; r < 16; r++) b.push(S + (r0 + r) * pitch + c0 * e, WRITE, 64);
-    });
+    const streams = dealTasks(
+      W,
+      hi - lo + 1,
+      (hi - lo + 1) * 49,
+      (t, b) => {
+        const bi = lo + t;
+        const bj = d - bi;
+        const r0 = bi * 16;
+        const c0 = bj * 16;
+        if (r0 > 0) b.push(S + (r0 - 1) * pitch + Math.max(0, c0 - 1) * e, READ, c0 > 0 ? 68 : 64);
+        for (let r = 0; r < 16; r++) {
+          if (c0 > 0) b.push(S + (r0 + r) * pitch + (c0 - 1) * e, READ, e);
+          b.push(Rf + (r0 + r) * pitch + c0 * e, READ, 64);
+        }
+        for (let r = 0; r < 16; r++) b.push(S + (r0 + r) * pitch + c0 * e, WRITE, 64);
+      },
+      p,
+    );
     return makeKernel(`nw#${Math.floor(k / diags)}.${d}`, PATTERN.WAVEFRONT, p, arrays, streams);
   };
   const count = diags * p.iterations;
@@ -429,29 +471,35 @@ export function graphBfs(params: GraphParams = {}): Workload {
     mask[0] = 1;
     visited[0] = 1;
     for (let level = 0; level < levels; level++) {
-      const k1 = dealTasks(W, tasks, tasks * 2, (t, b) => {
-        const u0 = t * 32;
-        b.push(MK + u0 * 4, READ, 128);
-        let any = false;
-        for (let l = 0; l < 32; l++) {
-          const u = u0 + l;
-          if (mask[u] === 0) continue;
-          if (!any) {
-            b.push(MK + u0 * 4, WRITE, 128);
-            any = true;
-          }
-          b.push(RP + u * 4, READ, 8);
-          for (let i = g.rowPtr[u]!; i < g.rowPtr[u + 1]!; i++) {
-            b.push(CI + i * 4, READ, 4);
-            const v = g.colIdx[i]!;
-            b.push(VI + v * 4, READ, 4);
-            if (visited[v] === 0) {
-              b.push(CO + v * 4, WRITE, 4);
-              b.push(UP + v * 4, WRITE, 4);
+      const k1 = dealTasks(
+        W,
+        tasks,
+        tasks * 2,
+        (t, b) => {
+          const u0 = t * 32;
+          b.push(MK + u0 * 4, READ, 128);
+          let any = false;
+          for (let l = 0; l < 32; l++) {
+            const u = u0 + l;
+            if (mask[u] === 0) continue;
+            if (!any) {
+              b.push(MK + u0 * 4, WRITE, 128);
+              any = true;
+            }
+            b.push(RP + u * 4, READ, 8);
+            for (let i = g.rowPtr[u]!; i < g.rowPtr[u + 1]!; i++) {
+              b.push(CI + i * 4, READ, 4);
+              const v = g.colIdx[i]!;
+              b.push(VI + v * 4, READ, 4);
+              if (visited[v] === 0) {
+                b.push(CO + v * 4, WRITE, 4);
+                b.push(UP + v * 4, WRITE, 4);
+              }
             }
           }
-        }
-      });
+        },
+        p,
+      );
       // Apply kernel 1's effect (after the build: it ran on the level's snapshot).
       for (let u = 0; u < n; u++) {
         if (mask[u] === 0) continue;
@@ -466,18 +514,24 @@ export function graphBfs(params: GraphParams = {}): Workload {
         index: 2 * level,
         kernel: makeKernel(`bfs1#${level}`, PATTERN.GRAPH, p, arrays, k1),
       };
-      const k2 = dealTasks(W, tasks, tasks * 2, (t, b) => {
-        const u0 = t * 32;
-        b.push(UP + u0 * 4, READ, 128);
-        for (let l = 0; l < 32; l++) {
-          if (updating[u0 + l] !== 0) {
-            b.push(MK + u0 * 4, WRITE, 128);
-            b.push(VI + u0 * 4, WRITE, 128);
-            b.push(UP + u0 * 4, WRITE, 128);
-            break;
+      const k2 = dealTasks(
+        W,
+        tasks,
+        tasks * 2,
+        (t, b) => {
+          const u0 = t * 32;
+          b.push(UP + u0 * 4, READ, 128);
+          for (let l = 0; l < 32; l++) {
+            if (updating[u0 + l] !== 0) {
+              b.push(MK + u0 * 4, WRITE, 128);
+              b.push(VI + u0 * 4, WRITE, 128);
+              b.push(UP + u0 * 4, WRITE, 128);
+              break;
+            }
           }
-        }
-      });
+        },
+        p,
+      );
       for (let u = 0; u < n; u++) {
         if (updating[u] !== 0) {
           mask[u] = 1;
@@ -574,26 +628,38 @@ export function randomAccess(params: RandomParams = {}): Workload {
         perm[i] = perm[j]!;
         perm[j] = x;
       }
-      const streams = dealTasks(W, pages, pages, (t, b) => {
-        b.push(T + perm[t]! * 4096, WRITE, e);
-      });
+      const streams = dealTasks(
+        W,
+        pages,
+        pages,
+        (t, b) => {
+          b.push(T + perm[t]! * 4096, WRITE, e);
+        },
+        p,
+      );
       return makeKernel(`random-pages#${it}`, PATTERN.RANDOM, p, arrays, streams);
     }
     // Draw indices in task order (independent of the warp count).
     const idx = new Float64Array(updates);
     for (let i = 0; i < updates; i++) idx[i] = rng.below(words);
     const tasks = Math.ceil(updates / 32);
-    const streams = dealTasks(W, tasks, updates * perUpdate, (t, b) => {
-      const end = Math.min(updates, t * 32 + 32);
-      for (let i = t * 32; i < end; i++) {
-        const va = T + idx[i]! * e;
-        if (atomic) b.push(va, ATOMIC, e);
-        else {
-          b.push(va, READ, e);
-          b.push(va, WRITE, e);
+    const streams = dealTasks(
+      W,
+      tasks,
+      updates * perUpdate,
+      (t, b) => {
+        const end = Math.min(updates, t * 32 + 32);
+        for (let i = t * 32; i < end; i++) {
+          const va = T + idx[i]! * e;
+          if (atomic) b.push(va, ATOMIC, e);
+          else {
+            b.push(va, READ, e);
+            b.push(va, WRITE, e);
+          }
         }
-      }
-    });
+      },
+      p,
+    );
     return makeKernel(`random#${it}`, PATTERN.RANDOM, p, arrays, streams);
   };
   return makeWorkload('randomAccess', PATTERN.RANDOM, p, arrays, p.iterations, () =>
@@ -633,16 +699,22 @@ export function kmeans(params: KmeansParams = {}): Workload {
   checkBudget(fn, p, tasks * perTask);
   const W = warpCount(p);
   const build = (it: number): Kernel => {
-    const streams = dealTasks(W, tasks, tasks * perTask, (t, b) => {
-      const p0 = t * 32;
-      for (let c = 0; c < k; c++) {
-        for (let f = 0; f < nf; f++) {
-          if (f % 32 === 0) b.push(Cl + (c * nf + f) * 4, READ, Math.min(32, nf - f) * 4);
-          b.push(F + (f * np + p0) * 4, READ, 128);
+    const streams = dealTasks(
+      W,
+      tasks,
+      tasks * perTask,
+      (t, b) => {
+        const p0 = t * 32;
+        for (let c = 0; c < k; c++) {
+          for (let f = 0; f < nf; f++) {
+            if (f % 32 === 0) b.push(Cl + (c * nf + f) * 4, READ, Math.min(32, nf - f) * 4);
+            b.push(F + (f * np + p0) * 4, READ, 128);
+          }
         }
-      }
-      b.push(M + p0 * 4, WRITE, 128);
-    });
+        b.push(M + p0 * 4, WRITE, 128);
+      },
+      p,
+    );
     return makeKernel(`kmeans#${it}`, PATTERN.REUSE, p, arrays, streams);
   };
   return makeWorkload('kmeans', PATTERN.REUSE, p, arrays, p.iterations, () =>

@@ -9,7 +9,7 @@
  * @module
  */
 import { ArgumentError } from '@hmmkit/sim';
-import { StreamBuilder, type WarpStreams } from './access.ts';
+import { type AccessKind, type AccessSink, StreamBuilder, type WarpStreams } from './access.ts';
 import type { CpuOp } from './cpu.ts';
 
 /** Access-pattern classes (uvm-costs §4.2). */
@@ -122,7 +122,27 @@ export interface GeneratorParams {
   readonly align?: number;
   /** Upper bound on accesses per kernel; larger requests throw (GEMM samples rows instead). Default 2^23. */
   readonly maxAccesses?: number;
+  /**
+   * Access resolution (default `'warp'`). `'warp'`: every warp-wide access (32 lanes, e.g. 128
+   * bytes of floats). `'page'`: one access per 4 KiB page and access kind per wave (a wave is one
+   * task per warp, the tasks that run side by side): the first task of the wave, in warp order,
+   * keeps its access to the page and the other warps' accesses to it are dropped. See
+   * {@link Resolution}.
+   */
+  readonly resolution?: Resolution;
 }
+
+/**
+ * Access resolution of generated kernels. `'page'` keeps, for every wave, the set of pages
+ * touched and the kinds they are touched with (so the pages that fault, migrate and get mapped,
+ * and in which wave, are those of `'warp'`), but drops the duplicate accesses other warps make to
+ * the same page in the same wave. What changes in results: access counts and TLB hits fall by
+ * the accesses per page per wave (32 for streaming floats); the fault buffer sees fewer
+ * duplicate faults (coalesced and duplicate counts drop) and kernel time, which the engine
+ * charges per access, shrinks accordingly. Use it for footprints too large to simulate at warp
+ * resolution; compare policies within one resolution, never across.
+ */
+export type Resolution = 'warp' | 'page';
 
 /** {@link GeneratorParams} with defaults filled in. */
 export interface ResolvedParams {
@@ -136,6 +156,7 @@ export interface ResolvedParams {
   readonly baseVa: number;
   readonly align: number;
   readonly maxAccesses: number;
+  readonly resolution: Resolution;
 }
 
 /** Default base VA of generated workloads. */
@@ -164,6 +185,7 @@ export function resolveParams(
     baseVa: p.baseVa ?? DEFAULT_BASE_VA,
     align: p.align ?? 2 << 20,
     maxAccesses: p.maxAccesses ?? 1 << 23,
+    resolution: p.resolution ?? 'warp',
   };
   checkInt(fn, 'params.footprintBytes', r.footprintBytes, 4096, 2 ** 40);
   if (r.elemSize !== 1 && r.elemSize !== 2 && r.elemSize !== 4 && r.elemSize !== 8) {
@@ -184,6 +206,8 @@ export function resolveParams(
   if ((r.align & (r.align - 1)) !== 0)
     throw new ArgumentError(fn, 'params.align', 'must be a power of 2', r.align);
   checkInt(fn, 'params.maxAccesses', r.maxAccesses, 1, 2 ** 28);
+  if (r.resolution !== 'warp' && r.resolution !== 'page')
+    throw new ArgumentError(fn, 'params.resolution', "must be 'warp' or 'page'", r.resolution);
   return r;
 }
 
@@ -209,8 +233,12 @@ export function totalBytes(arrays: readonly ArrayRegion[]): number {
   return s;
 }
 
-/** Throws if an estimated access count exceeds the budget. */
+/**
+ * Throws if an estimated access count exceeds the budget. At page resolution the warp-level
+ * estimate says nothing about the accesses kept, so {@link dealTasks} checks the real count.
+ */
 export function checkBudget(fn: string, p: ResolvedParams, estimate: number): void {
+  if (p.resolution === 'page') return;
   if (estimate > p.maxAccesses) {
     throw new ArgumentError(
       fn,
@@ -224,20 +252,158 @@ export function checkBudget(fn: string, p: ResolvedParams, estimate: number): vo
 /**
  * Builds warp-major streams by dealing `tasks` tasks to warps round robin (task t to warp
  * t mod warps, i.e. a grid-stride loop): warp w runs tasks w, w+warps, ... in order, and `emit`
- * pushes each task's accesses.
+ * pushes each task's accesses. With `p.resolution === 'page'` tasks are emitted wave by wave
+ * (tasks k·warps .. k·warps + warps - 1) and only the first access of the wave to each
+ * (4 KiB page, kind) is kept (see {@link Resolution}); more than `p.maxAccesses` kept accesses
+ * throw an ArgumentError.
  */
 export function dealTasks(
   warps: number,
   tasks: number,
   estimate: number,
-  emit: (task: number, b: StreamBuilder) => void,
+  emit: (task: number, b: AccessSink) => void,
+  p: Pick<ResolvedParams, 'resolution' | 'maxAccesses'> | null = null,
 ): WarpStreams {
+  if (p !== null && p.resolution === 'page')
+    return dealTasksByPage(warps, tasks, estimate, emit, p.maxAccesses);
   const b = new StreamBuilder(warps, estimate);
   for (let w = 0; w < warps; w++) {
     for (let t = w; t < tasks; t += warps) emit(t, b);
     b.endWarp();
   }
   return b.finish();
+}
+
+/** Page-resolution accesses collected in wave order, with their warp, before the warp-major sort. */
+class WaveCollector implements AccessSink {
+  warp = 0;
+  n = 0;
+  vas: Float64Array;
+  kinds: Uint8Array;
+  sizes: Uint16Array;
+  warps: Uint16Array;
+  /**
+   * Keys (4 KiB page × 4 + kind) accessed in the current wave: an open-addressing table whose
+   * entries count only when stamped with the current wave, so a new wave clears nothing.
+   */
+  private keys = new Float64Array(4096);
+  private stamps = new Int32Array(4096);
+  private wave = 1;
+  private inWave = 0;
+  readonly max: number;
+
+  constructor(capacity: number, max: number) {
+    this.vas = new Float64Array(capacity);
+    this.kinds = new Uint8Array(capacity);
+    this.sizes = new Uint16Array(capacity);
+    this.warps = new Uint16Array(capacity);
+    this.max = max;
+  }
+
+  /** Starts a new wave: every page may be accessed once more. */
+  nextWave(): void {
+    this.wave++;
+    this.inWave = 0;
+  }
+
+  /** Records `key` in the current wave; false when it was already there. */
+  private firstInWave(key: number): boolean {
+    const mask = this.keys.length - 1;
+    const wave = this.wave;
+    for (let h = key % (mask + 1); ; h = (h + 1) & mask) {
+      if (this.stamps[h] !== wave) {
+        this.stamps[h] = wave;
+        this.keys[h] = key;
+        if (++this.inWave * 2 > this.keys.length) this.growTable();
+        return true;
+      }
+      if (this.keys[h] === key) return false;
+    }
+  }
+
+  private growTable(): void {
+    const oldKeys = this.keys;
+    const oldStamps = this.stamps;
+    const size = oldKeys.length * 2;
+    this.keys = new Float64Array(size);
+    this.stamps = new Int32Array(size);
+    const mask = size - 1;
+    for (let i = 0; i < oldKeys.length; i++) {
+      if (oldStamps[i] !== this.wave) continue;
+      let h = oldKeys[i]! % size;
+      while (this.stamps[h] === this.wave) h = (h + 1) & mask;
+      this.stamps[h] = this.wave;
+      this.keys[h] = oldKeys[i]!;
+    }
+  }
+
+  push(va: number, kind: AccessKind, size: number): void {
+    if (!this.firstInWave(Math.floor(va / 4096) * 4 + kind)) return;
+    if (this.n === this.max) {
+      throw new ArgumentError(
+        'dealTasks',
+        'params.maxAccesses',
+        `is exceeded by the page-resolution accesses of one kernel (raise it or lower footprintBytes)`,
+        this.max,
+      );
+    }
+    if (this.n === this.vas.length) this.grow();
+    const i = this.n++;
+    this.vas[i] = va;
+    this.kinds[i] = kind;
+    this.sizes[i] = size;
+    this.warps[i] = this.warp;
+  }
+
+  private grow(): void {
+    const cap = this.vas.length * 2;
+    const v = new Float64Array(cap);
+    v.set(this.vas);
+    const k = new Uint8Array(cap);
+    k.set(this.kinds);
+    const s = new Uint16Array(cap);
+    s.set(this.sizes);
+    const w = new Uint16Array(cap);
+    w.set(this.warps);
+    this.vas = v;
+    this.kinds = k;
+    this.sizes = s;
+    this.warps = w;
+  }
+}
+
+function dealTasksByPage(
+  warps: number,
+  tasks: number,
+  estimate: number,
+  emit: (task: number, b: AccessSink) => void,
+  maxAccesses: number,
+): WarpStreams {
+  const c = new WaveCollector(Math.max(16, Math.min(estimate, 1 << 20)), maxAccesses);
+  for (let k = 0; k < tasks; k += warps) {
+    c.nextWave();
+    const end = Math.min(tasks, k + warps);
+    for (let t = k; t < end; t++) {
+      c.warp = t - k;
+      emit(t, c);
+    }
+  }
+  // Counting sort by warp (stable: each warp keeps its wave order).
+  const n = c.n;
+  const warpStart = new Int32Array(warps + 1);
+  for (let i = 0; i < n; i++) warpStart[c.warps[i]! + 1]!++;
+  for (let w = 0; w < warps; w++) warpStart[w + 1]! += warpStart[w]!;
+  const at = warpStart.slice(0, warps);
+  const vas = new Float64Array(n);
+  const access = new Uint8Array(n);
+  const sizes = new Uint16Array(n);
+  for (let i = 0; i < n; i++) {
+    const j = at[c.warps[i]!]!++;
+    vas[j] = c.vas[i]!;
+    access[j] = c.kinds[i]!;
+    sizes[j] = c.sizes[i]!;
+  }
+  return { vas, access, sizes, warpStart };
 }
 
 /** Assembles a {@link Kernel} from streams and metadata. */

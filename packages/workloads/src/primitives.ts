@@ -7,7 +7,7 @@
  * @module
  */
 import { ArgumentError, Rng } from '@hmmkit/sim';
-import { ACCESS_KIND, type AccessKind, type StreamBuilder } from './access.ts';
+import { ACCESS_KIND, type AccessKind, type AccessSink } from './access.ts';
 import {
   type ArrayRegion,
   checkBudget,
@@ -28,7 +28,7 @@ export interface Primitive {
   readonly tasks: number;
   /** Accesses per task (an estimate for preallocation and the budget check). */
   readonly perTask: number;
-  emit(task: number, b: StreamBuilder): void;
+  emit(task: number, b: AccessSink): void;
 }
 
 function checkRegion(fn: string, r: ArrayRegion): void {
@@ -248,7 +248,7 @@ export function buildKernel(
   const p = resolveParams('buildKernel', params);
   const estimate = Math.ceil(prim.tasks * prim.perTask);
   checkBudget('buildKernel', p, estimate);
-  return makeKernel(name, pattern, p, arrays, dealTasks(warpCount(p), prim.tasks, estimate, prim.emit));
+  return makeKernel(name, pattern, p, arrays, dealTasks(warpCount(p), prim.tasks, estimate, prim.emit, p));
 }
 
 /** A GPU-only workload of `count` kernels built on demand by `kernel(i)` (for custom patterns). */

@@ -112,6 +112,100 @@ describe('every generator', () => {
   });
 });
 
+describe('page resolution', () => {
+  /** Reference: warp-level streams re-cut into waves of one task per warp, deduplicated per (page, kind). */
+  function byPageReference(k: Kernel, perTask: number): { vas: number[]; kinds: number[] }[] {
+    const { vas, access, warpStart } = k.streams;
+    const W = warpStart.length - 1;
+    const out = Array.from({ length: W }, () => ({ vas: [] as number[], kinds: [] as number[] }));
+    for (let wave = 0; ; wave++) {
+      const seen = new Set<string>();
+      let any = false;
+      for (let w = 0; w < W; w++) {
+        const i0 = warpStart[w]! + wave * perTask;
+        if (i0 >= warpStart[w + 1]!) continue;
+        any = true;
+        for (let i = i0; i < i0 + perTask; i++) {
+          const key = `${Math.floor(vas[i]! / 4096)}:${access[i]}`;
+          if (seen.has(key)) continue;
+          seen.add(key);
+          out[w]!.vas.push(vas[i]!);
+          out[w]!.kinds.push(access[i]!);
+        }
+      }
+      if (!any) return out;
+    }
+  }
+
+  it('keeps the first access of each wave to each page and kind, in warp order', () => {
+    for (const arrays of [1, 3]) {
+      const warp = kernelsOf(streaming({ ...small, arrays }))[0]!;
+      const page = kernelsOf(streaming({ ...small, arrays, resolution: 'page' }))[0]!;
+      const ref = byPageReference(warp, arrays);
+      const W = page.streams.warpStart.length - 1;
+      expect(W).toBe(warp.warps);
+      for (let w = 0; w < W; w++) {
+        const a = page.streams.warpStart[w]!;
+        const b = page.streams.warpStart[w + 1]!;
+        expect(Array.from(page.streams.vas.subarray(a, b))).toEqual(ref[w]!.vas);
+        expect(Array.from(page.streams.access.subarray(a, b))).toEqual(ref[w]!.kinds);
+      }
+      // the same pages are touched with the same kinds, with far fewer accesses
+      for (const kind of [ACCESS_KIND.READ, ACCESS_KIND.WRITE]) {
+        expect(pagesOf(page, undefined, kind)).toEqual(pagesOf(warp, undefined, kind));
+      }
+      expect(page.accesses * 8).toBeLessThan(warp.accesses);
+    }
+  });
+
+  it('applies to every generator; warp resolution is the default and unchanged', () => {
+    for (const name of Object.keys(GENERATORS) as GeneratorName[]) {
+      const a = kernelsOf(generate(name, { ...small, seed: 3 }))[0]!;
+      const b = kernelsOf(generate(name, { ...small, seed: 3, resolution: 'warp' }))[0]!;
+      const c = kernelsOf(generate(name, { ...small, seed: 3, resolution: 'page' }))[0]!;
+      let same = a.accesses === b.accesses;
+      for (let i = 0; same && i < a.accesses; i++) same = a.streams.vas[i] === b.streams.vas[i];
+      expect(same).toBe(true);
+      expect(c.accesses).toBeLessThanOrEqual(a.accesses);
+      expect(pagesOf(c)).toEqual(pagesOf(a));
+    }
+  });
+
+  it('waves wider than the dedupe table start with (5,120 warps, one random page each) keep every page', () => {
+    const wide = { footprintBytes: 64 * MiB, numSMs: 160, warpsPerSM: 32, mode: 'pages' } as const;
+    const warp = kernelsOf(randomAccess(wide))[0]!;
+    const page = kernelsOf(randomAccess({ ...wide, resolution: 'page' }))[0]!;
+    // every page is touched once: nothing to drop, and the streams are identical
+    expect(page.accesses).toBe(warp.accesses);
+    expect(Array.from(page.streams.warpStart)).toEqual(Array.from(warp.streams.warpStart));
+    let same = true;
+    for (let i = 0; same && i < warp.accesses; i++) same = page.streams.vas[i] === warp.streams.vas[i];
+    expect(same).toBe(true);
+    // a wave of 64,000 warps × 3 arrays touches 6,000 (page, kind) keys, each 32 times: the
+    // table grows mid-wave and must still drop every duplicate
+    const s = { footprintBytes: 48 * MiB, numSMs: 1000, warpsPerSM: 64, arrays: 3 } as const;
+    const sw = kernelsOf(streaming(s))[0]!;
+    const sp = kernelsOf(streaming({ ...s, resolution: 'page' }))[0]!;
+    const ref = byPageReference(sw, 3);
+    const flat = ref.flatMap((w) => w.vas);
+    expect(sp.accesses).toBe(flat.length);
+    let ok = true;
+    for (let i = 0; ok && i < flat.length; i++) ok = sp.streams.vas[i] === flat[i];
+    expect(ok).toBe(true);
+  });
+
+  it('checks the kept accesses against maxAccesses and rejects unknown resolutions', () => {
+    // warp level: 24 MiB of floats is 196,608 accesses, over the budget; page level keeps ~6k
+    const big = { footprintBytes: 24 * MiB, numSMs: 4, warpsPerSM: 8, maxAccesses: 10_000 } as const;
+    expect(() => kernelsOf(streaming(big))).toThrow(ArgumentError);
+    expect(kernelsOf(streaming({ ...big, resolution: 'page' }))[0]!.accesses).toBeLessThanOrEqual(10_000);
+    expect(() => kernelsOf(streaming({ ...big, maxAccesses: 1000, resolution: 'page' }))).toThrow(
+      /maxAccesses/,
+    );
+    expect(() => streaming({ ...small, resolution: 'line' as 'page' })).toThrow(ArgumentError);
+  });
+});
+
 describe('streaming', () => {
   it('touches every page of every array exactly 32 times (floats), in order', () => {
     const k = kernelsOf(streaming(small))[0]!;
