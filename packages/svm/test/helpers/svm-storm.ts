@@ -59,6 +59,7 @@ export async function svmStorm(
   cfg: StormConfig,
   throwOnViolation = false,
   extra: SvmWorldOptions = {},
+  log: ((line: string) => void) | null = null,
 ): Promise<SvmStormRun> {
   const world = await createSvmWorld(sim, {
     ...extra,
@@ -105,7 +106,9 @@ export async function svmStorm(
         const p = pages[int(0, pages.length)]!;
         const n = int(1, 17);
         const span = Math.min(n, 512 - p) * P;
-        switch (int(0, 6)) {
+        const kind = int(0, 6);
+        log?.(`t=${sim.now} op ${op}: ${['dontneed', 'mprotect R/RW', 'munmap+mmap', 'fork', 'store', 'load'][kind]} page ${p} x${span / P}`);
+        switch (kind) {
           case 0:
             await mm.madvise(a + p * P, span, MADV_DONTNEED);
             break;
