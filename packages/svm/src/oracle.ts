@@ -145,6 +145,9 @@ export class CoherenceOracle {
   private readonly walk = new PageWalk();
   private readonly byEngine = new Map<GpuEngine, GpuDevice>();
   private notifier: MmuNotifier | null = null;
+  /** Result of the last {@link lookup}. */
+  private cpuPfn = -1;
+  private cpuW = false;
   private readonly off: (() => void)[] = [];
   /** Scratch mapping for resolving one page of a TLB entry or an access. */
   private readonly page = {
@@ -205,9 +208,17 @@ export class CoherenceOracle {
 
   /** CPU pfn mapped at `va` and whether writable: `[pfn, writable]`, pfn -1 when not mapped. */
   cpuLookup(va: number): [number, boolean] {
+    this.lookup(va);
+    return [this.cpuPfn, this.cpuW];
+  }
+
+  /** {@link cpuLookup} without allocating: sets `cpuPfn` and `cpuW`. */
+  private lookup(va: number): void {
     const w = this.walk;
     this.mm.pt.walkUnit(va, va + 4096, w);
-    if (w.kind === WALK_HOLE) return [-1, false];
+    this.cpuPfn = -1;
+    this.cpuW = false;
+    if (w.kind === WALK_HOLE) return;
     let val: number;
     let flags: number;
     if (w.kind === WALK_PTE) {
@@ -218,8 +229,9 @@ export class CoherenceOracle {
       val = w.val + Math.floor((va - w.leafStart) / 4096);
     }
     const t = pteType(flags);
-    if (t !== PTE_PRESENT && t !== PTE_DEVICE_PRIVATE && t !== PTE_DEVICE_EXCLUSIVE) return [-1, false];
-    return [val, (flags & PTE_W) !== 0];
+    if (t !== PTE_PRESENT && t !== PTE_DEVICE_PRIVATE && t !== PTE_DEVICE_EXCLUSIVE) return;
+    this.cpuPfn = val;
+    this.cpuW = (flags & PTE_W) !== 0;
   }
 
   /**
@@ -286,7 +298,9 @@ export class CoherenceOracle {
 
   /** The verdict on a device page standing for `devicePfn` at `va`: reason, device pfn, CPU pfn. */
   private judge(devicePfn: number, va: number, writable: boolean): [CoherenceReason, number, number] | null {
-    const [cpuPfn, cpuW] = this.cpuLookup(va);
+    this.lookup(va);
+    const cpuPfn = this.cpuPfn;
+    const cpuW = this.cpuW;
     let reason: CoherenceReason | null = null;
     if (devicePfn < 0) reason = 'unknown-page';
     else if (cpuPfn < 0) reason = 'cpu-unmapped';
