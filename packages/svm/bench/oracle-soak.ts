@@ -5,7 +5,7 @@
  * seeds with a violation (first one described, with its seed), the seeds whose run threw, and
  * seeds/s. Not a CI test: oracle-storm.test.ts runs a sample.
  *
- * Run from packages/svm: `tsx bench/oracle-soak.ts [seeds per config = 100] [sys|vram|both = both] [first seed = 1]`.
+ * Run from packages/svm: `tsx bench/oracle-soak.ts [seeds per config = 100] [sys|vram|both = both] [first seed = 1] [GPUs = 1] [peer]`.
  * Exit code 1 when any seed violated or threw.
  */
 import { createSim } from '@hmmkit/sim';
@@ -15,6 +15,8 @@ import { STORM_GRANULES, STORM_NOTIFIERS, type StormConfig, svmStorm } from '../
 const seeds = Number(process.argv[2] ?? 100);
 const where = process.argv[3] ?? 'both';
 const from = Number(process.argv[4] ?? 1);
+const devices = Number(process.argv[5] ?? 1);
+const peer = process.argv[6] === 'peer';
 const placements = where === 'both' ? (['sys', 'vram'] as const) : ([where] as const);
 let bad = 0;
 let total = 0;
@@ -24,7 +26,7 @@ for (const placement of placements) {
     throw new Error(`placement must be sys, vram or both: ${where}`);
   for (const granule of Object.keys(STORM_GRANULES)) {
     for (const notifiers of Object.keys(STORM_NOTIFIERS)) {
-      const cfg: StormConfig = { placement, granule, notifiers };
+      const cfg: StormConfig = { placement, granule, notifiers, devices, peer };
       const t = performance.now();
       let violating = 0;
       let threw = 0;
@@ -50,7 +52,7 @@ for (const placement of placements) {
       bad += violating + threw;
       const rate = seeds / ((performance.now() - t) / 1000);
       console.log(
-        `${placement} ${granule.padEnd(7)} ${notifiers.padEnd(6)} seeds ${from}..${from + seeds - 1}: ` +
+        `${placement}${devices > 1 ? ` ${devices} GPUs${peer ? ' peer' : ''}` : ''} ${granule.padEnd(7)} ${notifiers.padEnd(6)} seeds ${from}..${from + seeds - 1}: ` +
           `${violating} violating, ${threw} threw, ${rate.toFixed(1)} seeds/s` +
           (first ? ` — bad seeds ${badSeeds.slice(0, 12).join(' ')}; ${first}` : ''),
       );
