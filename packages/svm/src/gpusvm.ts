@@ -284,6 +284,8 @@ export class GpuSvm {
   private readonly batchMask = pageMaskNew();
   /** Faults serviced per 2 MiB VA block (block index → count): UVM's per-block min_faults counter. */
   private readonly blockFaults = new Map<number, number>();
+  /** Migrations of ours in flight: span and page mask, read by the MIGRATE invalidation. */
+  private readonly migrating: { start: number; end: number; pages: PageMask | null }[] = [];
 
   constructor(mm: Mm, devices: readonly GpuDevice[], opts: GpuSvmOptions = {}) {
     const fn = 'GpuSvm';
@@ -902,38 +904,6 @@ export class GpuSvm {
     }
   }
 
-  /**
-   * Zaps the ranges holding a valid page in [start, end) (restricted to the 2 MiB-block mask
-   * `pages` when given; takes the notifier lock for write). A range none of whose pages there is
-   * valid maps none of them and is left alone: migrating part of a block must not unmap the
-   * block's other, already resident pages.
-   */
-  private async zapSpan(start: number, end: number, pages: PageMask | null = null): Promise<void> {
-    const first = this.rangeAtOrAfter(start);
-    if (first === null || first.start >= end) return;
-    await this.notifierLock.write();
-    try {
-      // decided under the lock, so no get_pages can record a page between the check and the zap
-      const hit: SvmRange[] = [];
-      const blockStart = alignDown(start, SZ_2M);
-      for (let r = this.rangeAtOrAfter(start); r !== null && r.start < end; r = this.nextRange(r)) {
-        const a = Math.max(start, r.start);
-        const b = Math.min(end, r.end);
-        for (let p = a; p < b; p += PAGE_SIZE) {
-          if (pages !== null && p - blockStart < SZ_2M && !pageMaskTest(pages, (p - blockStart) / PAGE_SIZE))
-            continue;
-          if (r.pageValid[(p - r.start) / PAGE_SIZE] === 1) {
-            hit.push(r);
-            break;
-          }
-        }
-      }
-      this.zapRangesLocked(hit);
-    } finally {
-      this.notifierLock.writeUnlock();
-    }
-  }
-
   private ownsMigration(owner: unknown): boolean {
     return owner === this.owner || this.owners.includes(owner as object);
   }
@@ -944,7 +914,14 @@ export class GpuSvm {
    * The interval-notifier callback (drm_gpusvm_notifier_invalidate + xe_svm_invalidate): under the
    * notifier lock (write) set the sequence, zap every overlapping range's device PTEs over the
    * range's full bounds (one batched update and TLB invalidate per device), drop its pages; on
-   * UNMAP mark it unmapped and queue it for the collector. MIGRATE events we own are skipped.
+   * UNMAP mark it unmapped and queue it for the collector.
+   *
+   * Our own migrations are not skipped (xe skips only its own EXCLUSIVE events): migrate_vma_setup
+   * collects the pages inside this MIGRATE invalidation, so this is the one point after which no
+   * GPU fault can still bind a page that is about to move — a bind made before it is zapped here,
+   * and a fault whose hmm walk finished before it fails read_retry. A migration of ours zaps only
+   * the ranges holding a valid page it may move (inside the migration's span and page mask), so
+   * migrating part of a 2 MiB block leaves the block's resident, mapped pages alone.
    */
   private async invalidate(
     n: SvmNotifier,
@@ -957,15 +934,16 @@ export class GpuSvm {
     try {
       mmuIntervalSetSeq(sub, curSeq);
       this.c.invalidations.value++;
-      // Our own migrations zap the device PTEs themselves before migrate_vma_setup ("handled as
-      // part of the migration process", nouveau/dmirror/xe); the sequence is still bumped above.
-      if (mr.event === MmuNotifyEvent.MIGRATE && this.ownsMigration(mr.owner)) return true;
       const s = Math.max(mr.start, n.start);
       const e = Math.min(mr.end, n.end);
       const hit: SvmRange[] = [];
-      n.ranges.forEachOverlap(s, e - 1, (node) => {
-        hit.push(node.value);
-      });
+      if (mr.event === MmuNotifyEvent.MIGRATE && this.ownsMigration(mr.owner)) {
+        this.rangesWithValidPages(s, e, this.migrationMask(mr.start, mr.end), hit);
+      } else {
+        n.ranges.forEachOverlap(s, e - 1, (node) => {
+          hit.push(node.value);
+        });
+      }
       if (hit.length === 0) this.c.falseInvalidations.value++;
       this.zapRangesLocked(hit);
       for (const r of hit) {
@@ -978,6 +956,51 @@ export class GpuSvm {
       return true;
     } finally {
       this.notifierLock.writeUnlock();
+    }
+  }
+
+  /**
+   * The page mask of the migration of ours in flight whose span contains `[start, end)` (null:
+   * every page), as registered by {@link withMigration}.
+   */
+  private migrationMask(start: number, end: number): PageMask | null {
+    for (const m of this.migrating) if (m.start <= start && end <= m.end) return m.pages;
+    return null;
+  }
+
+  /** Runs `body` (one migrate_vma of ours over `[start, end)`) with its page mask registered. */
+  private async withMigration<T>(
+    start: number,
+    end: number,
+    pages: PageMask | null,
+    body: () => Promise<T>,
+  ): Promise<T> {
+    const m = { start, end, pages };
+    this.migrating.push(m);
+    try {
+      return await body();
+    } finally {
+      this.migrating.splice(this.migrating.indexOf(m), 1);
+    }
+  }
+
+  /**
+   * Collects into `out` the ranges holding a valid page in `[start, end)` (restricted to the 2 MiB
+   * block mask `pages` when given). Call with the notifier lock held.
+   */
+  private rangesWithValidPages(start: number, end: number, pages: PageMask | null, out: SvmRange[]): void {
+    const blockStart = alignDown(start, SZ_2M);
+    for (let r = this.rangeAtOrAfter(start); r !== null && r.start < end; r = this.nextRange(r)) {
+      const a = Math.max(start, r.start);
+      const b = Math.min(end, r.end);
+      for (let p = a; p < b; p += PAGE_SIZE) {
+        if (pages !== null && p - blockStart < SZ_2M && !pageMaskTest(pages, (p - blockStart) / PAGE_SIZE))
+          continue;
+        if (r.pageValid[(p - r.start) / PAGE_SIZE] === 1) {
+          out.push(r);
+          break;
+        }
+      }
     }
   }
 
@@ -1072,9 +1095,9 @@ export class GpuSvm {
 
   /**
    * Migrates `[fs, fe)` (pages in `pages` when given) to device `devIndex`'s VRAM with migrate_vma
-   * (SELECT_SYSTEM): evicts LRU chunks if the pool is short, zaps device PTEs of the span, then
-   * setup → allocate + copy (one copy-engine transfer) → pages → finalize. Returns the number of
-   * pages moved or a negative errno.
+   * (SELECT_SYSTEM): evicts chunks if the pool is short, then setup (whose MIGRATE invalidation
+   * zaps the device PTEs of the pages it may move) → allocate + copy (one copy-engine transfer) →
+   * pages → finalize. Returns the number of pages moved or a negative errno.
    */
   async migrateToDevice(
     devIndex: number,
@@ -1087,7 +1110,20 @@ export class GpuSvm {
     if (sd === undefined) return -Errno.EOPNOTSUPP;
     const n = (fe - fs) / PAGE_SIZE;
     await this.ensureFree(devIndex, n);
-    await this.zapSpan(fs, fe, pages);
+    return this.withMigration(fs, fe, pages, () =>
+      this.migrateToDeviceIn(sd, devIndex, fs, fe, pages, record),
+    );
+  }
+
+  /** {@link migrateToDevice} after eviction, with the migration registered for the notifier. */
+  private async migrateToDeviceIn(
+    sd: SvmDeviceMemory,
+    devIndex: number,
+    fs: number,
+    fe: number,
+    pages: PageMask | null,
+    record: boolean,
+  ): Promise<number> {
     const mm = this.mm;
     const phys = mm.machine.phys;
     await mm.mmapLock.read();
@@ -1195,7 +1231,11 @@ export class GpuSvm {
       start = Math.max(r.start, vmf.vma.start);
       end = Math.min(r.end, vmf.vma.end);
     }
-    await this.zapSpan(start, end);
+    return this.withMigration(start, end, null, () => this.migrateToRamIn(vmf, start, end));
+  }
+
+  /** {@link migrateToRam} over `[start, end)`, with the migration registered for the notifier. */
+  private async migrateToRamIn(vmf: VmFault, start: number, end: number): Promise<number> {
     const k = this.devmemIndexOf(vmf.page);
     const args = new MigrateVma({
       vma: vmf.vma,
@@ -1357,7 +1397,11 @@ export class GpuSvm {
 
   /** Migrates every device page of `[start, end)` back to system memory (one VMA). */
   private async migrateSpanToRam(start: number, end: number): Promise<number> {
-    await this.zapSpan(start, end);
+    return this.withMigration(start, end, null, () => this.migrateSpanToRamIn(start, end));
+  }
+
+  /** {@link migrateSpanToRam} with the migration registered for the notifier. */
+  private async migrateSpanToRamIn(start: number, end: number): Promise<number> {
     const mm = this.mm;
     let moved = 0;
     await mm.mmapLock.read();
