@@ -730,6 +730,12 @@ export class GpuSvm {
       ret = await this.getPagesWithoutReadRetry(hr);
     }
     if (ret !== 0) return ret;
+    if (write && !this.broken && this.anyReadOnlyDevicePage(hr, pages)) {
+      // Device pages of ours left read-only in a writable VMA: fault them for write, then retry.
+      this.notifierLock.readUnlock();
+      const r = await this.regainWriteAccess(range, hr, pages);
+      return r < 0 ? r : -Errno.EAGAIN;
+    }
     this.lastGetPagesSeq = hr.notifierSeq;
     const off = (fs - range.start) / PAGE_SIZE;
     let faulted = 0;
@@ -750,6 +756,69 @@ export class GpuSvm {
     }
     this.c.pagesFaulted.add(faulted);
     return 0;
+  }
+
+  /**
+   * Gets write access back to the read-only device pages of `hr`: every page requested (in
+   * `pages`, when given) that hmm reported valid but not writable and that lies in our device
+   * memory. Such a page is a device-private entry made read-only in a writable VMA (mprotect R
+   * then RW, or fork); hmm reports pages of the caller's owner without a fault-need check, so a
+   * write request alone never upgrades it. One hmm_range_fault over those pages with REQ_WRITE and
+   * no device-private owner faults each as a foreign device would: do_swap_page runs
+   * migrate_to_ram, then the write fault (do_wp_page) makes the system page writable, breaking COW
+   * if a fork still shares it (xe reaches the same end by migrating to RAM and re-faulting). The
+   * retried GPU fault may migrate the now writable page back to VRAM, where its device-private
+   * entry is writable. Returns 0 (also when there were no such pages) or a negative errno.
+   */
+  private async regainWriteAccess(range: SvmRange, hr: HmmRange, pages: PageMask | null): Promise<number> {
+    const n = hr.hmmFlags.length;
+    const blockStart = hr.start - (hr.start % SZ_2M);
+    let lo = -1;
+    let hi = -1;
+    for (let k = 0; k < n; k++) {
+      if (this.readOnlyDevicePage(hr, k, pages, blockStart)) {
+        if (lo < 0) lo = k;
+        hi = k;
+      }
+    }
+    if (lo < 0) return 0;
+    const wr = new HmmRange({
+      notifier: range.notifier.sub,
+      start: hr.start + lo * PAGE_SIZE,
+      end: hr.start + (hi + 1) * PAGE_SIZE,
+      defaultFlags: 0,
+      pfnFlagsMask: HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE,
+      devPrivateOwner: null,
+    });
+    for (let k = lo; k <= hi; k++) {
+      wr.hmmFlags[k - lo] = this.readOnlyDevicePage(hr, k, pages, blockStart)
+        ? HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE
+        : 0;
+    }
+    const ret = await hmmRangeFaultLocked(wr, this.notifierLock);
+    if (ret !== 0) return ret;
+    this.notifierLock.readUnlock();
+    return 0;
+  }
+
+  /** Whether {@link regainWriteAccess} has work in `hr`. */
+  private anyReadOnlyDevicePage(hr: HmmRange, pages: PageMask | null): boolean {
+    const blockStart = hr.start - (hr.start % SZ_2M);
+    for (let k = 0; k < hr.hmmFlags.length; k++) {
+      if (this.readOnlyDevicePage(hr, k, pages, blockStart)) return true;
+    }
+    return false;
+  }
+
+  /** Page `k` of `hr` was requested, is valid, not writable, and lies in our device memory. */
+  private readOnlyDevicePage(hr: HmmRange, k: number, pages: PageMask | null, blockStart: number): boolean {
+    const f = hr.hmmFlags[k]!;
+    if ((f & HMM_PFN_VALID) === 0 || (f & (HMM_PFN_WRITE | HMM_PFN_ERROR)) !== 0) return false;
+    if (pages !== null) {
+      const off = hr.start + k * PAGE_SIZE - blockStart;
+      if (off >= SZ_2M || !pageMaskTest(pages, off / PAGE_SIZE)) return false;
+    }
+    return this.devmemIndexOf(hr.hmmPfns[k]!) >= 0;
   }
 
   /** The broken variant: read_begin → hmm_range_fault → take the lock, no read_retry. */

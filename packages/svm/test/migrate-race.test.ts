@@ -5,7 +5,7 @@
 import { PROT_READ, PROT_WRITE } from '@hmmkit/mm';
 import { createSim, type Sim } from '@hmmkit/sim';
 import { describe, expect, it } from 'vitest';
-import { makeWorld, mmapAnon, R, runKernel, W } from './helpers/setup.ts';
+import { makeWorld, mmapAnon, R, runKernel, W, type World } from './helpers/setup.ts';
 
 const M2 = 0x200000;
 const P = 4096;
@@ -101,6 +101,79 @@ describe('migration races (issue 9, defect 1)', () => {
       expect(r).toEqual({ read: 99, failed: 0, violations: 0 });
     },
   );
+});
+
+/**
+ * A 2 MiB range migrated to VRAM whose device-private CPU entries `makeReadOnly` turns read-only;
+ * then a GPU write and a CPU read of it. Returns the cancelled warps and what the CPU reads.
+ */
+async function writeAfterReadOnly(
+  seed: number,
+  makeReadOnly: (w: World, a: number) => Promise<void>,
+): Promise<{ failed: number; cpu: number; gpu: number; toRam: number }> {
+  const sim = createSim({ seed });
+  const w = await makeWorld(sim, { devmem: {} });
+  return run(sim, async () => {
+    const a = aligned(await mmapAnon(w.mm, 2 * M2));
+    for (let i = 0; i < 512; i++) await w.mm.writeU32(a + i * P, i + 1);
+    await runKernel(w, 0, [[[a, R, 0]]]);
+    expect(w.svm.devmem[0]!.contains(w.oracle.cpuLookup(a + 7 * P)[0])).toBe(true);
+    await makeReadOnly(w, a);
+    const toRam = sim.counters.counter('svm.migrate.toRam.pages').value;
+    const r = await runKernel(w, 0, [
+      [
+        [a + 7 * P, W, 4242],
+        [a + 7 * P, R, 0],
+      ],
+    ]);
+    w.oracle.checkAll();
+    return {
+      failed: r.failed,
+      gpu: r.data[1]!,
+      cpu: await w.mm.readU32(a + 7 * P),
+      toRam: sim.counters.counter('svm.migrate.toRam.pages').value - toRam,
+    };
+  });
+}
+
+describe('GPU writes to device pages made read-only (issue 9, defect 2)', () => {
+  it('after mprotect(R) then mprotect(RW) the GPU write gets write access back', async () => {
+    const r = await writeAfterReadOnly(1, async (w, a) => {
+      expect(await w.mm.mprotect(a, M2, PROT_READ)).toBe(0);
+      expect(await w.mm.mprotect(a, M2, PROT_READ | PROT_WRITE)).toBe(0);
+    });
+    expect(r.failed).toBe(0);
+    expect(r.gpu).toBe(4242);
+    expect(r.cpu).toBe(4242);
+    expect(r.toRam).toBeGreaterThan(0); // write access came back through system memory (xe: migrate + re-fault)
+  });
+
+  it('after fork() and the child exit the GPU write gets write access back', async () => {
+    const r = await writeAfterReadOnly(2, async (w) => {
+      const child = await w.mm.fork();
+      await child.exit();
+    });
+    expect(r.failed).toBe(0);
+    expect(r.gpu).toBe(4242);
+    expect(r.cpu).toBe(4242);
+  });
+
+  it('after fork() with the child alive, the GPU write breaks COW: the child keeps the old value', async () => {
+    const sim = createSim({ seed: 3 });
+    const w = await makeWorld(sim, { devmem: {} });
+    await run(sim, async () => {
+      const a = aligned(await mmapAnon(w.mm, 2 * M2));
+      for (let i = 0; i < 512; i++) await w.mm.writeU32(a + i * P, i + 1);
+      await runKernel(w, 0, [[[a, R, 0]]]);
+      const child = await w.mm.fork();
+      const r = await runKernel(w, 0, [[[a + 7 * P, W, 4242]]]);
+      expect(r.failed).toBe(0);
+      expect(await w.mm.readU32(a + 7 * P)).toBe(4242);
+      expect(await child.readU32(a + 7 * P)).toBe(8);
+      await child.exit();
+      w.oracle.checkAll();
+    });
+  });
 });
 
 export { mprotectStorm, pollRace };
