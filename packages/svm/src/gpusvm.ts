@@ -54,6 +54,8 @@ import {
   pteType,
   TASK_SIZE,
   VM_FAULT_SIGBUS,
+  VM_HUGETLB,
+  VM_SPECIAL,
   VM_WRITE,
   type VmFault,
   WALK_HOLE,
@@ -76,6 +78,7 @@ import { deviceLoc, LOC, locDevice } from './attrs.ts';
 import { SvmDeviceMemory } from './devmem.ts';
 import {
   alignDown,
+  checkGranuleChoice,
   drmGpusvmPolicy,
   type ExistingRanges,
   type FaultContext,
@@ -284,6 +287,10 @@ export class GpuSvm {
   private readonly batchMask = pageMaskNew();
   /** Faults serviced per 2 MiB VA block (block index → count): UVM's per-block min_faults counter. */
   private readonly blockFaults = new Map<number, number>();
+  /** End of the span the last {@link faultLocked} mapped (prefetch walks a span with it). */
+  private lastFaultEnd = 0;
+  /** Devices map each other's VRAM (one pagemap owner for all). */
+  private readonly peer: boolean;
   /** Migrations of ours in flight: span and page mask, read by the MIGRATE invalidation. */
   private readonly migrating: { start: number; end: number; pages: PageMask | null }[] = [];
 
@@ -339,6 +346,7 @@ export class GpuSvm {
     const dm = opts.devmem;
     this.migrateMode = dm?.migrate ?? 'fault';
     const peer = dm?.peer ?? false;
+    this.peer = peer;
     this.owners = devices.map(() => (peer ? this.owner : {}));
     if (dm !== undefined) {
       if (peer && devices.some((d) => d.id > 7)) {
@@ -371,6 +379,25 @@ export class GpuSvm {
       return holder === undefined ? -1 : holder.paToPfn(pa);
     };
     this.existing = rangesView(this.sorted, (r) => !r.unmapped);
+    this.attrs.onChange((start, end) => this.attrsChanged(start, end));
+  }
+
+  /**
+   * An attribute change over `[start, end)`: a range that now straddles `start` or `end` spans two
+   * attribute values, which amdkfd (svm_range_split at set_attr) and xe (madvise splits the VMA and
+   * drops its SVM ranges) never allow. Such a range is retired like a partially unmapped one — its
+   * device PTEs stay valid (the CPU mapping did not change) until the garbage collector, which
+   * every fault runs first, zaps and removes it; the next fault creates ranges on each side.
+   * Device pages stay where they are (the CPU keeps their device-private entries).
+   */
+  private attrsChanged(start: number, end: number): void {
+    for (const cut of [start, end]) {
+      const r = this.rangeFind(cut);
+      if (r === null || r.start === cut || r.unmapped) continue;
+      r.unmapped = true;
+      r.partialUnmap = true;
+      this.gcList.push(r);
+    }
   }
 
   /** All live ranges in VA order. */
@@ -435,48 +462,89 @@ export class GpuSvm {
   ): Promise<number> {
     await this.lock.lock();
     try {
-      for (let tries = 0; tries < MAX_FAULT_TRIES; tries++) {
-        if (tries > 0) this.c.faultRetries.value++;
-        await this.garbageCollectLocked();
-        const found = await this.rangeFindOrInsert(devIndex, va, access, faulted, faultMigrations);
-        if (typeof found === 'number') return found;
-        const { range, faultStart, faultEnd, pages, write } = found;
-        const i = Math.floor((va - range.start) / PAGE_SIZE);
-        const wantW = access === ACCESS.WRITE || access === ACCESS.ATOMIC;
-        if (
-          range.pageValid[i] === 1 &&
-          (range.devMap[i]! & (1 << devIndex)) !== 0 &&
-          (!wantW || (range.flags[i]! & HMM_PFN_WRITE) !== 0)
-        ) {
-          return 0; // a fault of the same batch already handled this page
-        }
-        if (found.anon && this.wantsMigration(devIndex, range, va, faultStart, faultEnd, pages)) {
-          // xe: migrate to VRAM first; a failure falls back to system memory
-          const m = await this.migrateToDevice(devIndex, faultStart, faultEnd, pages, true);
-          if (m < 0) this.c.migrateFailures.value++;
-        }
-        const ret = await this.rangeGetPages(devIndex, range, faultStart, faultEnd, pages, write);
-        if (ret === -Errno.EBUSY || ret === -Errno.EAGAIN) continue;
-        if (ret !== 0) return ret;
-        // notifier lock held for read
-        if (
-          range.unmapped ||
-          range.pageValid[i] !== 1 ||
-          (wantW && (range.flags[i]! & HMM_PFN_WRITE) === 0)
-        ) {
-          this.notifierLock.readUnlock();
-          if (range.unmapped) continue;
-          return wantW ? -Errno.EPERM : -Errno.EFAULT;
-        }
-        this.bindLocked(range, devIndex);
-        range.lastUse = this.mm.sim.now;
-        this.notifierLock.readUnlock();
-        return 0;
-      }
-      return -Errno.EAGAIN;
+      return await this.faultLocked(devIndex, va, access, faulted, faultMigrations, true);
     } finally {
       this.lock.unlock();
     }
+  }
+
+  /**
+   * The body of xe_svm_handle_pagefault() (SVM lock held): collect garbage → find or insert the
+   * range → migrate to VRAM when the policy says so and `mayMigrate` → get pages → bind on
+   * `devIndex` and on the range's accessedBy devices. Retries while an invalidation races it.
+   * Leaves the end of the span it mapped in {@link lastFaultEnd}.
+   */
+  private async faultLocked(
+    devIndex: number,
+    va: number,
+    access: number,
+    faulted: PageMask | null,
+    faultMigrations: number,
+    mayMigrate: boolean,
+  ): Promise<number> {
+    for (let tries = 0; tries < MAX_FAULT_TRIES; tries++) {
+      if (tries > 0) this.c.faultRetries.value++;
+      await this.garbageCollectLocked();
+      const found = await this.rangeFindOrInsert(devIndex, va, access, faulted, faultMigrations);
+      if (typeof found === 'number') return found;
+      const { range, faultStart, faultEnd, pages, write } = found;
+      this.lastFaultEnd = faultEnd;
+      const i = Math.floor((va - range.start) / PAGE_SIZE);
+      const wantW = access === ACCESS.WRITE || access === ACCESS.ATOMIC;
+      if (
+        range.pageValid[i] === 1 &&
+        (range.devMap[i]! & (1 << devIndex)) !== 0 &&
+        (!wantW || (range.flags[i]! & HMM_PFN_WRITE) !== 0)
+      ) {
+        return 0; // a fault of the same batch already handled this page
+      }
+      if (mayMigrate && found.anon && this.wantsMigration(devIndex, range, va, faultStart, faultEnd, pages)) {
+        // xe: migrate to VRAM first; a failure falls back to system memory
+        const m = await this.migrateToDevice(devIndex, faultStart, faultEnd, pages, true);
+        if (m < 0) this.c.migrateFailures.value++;
+      }
+      const ret = await this.rangeGetPages(devIndex, range, faultStart, faultEnd, pages, write);
+      if (ret === -Errno.EBUSY || ret === -Errno.EAGAIN) continue;
+      if (ret !== 0) return ret;
+      // notifier lock held for read
+      if (range.unmapped || range.pageValid[i] !== 1 || (wantW && (range.flags[i]! & HMM_PFN_WRITE) === 0)) {
+        this.notifierLock.readUnlock();
+        if (range.unmapped) continue;
+        return wantW ? -Errno.EPERM : -Errno.EFAULT;
+      }
+      this.bindLocked(range, devIndex);
+      this.bindAccessedByLocked(range, devIndex);
+      range.lastUse = this.mm.sim.now;
+      this.notifierLock.readUnlock();
+      return 0;
+    }
+    return -Errno.EAGAIN;
+  }
+
+  /**
+   * Honours accessedBy (amdkfd maps a range on every GPU of its access bitmap when it validates
+   * it; UVM keeps accessed-by mappings wherever the data lives): binds the range's valid pages on
+   * each accessedBy device other than `devIndex` that can reach them — system pages always,
+   * another GPU's VRAM only in peer mode (notifier lock held).
+   */
+  private bindAccessedByLocked(range: SvmRange, devIndex: number): void {
+    const acc = this.attrs.lookup(range.start).accessedBy;
+    if (acc === 0) return;
+    for (let k = 0; k < this.devices.length; k++) {
+      if (k === devIndex || (acc & (2 ** k)) === 0 || !this.canReach(range, k)) continue;
+      this.bindLocked(range, k);
+    }
+  }
+
+  /** Whether device `k` can map every valid page of the range (no other GPU's VRAM unless peer). */
+  private canReach(range: SvmRange, k: number): boolean {
+    if (this.peer) return true;
+    for (let i = 0; i < range.npages; i++) {
+      if (range.pageValid[i] !== 1) continue;
+      const e = this.devmemIndexOf(range.pfns[i]!);
+      if (e >= 0 && e !== k) return false;
+    }
+    return true;
   }
 
   /**
@@ -521,7 +589,7 @@ export class GpuSvm {
       } finally {
         this.mm.mmapLock.readUnlock();
       }
-      const r = this.granule.choose(ctx);
+      const r = checkGranuleChoice('GpuSvm.handleFault', this.granule, ctx, this.granule.choose(ctx));
       if (isGranuleError(r)) return r.error;
       let range = this.rangeFind(va);
       if (range === null) {
@@ -553,6 +621,7 @@ export class GpuSvm {
     win: Span,
   ): FaultContext {
     const blockStart = va - (va % SZ_2M);
+    const iv = this.attrs.intervalAt(va);
     let residency: PageMask | null = null;
     let residentAnywhere = false;
     const bit = 1 << devIndex;
@@ -589,7 +658,9 @@ export class GpuSvm {
       faulted: null,
       thrashing: this.thrashingMask(blockStart),
       faultMigrations: 0,
-      attrs: this.attrs.lookup(va),
+      attrs: iv.attrs,
+      attrStart: iv.start,
+      attrEnd: iv.end,
       checkPages: (s, e) => this.cpuPagesPresent(s, e),
     };
   }
@@ -1166,7 +1237,10 @@ export class GpuSvm {
    * Migrates `[fs, fe)` (pages in `pages` when given) to device `devIndex`'s VRAM with migrate_vma
    * (SELECT_SYSTEM): evicts chunks if the pool is short, then setup (whose MIGRATE invalidation
    * zaps the device PTEs of the pages it may move) → allocate + copy (one copy-engine transfer) →
-   * pages → finalize. Returns the number of pages moved or a negative errno.
+   * pages → finalize. An explicit migration (prefetch, `record` false) also moves the span's pages
+   * held by other GPUs, through system memory (KFD's svm_migrate_vram_to_vram); a fault-driven one
+   * (`record`) leaves them, and get_pages faults them back to system memory as xe does. Returns
+   * the number of pages moved or a negative errno.
    */
   async migrateToDevice(
     devIndex: number,
@@ -1193,6 +1267,7 @@ export class GpuSvm {
     pages: PageMask | null,
     record: boolean,
   ): Promise<number> {
+    if (!record) await this.evacuateOtherDevices(devIndex, fs, fe);
     const mm = this.mm;
     const phys = mm.machine.phys;
     await mm.mmapLock.read();
@@ -1243,6 +1318,45 @@ export class GpuSvm {
     }
   }
 
+  /**
+   * Device-to-device migration through system memory: pages of `[fs, fe)` held by another GPU's
+   * VRAM are migrated to RAM first (one migrate_vma SELECT_DEVICE_PRIVATE per pagemap owner that
+   * holds some), so the SELECT_SYSTEM migration that follows moves them to `devIndex`. drm_pagemap
+   * can copy over a peer interconnect directly; hmmkit always goes through system memory (two
+   * copies). Pages already on `devIndex` stay. Call inside {@link withMigration}.
+   */
+  private async evacuateOtherDevices(devIndex: number, fs: number, fe: number): Promise<void> {
+    if (this.devmem.length < 2) return;
+    let others = false;
+    for (let e = 0; e < this.devmem.length; e++) {
+      if (e !== devIndex && this.devmem[e]!.hasPagesIn(fs, fe)) others = true;
+    }
+    if (!others) return;
+    const mm = this.mm;
+    await mm.mmapLock.read();
+    try {
+      const vma = mm.vmaLookup(fs);
+      if (vma === null || fe > vma.end) return;
+      for (const owner of new Set(this.owners)) {
+        // a pagemap owner only devIndex holds has nothing to give
+        if (!this.peer && owner === this.owners[devIndex]) continue;
+        const args = new MigrateVma({
+          vma,
+          start: fs,
+          end: fe,
+          pgmapOwner: owner,
+          flags: MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
+        });
+        if ((await migrateVmaSetup(args)) !== 0) continue;
+        await this.copyBack(args.src, args.dst, args.npages, -1, devIndex);
+        await migrateVmaPages(args);
+        await migrateVmaFinalize(args);
+      }
+    } finally {
+      mm.mmapLock.readUnlock();
+    }
+  }
+
   /** Feeds the thrashing detector with one fault-driven migration of the page at `va`. */
   private recordMigration(va: number): void {
     if (this.thrashing?.recordMigration(va, this.mm.sim.now)) {
@@ -1259,8 +1373,17 @@ export class GpuSvm {
     await ce.wait(t);
   }
 
-  /** Copies the collected device pages of `src` into fresh system pages (`dst`); returns pages moved. */
-  private async copyBack(src: Float64Array, dst: Float64Array, n: number, recordStart = -1): Promise<number> {
+  /**
+   * Copies the collected device pages of `src` into fresh system pages (`dst`), except pages of
+   * device `keepDev`; returns pages moved.
+   */
+  private async copyBack(
+    src: Float64Array,
+    dst: Float64Array,
+    n: number,
+    recordStart = -1,
+    keepDev = -1,
+  ): Promise<number> {
     const phys = this.mm.machine.phys;
     const buf = this.pageBuf;
     let moved = 0;
@@ -1270,7 +1393,7 @@ export class GpuSvm {
       if ((migratePfnFlags(e) & MIGRATE_PFN_MIGRATE) === 0) continue;
       const spfn = migratePfnToPfn(e);
       const k = this.devmemIndexOf(spfn);
-      if (k < 0) continue;
+      if (k < 0 || k === keepDev) continue; // no dst: the page stays where it is
       const np = phys.allocPage(0);
       if (np < 0) break;
       phys.trylockPage(np);
@@ -1289,16 +1412,33 @@ export class GpuSvm {
 
   /**
    * dev_pagemap_ops.migrate_to_ram of every SVM pool (a CPU fault, or another device's hmm
-   * fault, on a device page): migrates the faulting page's range (clipped to the VMA) back to
-   * system memory, like drm_pagemap's migrate_to_ram.
+   * fault, on a device page): migrates the span the granule policy names (default the faulting
+   * page's range, like drm_pagemap's migrate_to_ram; amdkfd: the granularity block), clipped to the
+   * range and the VMA, back to system memory.
    */
   private async migrateToRam(vmf: VmFault): Promise<number> {
-    const r = this.rangeFind(vmf.address);
-    let start = vmf.address;
-    let end = start + PAGE_SIZE;
-    if (r !== null) {
-      start = Math.max(r.start, vmf.vma.start);
-      end = Math.min(r.end, vmf.vma.end);
+    const va = vmf.address - (vmf.address % PAGE_SIZE);
+    const r = this.rangeFind(va);
+    let start = va;
+    let end = va + PAGE_SIZE;
+    const span = this.granule.migrateToRamSpan?.(va, r, this.attrs.lookup(va)) ?? r;
+    if (span !== null) {
+      if (
+        !Number.isSafeInteger(span.start) ||
+        !Number.isSafeInteger(span.end) ||
+        span.start % PAGE_SIZE !== 0 ||
+        span.end % PAGE_SIZE !== 0 ||
+        !(span.start <= va && va < span.end)
+      ) {
+        throw new ArgumentError(
+          'GpuSvm.migrateToRam',
+          'policy',
+          `${this.granule.name}: migrateToRamSpan must return a page-aligned span containing the fault`,
+          span,
+        );
+      }
+      start = Math.max(span.start, r?.start ?? span.start, vmf.vma.start);
+      end = Math.min(span.end, r?.end ?? span.end, vmf.vma.end);
     }
     return this.withMigration(start, end, null, () => this.migrateToRamIn(vmf, start, end));
   }
@@ -1423,8 +1563,10 @@ export class GpuSvm {
 
   /**
    * Explicit prefetch (xe/amdkfd PREFETCH_LOC, UVM migrate): migrates `[start, end)` to `loc`
-   * (`LOC.SYSMEM` or a device location); mappings are rebuilt by the next fault. Returns pages
-   * moved or a negative errno; invalid arguments throw before anything changes.
+   * (`LOC.SYSMEM` or a device location) — pages on another GPU move too, through system memory —
+   * then maps it on that device and on the accessedBy devices, as KFD and xe do. Returns pages
+   * moved or a negative errno (-EINVAL for a hugetlb or VM_SPECIAL VMA, before anything moves);
+   * invalid arguments throw before anything changes.
    */
   async prefetch(start: number, end: number, loc: number): Promise<number> {
     const fn = 'GpuSvm.prefetch';
@@ -1434,20 +1576,29 @@ export class GpuSvm {
     if (!Number.isSafeInteger(end) || end <= start || end % PAGE_SIZE !== 0) {
       throw new ArgumentError(fn, 'end', 'must be page aligned and > start', end);
     }
-    const d = locDevice(loc);
+    const d = typeof loc === 'number' && Number.isInteger(loc) ? locDevice(loc) : -1;
     if (loc !== LOC.SYSMEM && (d < 0 || this.devmem[d] === undefined)) {
       throw new ArgumentError(fn, 'loc', 'must be LOC.SYSMEM or the location of a device with devmem', loc);
     }
     await this.lock.lock();
     try {
-      let moved = 0;
-      for (let pos = start; pos < end; ) {
-        await this.mm.mmapLock.read();
-        const vma = this.mm.findVma(pos);
+      // Every VMA is checked before anything moves (KFD validates the whole range first): a
+      // prefetch is applied to all of its VMAs or to none.
+      const spans: Span[] = [];
+      await this.mm.mmapLock.read();
+      try {
+        for (let pos = start; pos < end; ) {
+          const vma = this.mm.findVma(pos);
+          if (vma === null || vma.start >= end) break;
+          if ((vma.flags & (VM_HUGETLB | VM_SPECIAL)) !== 0) return -Errno.EINVAL;
+          spans.push({ start: Math.max(pos, vma.start), end: Math.min(end, vma.end) });
+          pos = vma.end;
+        }
+      } finally {
         this.mm.mmapLock.readUnlock();
-        if (vma === null || vma.start >= end) break;
-        const s = Math.max(pos, vma.start);
-        const e = Math.min(end, vma.end);
+      }
+      let moved = 0;
+      for (const { start: s, end: e } of spans) {
         // in 2 MiB pieces so eviction can make room piece by piece
         for (let a = s; a < e; ) {
           const b = Math.min(e, a - (a % SZ_2M) + SZ_2M);
@@ -1456,12 +1607,36 @@ export class GpuSvm {
           moved += r;
           a = b;
         }
-        pos = e;
+      }
+      // KFD and xe map on prefetch: the target device (and the accessedBy devices) need no fault
+      for (const { start: s, end: e } of spans) {
+        for (const seg of this.attrs.segments(s, e)) {
+          const r = await this.mapPrefetched(d, seg.start, seg.end, seg.attrs.accessedBy);
+          if (r < 0) return r;
+        }
       }
       return moved;
     } finally {
       this.lock.unlock();
     }
+  }
+
+  /**
+   * Maps `[start, end)` (one attribute interval, after a prefetch) on device `d` (none for a
+   * prefetch to system memory) and on the accessedBy devices: the fault path without migration,
+   * one range at a time (SVM lock held). Returns 0 or a negative errno.
+   */
+  private async mapPrefetched(d: number, start: number, end: number, accessedBy: number): Promise<number> {
+    for (let k = 0; k < this.devices.length; k++) {
+      // the target's own fault binds the accessedBy devices that can reach its pages
+      if (k !== d && (d >= 0 || (accessedBy & (2 ** k)) === 0)) continue;
+      for (let va = start; va < end; ) {
+        const r = await this.faultLocked(k, va, ACCESS.READ, null, 0, false);
+        if (r < 0) return r;
+        va = Math.max(va + PAGE_SIZE, this.lastFaultEnd);
+      }
+    }
+    return 0;
   }
 
   /** Migrates every device page of `[start, end)` back to system memory (one VMA). */
