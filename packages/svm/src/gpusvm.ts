@@ -1083,8 +1083,9 @@ export class GpuSvm {
         n.ranges.forEachOverlap(s, e - 1, (node) => {
           hit.push(node.value);
         });
+        // a foreign invalidation with no range of ours under it (our own migrations are expected)
+        if (hit.length === 0) this.c.falseInvalidations.value++;
       }
-      if (hit.length === 0) this.c.falseInvalidations.value++;
       this.zapRangesLocked(hit);
       for (const r of hit) {
         if (mr.event === MmuNotifyEvent.UNMAP && !r.unmapped) {
