@@ -1692,6 +1692,11 @@ export class GpuSvm {
       throw new ArgumentError(fn, 'opts.replay', "must be 'batch-flush' or 'batch'", replay);
     }
     const sim = this.mm.sim;
+    const max = sim.costs.faultBatchMax;
+    if (!Number.isInteger(max) || max < 1) {
+      // rejected here, before the handler starts, not by the first fetch mid-run
+      throw new ArgumentError(fn, 'sim.costs.faultBatchMax', 'must be a positive integer', max);
+    }
     return sim.sched.spawn(`svm-faults-${dev.id}`, async () => {
       const batch = dev.newFaultBatch();
       const fb = dev.faultBuffer;
