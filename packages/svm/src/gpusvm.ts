@@ -1299,10 +1299,12 @@ export class GpuSvm {
         if (d < 0) break;
         const spfn = migratePfnToPfn(e);
         const pa = sd.pfnToPa(d);
-        if (spfn >= 0 && !phys.isZeroPfn(spfn)) {
+        // Only pages with contents are copied: a hole, the zero page or a never-written page
+        // costs no bytes, and the device page just drops whatever a previous user left there.
+        if (spfn >= 0 && phys.hasData(spfn)) {
           phys.readPage(spfn, 0, buf, 0, PAGE_SIZE);
           sd.dev.vram.write(pa, buf, PAGE_SIZE);
-        } else {
+        } else if (sd.dev.vram.isMaterialized(pa)) {
           sd.dev.vram.write(pa, null, PAGE_SIZE);
         }
         args.dst[i] = migratePfn(d);
@@ -1365,13 +1367,12 @@ export class GpuSvm {
     }
   }
 
-  /** Charges one copy-engine transfer of `bytes` and waits for it. */
+  /**
+   * Charges one copy-engine transfer of `bytes` (host to device or back) and waits for it: a
+   * timing-only submission, the data having moved page by page (only pages with contents).
+   */
   private async copyTime(dev: GpuDevice, bytes: number, h2d: boolean): Promise<void> {
-    const ce = dev.copyEngine;
-    if (h2d) ce.bytesH2d.add(bytes);
-    else ce.bytesD2h.add(bytes);
-    const t = ce.submitD2d(0, 0, bytes); // times one transfer; the data already moved page by page
-    await ce.wait(t);
+    await dev.copyEngine.copyTimed(bytes, h2d ? 'h2d' : 'd2h');
   }
 
   /**
@@ -1399,8 +1400,12 @@ export class GpuSvm {
       if (np < 0) break;
       phys.trylockPage(np);
       const sd = this.devmem[k]!;
-      sd.dev.vram.read(sd.pfnToPa(spfn), PAGE_SIZE, buf);
-      phys.writePage(np, 0, buf, 0, PAGE_SIZE);
+      const pa = sd.pfnToPa(spfn);
+      if (sd.dev.vram.isMaterialized(pa)) {
+        // a device page never written stays contents-free: the new system page reads as zeros
+        sd.dev.vram.read(pa, PAGE_SIZE, buf);
+        phys.writePage(np, 0, buf, 0, PAGE_SIZE);
+      }
       dst[i] = migratePfn(np);
       dev = sd.dev;
       moved++;
