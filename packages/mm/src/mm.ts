@@ -132,6 +132,8 @@ declare module '@hmmkit/sim' {
     'mm.fault': [mm: number, address: number, flags: number];
     /** The mm started an invalidation: mm id, MmuNotifyEvent, start, end (exclusive). */
     'mm.invalidate': [mm: number, event: number, start: number, end: number];
+    /** A CPU load or store of `n` bytes at `address` done (bytes at `buf[offset..]`), for the oracle's data shadow. */
+    'mm.access': [mm: number, address: number, write: boolean, buf: Uint8Array, offset: number, n: number];
   }
 }
 
@@ -1053,6 +1055,8 @@ export class Mm implements NotifierMm {
       const pfn = await this.resolve(a, write);
       if (write) this.phys.writePage(pfn, off, buf, done, n);
       else this.phys.readPage(pfn, off, buf, done, n);
+      if (this.sim.trace.wants('mm.access'))
+        this.sim.trace.emit('mm.access', this.id, a, write, buf, done, n);
       done += n;
     }
   }
@@ -1088,6 +1092,8 @@ export class Mm implements NotifierMm {
       this.checkAccessArgs(addr, n);
       const pfn = await this.resolve(addr, false);
       this.phys.readPage(pfn, addr % PAGE_SIZE, bytes, 0, n);
+      if (this.sim.trace.wants('mm.access'))
+        this.sim.trace.emit('mm.access', this.id, addr, false, bytes, 0, n);
     } else await this.readInto(addr, bytes.subarray(0, n));
     return new DataView(bytes.buffer);
   }
