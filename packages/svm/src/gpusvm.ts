@@ -291,6 +291,8 @@ export class GpuSvm {
   private lastFaultEnd = 0;
   /** Devices map each other's VRAM (one pagemap owner for all). */
   private readonly peer: boolean;
+  /** Scratch: the union of in-flight migration masks. */
+  private readonly unionMask = pageMaskNew();
   /** Migrations of ours in flight: span and page mask, read by the MIGRATE invalidation. */
   private readonly migrating: { start: number; end: number; pages: PageMask | null }[] = [];
 
@@ -486,6 +488,7 @@ export class GpuSvm {
       if (tries > 0) this.c.faultRetries.value++;
       await this.garbageCollectLocked();
       const found = await this.rangeFindOrInsert(devIndex, va, access, faulted, faultMigrations);
+      if (found === -Errno.EAGAIN) continue;
       if (typeof found === 'number') return found;
       const { range, faultStart, faultEnd, pages, write } = found;
       this.lastFaultEnd = faultEnd;
@@ -589,6 +592,10 @@ export class GpuSvm {
       } finally {
         this.mm.mmapLock.readUnlock();
       }
+      // A range unmapped (or retired) but not yet collected still holds va: collect it and retry
+      // rather than have the policy place a new range over it.
+      const stale = this.rangeAtOrAfter(va);
+      if (stale !== null && stale.start <= va && stale.unmapped) return -Errno.EAGAIN;
       const r = checkGranuleChoice('GpuSvm.handleFault', this.granule, ctx, this.granule.choose(ctx));
       if (isGranuleError(r)) return r.error;
       let range = this.rangeFind(va);
@@ -1101,12 +1108,32 @@ export class GpuSvm {
   }
 
   /**
-   * The page mask of the migration of ours in flight whose span contains `[start, end)` (null:
-   * every page), as registered by {@link withMigration}.
+   * The pages of `[start, end)` that migrations of ours in flight may move, as a 2 MiB block mask,
+   * or null for every page. Several migrations of ours can be in flight at once (a fault-driven
+   * migration waiting for its copy while a CPU fault runs migrate_to_ram over the same range) and
+   * an invalidation does not say whose it is, so the answer covers every migration whose span
+   * contains it: null if any of them has no mask (or they lie in different blocks), else the union.
    */
   private migrationMask(start: number, end: number): PageMask | null {
-    for (const m of this.migrating) if (m.start <= start && end <= m.end) return m.pages;
-    return null;
+    let out: PageMask | null = null;
+    let block = -1;
+    let n = 0;
+    for (const m of this.migrating) {
+      if (!(m.start <= start && end <= m.end)) continue;
+      if (m.pages === null) return null;
+      const b = alignDown(m.start, SZ_2M);
+      if (n > 0 && b !== block) return null;
+      block = b;
+      if (out === null) out = m.pages;
+      else {
+        const u = this.unionMask;
+        if (out !== u) u.set(out.subarray(0, u.length));
+        for (let k = 0; k < u.length; k++) u[k] = u[k]! | (m.pages[k] ?? 0);
+        out = u;
+      }
+      n++;
+    }
+    return n === 0 ? null : out;
   }
 
   /** Runs `body` (one migrate_vma of ours over `[start, end)`) with its page mask registered. */
@@ -1270,55 +1297,87 @@ export class GpuSvm {
   ): Promise<number> {
     if (!record) await this.evacuateOtherDevices(devIndex, fs, fe);
     const mm = this.mm;
-    const phys = mm.machine.phys;
+    const now = mm.sim.now;
+    const blockStart = fs - (fs % SZ_2M);
+    // The pages to move: in the mask, and (fault-driven) not pinned by the thrashing detector.
+    const want = (va: number): boolean =>
+      (pages === null || va - blockStart >= SZ_2M || pageMaskTest(pages, (va - blockStart) / PAGE_SIZE)) &&
+      !(record && this.thrashing?.isThrashing(va, now) === true);
     await mm.mmapLock.read();
     try {
       const vma = mm.vmaLookup(fs);
       if (vma === null || fe > vma.end) return -Errno.EFAULT;
-      const args = new MigrateVma({
-        vma,
-        start: fs,
-        end: fe,
-        pgmapOwner: this.owners[devIndex],
-        flags: MIGRATE_VMA_SELECT_SYSTEM,
-      });
-      const r = await migrateVmaSetup(args);
-      if (r !== 0) return r;
-      const blockStart = fs - (fs % SZ_2M);
-      const buf = this.pageBuf;
+      // One migrate_vma per run of wanted pages: setup collects (and unmaps behind migration
+      // entries) every page of its span, so a page we would not move must not be in one.
+      const runs: MigrateVma[] = [];
       let moved = 0;
-      for (let i = 0; i < args.npages; i++) {
-        const e = args.src[i]!;
-        if ((migratePfnFlags(e) & MIGRATE_PFN_MIGRATE) === 0) continue;
-        const va = fs + i * PAGE_SIZE;
-        if (pages !== null && va - blockStart < SZ_2M && !pageMaskTest(pages, (va - blockStart) / PAGE_SIZE))
-          continue;
-        // a pinned (thrashing) page stays in system memory and is mapped remotely
-        if (record && this.thrashing?.isThrashing(va, mm.sim.now)) continue;
-        const d = sd.allocPage(va);
-        if (d < 0) break;
-        const spfn = migratePfnToPfn(e);
-        const pa = sd.pfnToPa(d);
-        // Only pages with contents are copied: a hole, the zero page or a never-written page
-        // costs no bytes, and the device page just drops whatever a previous user left there.
-        if (spfn >= 0 && phys.hasData(spfn)) {
-          phys.readPage(spfn, 0, buf, 0, PAGE_SIZE);
-          sd.dev.vram.write(pa, buf, PAGE_SIZE);
-        } else if (sd.dev.vram.isMaterialized(pa)) {
-          sd.dev.vram.write(pa, null, PAGE_SIZE);
+      let full = false;
+      for (let a = fs; a < fe && !full; ) {
+        while (a < fe && !want(a)) a += PAGE_SIZE;
+        if (a >= fe) break;
+        let b = a + PAGE_SIZE;
+        while (b < fe && want(b)) b += PAGE_SIZE;
+        const args = new MigrateVma({
+          vma,
+          start: a,
+          end: b,
+          pgmapOwner: this.owners[devIndex],
+          flags: MIGRATE_VMA_SELECT_SYSTEM,
+        });
+        const r = await migrateVmaSetup(args);
+        if (r !== 0) {
+          if (runs.length === 0) return r;
+          break;
         }
-        args.dst[i] = migratePfn(d);
-        moved++;
-        if (record) this.recordMigration(va);
+        runs.push(args);
+        const n = this.fillDevicePages(sd, args, record);
+        moved += n;
+        if (n < args.cpages) full = true; // the pool ran dry
+        a = b;
       }
+      // one copy-engine transfer for the whole migration
       if (moved > 0) await this.copyTime(sd.dev, moved * PAGE_SIZE, true);
-      await migrateVmaPages(args);
-      await migrateVmaFinalize(args);
+      for (const args of runs) {
+        await migrateVmaPages(args);
+        await migrateVmaFinalize(args);
+      }
       this.c.migrateToVramPages.add(moved);
       return moved;
     } finally {
       mm.mmapLock.readUnlock();
     }
+  }
+
+  /**
+   * The allocate-and-copy step of {@link migrateToDevice} for one collected run: a device page
+   * per collectable entry of `args` (until the pool runs dry), its contents copied from the system
+   * page. Returns the pages given a destination.
+   */
+  private fillDevicePages(sd: SvmDeviceMemory, args: MigrateVma, record: boolean): number {
+    const phys = this.mm.machine.phys;
+    const buf = this.pageBuf;
+    let moved = 0;
+    for (let i = 0; i < args.npages; i++) {
+      const e = args.src[i]!;
+      if ((migratePfnFlags(e) & MIGRATE_PFN_MIGRATE) === 0) continue;
+      const va = args.start + i * PAGE_SIZE;
+      const d = sd.allocPage(va);
+      if (d < 0) break;
+      const spfn = migratePfnToPfn(e);
+      const pa = sd.pfnToPa(d);
+      // Only pages with contents are copied: a hole, the zero page or a never-written page
+      // costs no bytes, and the device page just drops whatever a previous user left there.
+      if (spfn >= 0 && phys.hasData(spfn)) {
+        phys.readPage(spfn, 0, buf, 0, PAGE_SIZE);
+        sd.dev.vram.write(pa, buf, PAGE_SIZE);
+      } else if (sd.dev.vram.isMaterialized(pa)) {
+        sd.dev.vram.write(pa, null, PAGE_SIZE);
+      }
+      args.dst[i] = migratePfn(d);
+      moved++;
+      if (record) this.recordMigration(va);
+    }
+    return moved;
   }
 
   /**

@@ -323,7 +323,14 @@ export function checkGranuleChoice(
       r,
     );
   }
-  if (!(r.start >= lowLimit(ctx) && r.end <= highLimit(ctx))) {
+  const existing = ctx.ranges.containing(ctx.va);
+  if (existing !== null) {
+    // An existing range may outlive a later VMA split or attribute change (drm_gpusvm finds it
+    // before any VMA check); the bounds below apply to new ranges only.
+    if (existing.start !== r.start || existing.end !== r.end) {
+      throw new ArgumentError(fn, 'policy', `${policy.name}: must reuse the range containing va`, r);
+    }
+  } else if (!(r.start >= lowLimit(ctx) && r.end <= highLimit(ctx))) {
     throw new ArgumentError(
       fn,
       'policy',
@@ -339,12 +346,7 @@ export function checkGranuleChoice(
       r,
     );
   }
-  const existing = ctx.ranges.containing(ctx.va);
-  if (existing !== null) {
-    if (existing.start !== r.start || existing.end !== r.end) {
-      throw new ArgumentError(fn, 'policy', `${policy.name}: must reuse the range containing va`, r);
-    }
-  } else if (ctx.ranges.overlaps(r.start, r.end)) {
+  if (existing === null && ctx.ranges.overlaps(r.start, r.end)) {
     throw new ArgumentError(fn, 'policy', `${policy.name}: new range overlaps an existing range`, r);
   }
   return r;

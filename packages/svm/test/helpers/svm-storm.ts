@@ -107,7 +107,9 @@ export async function svmStorm(
         const n = int(1, 17);
         const span = Math.min(n, 512 - p) * P;
         const kind = int(0, 6);
-        log?.(`t=${sim.now} op ${op}: ${['dontneed', 'mprotect R/RW', 'munmap+mmap', 'fork', 'store', 'load'][kind]} page ${p} x${span / P}`);
+        log?.(
+          `t=${sim.now} op ${op}: ${['dontneed', 'mprotect R/RW', 'munmap+mmap', 'fork', 'store', 'load'][kind]} page ${p} x${span / P}`,
+        );
         switch (kind) {
           case 0:
             await mm.madvise(a + p * P, span, MADV_DONTNEED);
