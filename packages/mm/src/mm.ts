@@ -806,7 +806,14 @@ export class Mm implements NotifierMm {
     return this.callMigrateToRam(vma, addr, realAddress, t.val[i]!, flags, 0);
   }
 
-  /** Locks and references the device page, calls its pagemap's migrate_to_ram(), unlocks. */
+  /**
+   * do_swap_page()'s device-private branch (Linux 6.15+): trylock the device page FIRST and
+   * take the reference only once locked; the loser of a concurrent fault waits for the page
+   * lock WITHOUT a reference (migration_entry_wait_on_locked) and retries the access. A waiter
+   * holding a reference would make the winner's migrate_vma_setup() see the page as pinned
+   * (migrate_vma_check_page) and restore it, so eight readers of one page never made progress.
+   * The winner calls the pagemap's migrate_to_ram(), then unlocks and puts the page.
+   */
   private async callMigrateToRam(
     vma: Vma,
     addr: number,
@@ -818,12 +825,11 @@ export class Mm implements NotifierMm {
     const p = this.phys;
     const pgmap = p.pagemapOf(dpfn);
     if (pgmap === null) return VM_FAULT_SIGBUS;
-    p.getPage(dpfn);
     if (!p.trylockPage(dpfn)) {
       await p.pageLockWq.waitEvent(() => !p.isPageLocked(dpfn));
-      p.putPage(dpfn);
       return 0;
     }
+    p.getPage(dpfn);
     this.machine.stats.devicePrivateFaults.value++;
     const vmf: VmFault = {
       vma,

@@ -31,6 +31,8 @@ export class SvmDeviceMemory {
   readonly chunkUsed: Int32Array;
   private stamp = 0;
   private readonly chunkOfPa = new Map<number, number>();
+  /** Pages in use per 2 MiB VA block (block index → count), from the reverse map. */
+  private readonly blockPages = new Map<number, number>();
 
   constructor(
     machine: Machine,
@@ -65,6 +67,7 @@ export class SvmDeviceMemory {
       migrateToRam,
       pageFree: (pfn) => {
         const k = pfn - this.mem.start;
+        this.countBlock(this.rmapVa[k]!, -1);
         this.rmapVa[k] = -1;
         this.chunkUsed[Math.floor(k / CHUNK_PAGES)]!--;
       },
@@ -101,9 +104,29 @@ export class SvmDeviceMemory {
     const k = pfn - this.mem.start;
     const c = Math.floor(k / CHUNK_PAGES);
     this.rmapVa[k] = va;
+    this.countBlock(va, 1);
     this.chunkUsed[c]!++;
     this.chunkStamp[c] = ++this.stamp; // UVM: the chunk goes to the LRU tail on allocation
     return pfn;
+  }
+
+  /**
+   * Whether some page of the pool backs a VA in `[start, end)`, by 2 MiB VA block (the reverse map
+   * records the VA at allocation: a hint, exact unless mremap moved the page).
+   */
+  hasPagesIn(start: number, end: number): boolean {
+    for (let b = Math.floor(start / CHUNK_BYTES); b * CHUNK_BYTES < end; b++) {
+      if ((this.blockPages.get(b) ?? 0) > 0) return true;
+    }
+    return false;
+  }
+
+  private countBlock(va: number, delta: number): void {
+    if (va < 0) return;
+    const b = Math.floor(va / CHUNK_BYTES);
+    const n = (this.blockPages.get(b) ?? 0) + delta;
+    if (n > 0) this.blockPages.set(b, n);
+    else this.blockPages.delete(b);
   }
 
   /** The least recently allocated chunk holding pages, or -1 when none is in use. */
