@@ -21,6 +21,7 @@ import { createSim, explore, InvariantError, type Sim } from '@hmmkit/sim';
 import { describe, expect, it } from 'vitest';
 import { CoherenceOracle, type CoherenceOracleOptions, describeViolation } from '../src/index.ts';
 import { MiniMirror } from './helpers/mini-mirror.ts';
+import { plantedStorm } from './helpers/planted-driver.ts';
 
 async function setup(sim: Sim, opts: CoherenceOracleOptions = {}) {
   const mm = new Mm(createMachine(sim));
@@ -203,6 +204,19 @@ describe('CoherenceOracle', () => {
     await child.writeU32(s, 2); // the parent sees the child's store: not a lost write
     expect(await mm.readU32(s)).toBe(2);
     expect(oracle.shadow!.size).toBe(0);
+  });
+
+  it('does not perturb what it watches: the same seed runs the same schedule with or without rules 2 and 3', async () => {
+    for (const seed of [1, 2, 3]) {
+      const full = createSim({ seed });
+      const lean = createSim({ seed });
+      const a = await plantedStorm(full, 'none');
+      const b = await plantedStorm(lean, 'none', { accesses: false, shadow: false });
+      expect(a.oracle.checkedAccesses).toBeGreaterThan(0);
+      expect(b.oracle.checkedAccesses).toBe(0);
+      expect(full.now).toBe(lean.now);
+      expect(full.sched.schedule).toEqual(lean.sched.schedule);
+    }
   });
 
   it('costs nothing when rules 2 and 3 are off: nobody listens to the access events', async () => {
