@@ -360,14 +360,18 @@ export class CoherenceOracle {
       }
     }
     const shadow = this.shadow;
-    if (shadow === null || data < 0 || !this.shadowed(va)) return;
-    if (acc !== ACCESS.WRITE) {
+    if (shadow === null || data < 0) return;
+    // A shadowed page is private anonymous (checked at its first store; it is forgotten when its
+    // PTE goes, which any VMA change over it needs), so only a first store asks for the VMA.
+    const known = shadow.hasPage(va);
+    if (acc !== ACCESS.WRITE && known) {
       this.checkedLoads++;
       const bad = shadow.checkU32(va, data);
       if (bad !== null) this.lostWrite(dev.id, bad, when);
     }
+    if (acc === ACCESS.READ || (!known && !this.shadowed(va))) return;
     if (acc === ACCESS.WRITE) shadow.recordU32(va, data);
-    else if (acc === ACCESS.ATOMIC) {
+    else {
       // the atomic's new value: read back through the same translation
       const port = engine.memoryPort;
       if (port !== null) shadow.recordU32(va, port.read32(aperture as Aperture, pa, peer));
@@ -384,11 +388,13 @@ export class CoherenceOracle {
     n: number,
   ): void {
     const shadow = this.shadow!;
-    if (mmId !== this.mm.id || !this.shadowed(va)) return;
+    if (mmId !== this.mm.id) return; // one chunk never crosses a page
+    const known = shadow.hasPage(va);
     if (write) {
-      shadow.record(va, buf, off, n);
+      if (known || this.shadowed(va)) shadow.record(va, buf, off, n);
       return;
     }
+    if (!known) return;
     this.checkedLoads++;
     const bad = shadow.check(va, buf, off, n);
     if (bad !== null) this.lostWrite(-1, bad, 'cpu-read');
