@@ -14,8 +14,8 @@
  *    there by the CPU or a GPU (the {@link DataShadow}); a lost write is a violation that names
  *    the seed that replays it.
  *
- * Rules 2 and 3 listen to the `gpu.access` and `mm.access` trace events, which cost nothing
- * while nobody listens.
+ * Rules 2 and 3 listen to the `gpu.access` (emitted before the access moves data, so a bad store
+ * is stopped before it lands) and `mm.access` trace events, which cost nothing while nobody listens.
  *
  * @module
  */
@@ -360,22 +360,23 @@ export class CoherenceOracle {
       }
     }
     const shadow = this.shadow;
-    if (shadow === null || data < 0) return;
+    const port = engine.memoryPort;
+    if (shadow === null || data < 0 || port === null) return;
     // A shadowed page is private anonymous (checked at its first store; it is forgotten when its
     // PTE goes, which any VMA change over it needs), so only a first store asks for the VMA.
     const known = shadow.hasPage(va);
+    // the event comes before the data moves: what a load will return is in memory now
+    const old =
+      acc === ACCESS.WRITE || (!known && acc === ACCESS.READ)
+        ? 0
+        : port.read32(aperture as Aperture, pa, peer);
     if (acc !== ACCESS.WRITE && known) {
       this.checkedLoads++;
-      const bad = shadow.checkU32(va, data);
+      const bad = shadow.checkU32(va, old);
       if (bad !== null) this.lostWrite(dev.id, bad, when);
     }
     if (acc === ACCESS.READ || (!known && !this.shadowed(va))) return;
-    if (acc === ACCESS.WRITE) shadow.recordU32(va, data);
-    else {
-      // the atomic's new value: read back through the same translation
-      const port = engine.memoryPort;
-      if (port !== null) shadow.recordU32(va, port.read32(aperture as Aperture, pa, peer));
-    }
+    shadow.recordU32(va, acc === ACCESS.WRITE ? data : (old + data) % 2 ** 32);
   }
 
   /** The CPU half of rule 3 (`mm.access` listener). */
