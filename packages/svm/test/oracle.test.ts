@@ -10,6 +10,8 @@ import {
 import {
   createMachine,
   MADV_DONTNEED,
+  MADV_FREE,
+  MADV_PAGEOUT,
   MAP_ANONYMOUS,
   MAP_PRIVATE,
   MAP_SHARED,
@@ -193,6 +195,22 @@ describe('CoherenceOracle', () => {
     expect(oracle.violations.map((v) => [v.device, v.source, v.reason, v.expected, v.actual])).toEqual([
       [-1, 'data', 'lost-write', 13, 1],
     ]);
+  });
+
+  it('rule 3 keeps content across swap-out and swap-in, and forgets MADV_FREE pages only once reclaimed', async () => {
+    const sim = createSim({ seed: 9 });
+    const { mm, oracle, a } = await setup(sim, { throwOnViolation: true });
+    await mm.writeU32(a, 41);
+    await mm.writeU32(a + 4096, 42);
+    expect(await mm.madvise(a, 4096, MADV_PAGEOUT)).toBe(0);
+    expect(oracle.cpuLookup(a)[0]).toBe(-1); // a swap entry: not mapped, content kept
+    expect(oracle.shadow!.hasPage(a)).toBe(true);
+    expect(await mm.readU32(a)).toBe(41); // swapped back in and compared
+    expect(await mm.madvise(a + 4096, 4096, MADV_FREE)).toBe(0);
+    expect(await mm.readU32(a + 4096)).toBe(42); // not reclaimed yet: the old data is still there
+    expect(await mm.madvise(a + 4096, 4096, MADV_PAGEOUT)).toBe(0); // reclaim discards a lazy-free page
+    expect(await mm.readU32(a + 4096)).toBe(0);
+    expect(oracle.violations).toEqual([]);
   });
 
   it('rule 3 leaves shared mappings alone (one frame, several addresses)', async () => {
