@@ -3,7 +3,7 @@
  * translation of every GPU access, the data shadow of every load): seeded storms of GPU kernels
  * racing MADV_DONTNEED, mprotect, munmap + mmap, fork and CPU stores give no violation, for every
  * granule policy × notifier policy on system memory, and for every granule policy in VRAM (one GPU, and
- * two GPUs mapping each other's VRAM). Longer sweeps: `bench/oracle-soak.ts`.
+ * two GPUs mapping each other's VRAM), and on THP-backed memory. Longer sweeps: `bench/oracle-soak.ts`.
  */
 import { createSim } from '@hmmkit/sim';
 import { describe, expect, it } from 'vitest';
@@ -61,4 +61,19 @@ describe('GpuSvm storms under the full oracle (VRAM)', () => {
       expect(migrated).toBeGreaterThan(0); // the pages did live in VRAM
     });
   }
+});
+
+describe('GpuSvm storms under the full oracle (transparent huge pages)', () => {
+  it(`drm granules on THP-backed system memory: ${VRAM_SEEDS} seeds, 0 violations, 2 MiB device PTEs`, async () => {
+    let huge = 0;
+    for (let seed = 1; seed <= VRAM_SEEDS; seed++) {
+      const cfg: StormConfig = { placement: 'sys', granule: 'drm', notifiers: 'window' };
+      const { world } = await svmStorm(createSim({ seed }), cfg, false, { thp: 'always' });
+      world.oracle.checkAll();
+      const v = world.oracle.violations;
+      expect(v.length === 0 ? 'clean' : describeViolation(v[0]!)).toBe('clean');
+      huge += world.sim.counters.get('svm.pte.2m');
+    }
+    expect(huge).toBeGreaterThan(0); // the GPU did map whole CPU huge pages
+  });
 });
