@@ -76,6 +76,7 @@ import { ArgumentError, type Counter, Errno, Mutex, RwSemaphore, type Task } fro
 import { AttrMap } from './attr-map.ts';
 import { deviceLoc, LOC, locDevice } from './attrs.ts';
 import { SvmDeviceMemory } from './devmem.ts';
+import { type EvictionPolicy, lruChunkEviction } from './eviction.ts';
 import {
   alignDown,
   checkGranuleChoice,
@@ -216,6 +217,8 @@ export interface DevmemOptions {
    * XGMI hive) instead of faulting the pages back to system memory. Default false.
    */
   readonly peer?: boolean;
+  /** Picks what to evict when a pool is full (default {@link lruChunkEviction}: UVM's LRU chunk). */
+  readonly eviction?: EvictionPolicy;
 }
 
 /** Counters of one GpuSvm (`svm.*`). */
@@ -259,6 +262,8 @@ export class GpuSvm {
   readonly lock: Mutex;
   /** Owner cookie of this framework's migrations (and of all device memory in peer mode). */
   readonly owner: object = {};
+  /** The eviction policy of every device's pool. */
+  readonly eviction: EvictionPolicy;
   /** Device memory per device (empty without `devmem`). */
   readonly devmem: readonly SvmDeviceMemory[];
   /** pgmap owner per device (hmm's devPrivateOwner). */
@@ -349,6 +354,7 @@ export class GpuSvm {
     this.migrateMode = dm?.migrate ?? 'fault';
     const peer = dm?.peer ?? false;
     this.peer = peer;
+    this.eviction = dm?.eviction ?? lruChunkEviction();
     this.owners = devices.map(() => (peer ? this.owner : {}));
     if (dm !== undefined) {
       if (peer && devices.some((d) => d.id > 7)) {
@@ -946,6 +952,8 @@ export class GpuSvm {
     const pa = new Float64Array(n);
     const ap = new Int8Array(n);
     const peer = new Int8Array(n);
+    const now = this.mm.sim.now;
+    const bind = this.c.binds.value;
     for (let i = 0; i < n; i++) {
       if (range.pageValid[i] !== 1) continue;
       const pfn = range.pfns[i]!;
@@ -954,9 +962,11 @@ export class GpuSvm {
         pa[i] = pfn * PAGE_SIZE;
         ap[i] = APERTURE.SYS;
       } else {
-        pa[i] = this.devmem[e]!.pfnToPa(pfn);
+        const sd = this.devmem[e]!;
+        pa[i] = sd.pfnToPa(pfn);
         ap[i] = e === devIndex ? APERTURE.VID : APERTURE.PEER;
         peer[i] = this.devices[e]!.id;
+        sd.touch(pfn, now, bind); // last use and frequency, for the eviction policy
       }
     }
     for (let i = 0; i < n; ) {
@@ -1526,35 +1536,61 @@ export class GpuSvm {
     return 0;
   }
 
-  /** Evicts LRU chunks of device `devIndex` until `n` pages are free (or nothing is left). */
+  /**
+   * Evicts until `n` pages of device `devIndex` are free: asks the pool's eviction policy for a
+   * victim (default {@link lruChunkEviction}) and evicts it, until enough is free, the policy
+   * returns null, or a victim frees nothing. A victim that names no used chunk, or a malformed page
+   * mask, is rejected with an ArgumentError naming the policy.
+   */
   private async ensureFree(devIndex: number, n: number): Promise<void> {
     const sd = this.devmem[devIndex]!;
+    const policy = this.eviction;
     while (sd.mem.freePages < n) {
-      const c = sd.lruChunk();
-      if (c < 0) return;
+      const v = policy.pickVictim(sd.view(devIndex, this.mm.sim.now), n - sd.mem.freePages);
+      if (v === null) return;
+      const ok =
+        typeof v === 'object' &&
+        Number.isInteger(v.chunk) &&
+        v.chunk >= 0 &&
+        v.chunk < sd.chunkPa.length &&
+        sd.chunkUsed[v.chunk]! > 0 &&
+        (v.pages === undefined || (v.pages instanceof Uint32Array && v.pages.length >= 16));
+      if (!ok) {
+        throw new ArgumentError(
+          'GpuSvm.ensureFree',
+          'policy',
+          `${policy.name}: victim must name a chunk in use (and an optional 512-page mask)`,
+          v,
+        );
+      }
       const before = sd.mem.freePages;
-      await this.evictChunk(devIndex, c);
+      await this.evictChunk(devIndex, v.chunk, v.pages ?? null);
       if (sd.mem.freePages <= before) return;
     }
   }
 
   /**
-   * Evicts one 2 MiB VRAM chunk to system memory (UVM's eviction unit): zaps the ranges its pages
-   * back, then moves the chunk's pages by VA, as UVM evicts a root chunk one VA block at a time:
-   * one migrate_vma (SELECT_DEVICE_PRIVATE) per run of consecutive VAs the chunk backs — one
-   * MIGRATE invalidation and one copy-engine transfer per run (normally one per chunk), not a
-   * notifier callback per page. Pages not found at their recorded VA go by pfn
-   * (migrate_device_range → migrate_device_pages → migrate_device_finalize). Returns pages moved.
+   * Evicts one 2 MiB VRAM chunk (or the pages of `pages`, bit i = page i of the chunk) to system
+   * memory (UVM's eviction unit is the chunk): zaps the ranges its pages back, then moves the pages
+   * by VA, as UVM evicts a root chunk one VA block at a time: one migrate_vma (SELECT_DEVICE_PRIVATE)
+   * per run of consecutive VAs — one MIGRATE invalidation and one copy-engine transfer per run
+   * (normally one per chunk), not a notifier callback per page. Pages not found at their recorded
+   * VA go by pfn (migrate_device_range → migrate_device_pages → migrate_device_finalize). Returns
+   * pages moved.
    */
-  async evictChunk(devIndex: number, chunk: number): Promise<number> {
+  async evictChunk(devIndex: number, chunk: number, pages: PageMask | null = null): Promise<number> {
     const sd = this.devmem[devIndex];
     if (sd === undefined || !Number.isInteger(chunk) || chunk < 0 || chunk >= sd.chunkPa.length) {
       throw new ArgumentError('GpuSvm.evictChunk', 'chunk', 'no such device chunk', chunk);
     }
+    if (pages !== null && !(pages instanceof Uint32Array && pages.length >= 16)) {
+      throw new ArgumentError('GpuSvm.evictChunk', 'pages', 'must be null or a 512-page mask', pages);
+    }
+    const inVictim = (k: number): boolean => pages === null || pageMaskTest(pages, k);
     const hit = new Set<SvmRange>();
     for (let k = 0; k < 512; k++) {
       const va = sd.rmapVa[chunk * 512 + k]!;
-      if (va < 0) continue;
+      if (va < 0 || !inVictim(k)) continue;
       const r = this.rangeFind(va);
       if (r !== null) hit.add(r);
     }
@@ -1566,26 +1602,39 @@ export class GpuSvm {
         this.notifierLock.writeUnlock();
       }
     }
-    let moved = await this.evictChunkByVa(devIndex, chunk);
-    if (sd.chunkUsed[chunk]! > 0) {
-      const src = new Float64Array(512);
-      const dst = new Float64Array(512);
-      await migrateDeviceRange(src, sd.chunkStartPfn(chunk), 512);
-      moved += await this.copyBack(src, dst, 512);
-      await migrateDevicePages(src, dst, 512);
-      await migrateDeviceFinalize(src, dst, 512);
+    let moved = await this.evictChunkByVa(devIndex, chunk, inVictim);
+    // what is left was not at its recorded VA: by pfn, one run of victim pages at a time
+    for (let k = 0; k < 512; ) {
+      if (sd.rmapVa[chunk * 512 + k]! < 0 || !inVictim(k)) {
+        k++;
+        continue;
+      }
+      let k1 = k + 1;
+      while (k1 < 512 && sd.rmapVa[chunk * 512 + k1]! >= 0 && inVictim(k1)) k1++;
+      const n = k1 - k;
+      const src = new Float64Array(n);
+      const dst = new Float64Array(n);
+      await migrateDeviceRange(src, sd.chunkStartPfn(chunk) + k, n);
+      moved += await this.copyBack(src, dst, n);
+      await migrateDevicePages(src, dst, n);
+      await migrateDeviceFinalize(src, dst, n);
+      k = k1;
     }
     this.c.evictions.value++;
     return moved;
   }
 
-  /** The VA part of {@link evictChunk}: one migrate_vma per run of consecutive VAs of the chunk. */
-  private async evictChunkByVa(devIndex: number, chunk: number): Promise<number> {
+  /** The VA part of {@link evictChunk}: one migrate_vma per run of consecutive VAs of the victim pages. */
+  private async evictChunkByVa(
+    devIndex: number,
+    chunk: number,
+    inVictim: (k: number) => boolean,
+  ): Promise<number> {
     const sd = this.devmem[devIndex]!;
     const vas: number[] = [];
     for (let k = 0; k < 512; k++) {
       const va = sd.rmapVa[chunk * 512 + k]!;
-      if (va >= 0) vas.push(va);
+      if (va >= 0 && inVictim(k)) vas.push(va);
     }
     if (vas.length === 0) return 0;
     const sorted = Float64Array.from(vas).sort();
