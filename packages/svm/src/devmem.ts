@@ -169,7 +169,6 @@ export class SvmDeviceMemory {
     return LRU_CHUNK.pickVictim(this.view(-1, 0), 1)?.chunk ?? -1;
   }
 
-
   /** First pfn of chunk `c`. */
   chunkStartPfn(c: number): number {
     return this.mem.start + c * CHUNK_PAGES;

@@ -142,6 +142,8 @@ export class SvmRange {
   partialUnmap = false;
   /** Virtual time of the last fault/bind (for LRU-style reports). */
   lastUse = 0;
+  /** Notifier sequence the recorded pages are valid for (`svm_pages->notifier_seq`). */
+  notifierSeq = 0;
   /** @internal */
   node: IntervalTreeNode<SvmRange> | null = null;
   /** Removed by the garbage collector or fini. */
@@ -515,19 +517,35 @@ export class GpuSvm {
       const ret = await this.rangeGetPages(devIndex, range, faultStart, faultEnd, pages, write);
       if (ret === -Errno.EBUSY || ret === -Errno.EAGAIN) continue;
       if (ret !== 0) return ret;
-      // notifier lock held for read
-      if (range.unmapped || range.pageValid[i] !== 1 || (wantW && (range.flags[i]! & HMM_PFN_WRITE) === 0)) {
-        this.notifierLock.readUnlock();
-        if (range.unmapped) continue;
+      const b = await this.bindRange(range, devIndex, i, wantW);
+      if (b === -Errno.EAGAIN) continue;
+      return b;
+    }
+    return -Errno.EAGAIN;
+  }
+
+  /**
+   * The driver's commit (drm_gpusvm's "driver_bind_range"): under the notifier lock, bind the range
+   * on `devIndex` and its accessedBy devices only if its pages are still valid — not unmapped, no
+   * invalidation since get_pages (read_retry on `range.notifierSeq`), page `i` valid (and writable
+   * for a write). Returns 0, -EAGAIN (retry the fault), or -EPERM / -EFAULT.
+   */
+  private async bindRange(range: SvmRange, devIndex: number, i: number, wantW: boolean): Promise<number> {
+    await this.notifierLock.read();
+    try {
+      if (range.unmapped) return -Errno.EAGAIN;
+      // the deliberately broken driver has no read_retry here either
+      if (!this.broken && mmuIntervalReadRetry(range.notifier.sub, range.notifierSeq)) return -Errno.EAGAIN;
+      if (range.pageValid[i] !== 1 || (wantW && (range.flags[i]! & HMM_PFN_WRITE) === 0)) {
         return wantW ? -Errno.EPERM : -Errno.EFAULT;
       }
       this.bindLocked(range, devIndex);
       this.bindAccessedByLocked(range, devIndex);
       range.lastUse = this.mm.sim.now;
-      this.notifierLock.readUnlock();
       return 0;
+    } finally {
+      this.notifierLock.readUnlock();
     }
-    return -Errno.EAGAIN;
   }
 
   /**
@@ -724,13 +742,13 @@ export class GpuSvm {
 
   /**
    * Models drm_gpusvm_range_get_pages(): hmm_range_fault over `[fs, fe)` of the range through the
-   * locked helper; returns 0 with the notifier lock HELD for read and the pages recorded, or an
-   * error with it released. With a page mask only the mask's pages are requested and recorded,
+   * locked helper; the pages are recorded under the notifier lock, which is released before it
+   * returns, and `range.notifierSeq` holds the sequence they are valid for (the bind re-checks it,
+   * like drm_gpusvm_range_pages_valid). Returns 0 or a negative errno. With a page mask only the mask's pages are requested and recorded,
    * and the walk covers only the mask's runs of pages (runs closer than {@link WALK_GAP_PAGES}
    * are walked as one, as nouveau groups faults in a 16-page window): a sparse batch does not pay
-   * hmm_range_fault's per-page walk over the block's unrequested pages. Each run but the last
-   * drops the lock after recording; if an invalidation hit the range meanwhile (sequence moved
-   * since the first run), the lock is dropped and -EAGAIN returned (the fault is retried).
+   * hmm_range_fault's per-page walk over the block's unrequested pages. The sequence kept is the
+   * first run's, so an invalidation between runs voids them all.
    */
   private async rangeGetPages(
     devIndex: number,
@@ -740,7 +758,11 @@ export class GpuSvm {
     pages: PageMask | null,
     write: boolean,
   ): Promise<number> {
-    if (pages === null || this.broken) return this.getPagesRun(devIndex, range, fs, fe, pages, write);
+    if (pages === null || this.broken) {
+      const ret = await this.getPagesRun(devIndex, range, fs, fe, pages, write);
+      if (ret === 0) range.notifierSeq = this.lastGetPagesSeq;
+      return ret;
+    }
     const blockStart = fs - (fs % SZ_2M);
     const inMask = (va: number): boolean =>
       va - blockStart < SZ_2M && pageMaskTest(pages, (va - blockStart) / PAGE_SIZE);
@@ -756,28 +778,14 @@ export class GpuSvm {
           gap = 0;
         } else gap++;
       }
-      let last = true;
-      for (let p = b; p < fe; p += PAGE_SIZE) {
-        if (inMask(p)) {
-          last = false;
-          break;
-        }
-      }
       const ret = await this.getPagesRun(devIndex, range, a, b, pages, write);
       if (ret !== 0) return ret;
       if (firstSeq < 0) firstSeq = this.lastGetPagesSeq;
-      if (last) {
-        if (mmuIntervalReadRetry(range.notifier.sub, firstSeq)) {
-          this.notifierLock.readUnlock();
-          return -Errno.EAGAIN;
-        }
-        return 0;
-      }
-      this.notifierLock.readUnlock();
       a = b;
     }
-    // an empty mask inside [fs, fe): nothing to fault, just take the lock as the caller expects
-    await this.notifierLock.read();
+    // The bind re-checks this sequence under the notifier lock: an invalidation since the first
+    // run voids every run (an empty mask inside [fs, fe) faults nothing and takes the current one).
+    range.notifierSeq = firstSeq >= 0 ? firstSeq : await mmuIntervalReadBegin(range.notifier.sub);
     return 0;
   }
 
@@ -814,12 +822,28 @@ export class GpuSvm {
       ret = await this.getPagesWithoutReadRetry(hr);
     }
     if (ret !== 0) return ret;
-    if (write && !this.broken && this.anyReadOnlyDevicePage(hr, pages)) {
-      // Device pages of ours left read-only in a writable VMA: fault them for write, then retry.
+    // notifier lock held for read (taken by the helper): record the pages, then release it
+    let regain = false;
+    try {
+      if (write && !this.broken && this.anyReadOnlyDevicePage(hr, pages)) regain = true;
+      else this.recordPages(range, hr, pages);
+    } finally {
       this.notifierLock.readUnlock();
-      const r = await this.regainWriteAccess(range, hr, pages);
-      return r < 0 ? r : -Errno.EAGAIN;
     }
+    if (!regain) return 0;
+    // Device pages of ours left read-only in a writable VMA: fault them for write, then retry.
+    const r = await this.regainWriteAccess(range, hr, pages);
+    return r < 0 ? r : -Errno.EAGAIN;
+  }
+
+  /**
+   * Records the requested valid pages of a completed hmm_range_fault `hr` in the range, and the
+   * notifier sequence they are valid for (notifier lock held).
+   */
+  private recordPages(range: SvmRange, hr: HmmRange, pages: PageMask | null): void {
+    const fs = hr.start;
+    const n = (hr.end - fs) / PAGE_SIZE;
+    const blockStart = fs - (fs % SZ_2M);
     this.lastGetPagesSeq = hr.notifierSeq;
     const off = (fs - range.start) / PAGE_SIZE;
     let faulted = 0;
@@ -839,7 +863,6 @@ export class GpuSvm {
       }
     }
     this.c.pagesFaulted.add(faulted);
-    return 0;
   }
 
   /**
