@@ -113,8 +113,16 @@ export async function migrateToDeviceIn(
   try {
     const vma = mm.vmaLookup(fs);
     if (vma === null || fe > vma.end) return -Errno.EFAULT;
-    // One migrate_vma per run of wanted pages: setup collects (and unmaps behind migration
-    // entries) every page of its span, so a page we would not move must not be in one.
+    // Setup collects (and hides behind migration entries) every system page of its span, moved or
+    // not. A page we do not move may be in a span only if no device maps it as a system page
+    // (a hole, a page on a device, a page no GPU maps): the span is cut at any other. Usually
+    // that is one migrate_vma for the whole fault span, as UVM's per-region migration.
+    const gapOk = (va: number): boolean => {
+      const r = svm.rangeFind(va);
+      if (r === null) return true;
+      const i = (va - r.start) / PAGE_SIZE;
+      return r.pageValid[i] !== 1 || r.devMap[i] === 0 || svm.devmemIndexOf(r.pfns[i]!) >= 0;
+    };
     const runs: MigrateVma[] = [];
     let moved = 0;
     let full = false;
@@ -122,7 +130,10 @@ export async function migrateToDeviceIn(
       while (a < fe && !want(a)) a += PAGE_SIZE;
       if (a >= fe) break;
       let b = a + PAGE_SIZE;
-      while (b < fe && want(b)) b += PAGE_SIZE;
+      for (let p = b; p < fe; p += PAGE_SIZE) {
+        if (want(p)) b = p + PAGE_SIZE;
+        else if (!gapOk(p)) break;
+      }
       const args = new MigrateVma({
         vma,
         start: a,
@@ -136,9 +147,9 @@ export async function migrateToDeviceIn(
         break;
       }
       runs.push(args);
-      const n = fillDevicePages(svm, sd, args, record);
+      const n = fillDevicePages(svm, sd, args, record, want);
       moved += n;
-      if (n < args.cpages) full = true; // the pool ran dry
+      if (sd.mem.freePages === 0) full = true; // the pool ran dry
       a = b;
     }
     // one copy-engine transfer for the whole migration
@@ -155,11 +166,17 @@ export async function migrateToDeviceIn(
 }
 
 /**
- * The allocate-and-copy step of {@link migrateToDevice} for one collected run: a device page
- * per collectable entry of `args` (until the pool runs dry), its contents copied from the system
- * page. Returns the pages given a destination.
+ * The allocate-and-copy step of {@link migrateToDevice} for one collected span: a device page
+ * per collected entry of `args` that `want`s to move (until the pool runs dry), its contents
+ * copied from the system page. Returns the pages given a destination.
  */
-export function fillDevicePages(svm: GpuSvm, sd: SvmDeviceMemory, args: MigrateVma, record: boolean): number {
+export function fillDevicePages(
+  svm: GpuSvm,
+  sd: SvmDeviceMemory,
+  args: MigrateVma,
+  record: boolean,
+  want: (va: number) => boolean,
+): number {
   const phys = svm.mm.machine.phys;
   const buf = svm.pageBuf;
   let moved = 0;
@@ -167,6 +184,7 @@ export function fillDevicePages(svm: GpuSvm, sd: SvmDeviceMemory, args: MigrateV
     const e = args.src[i]!;
     if ((migratePfnFlags(e) & MIGRATE_PFN_MIGRATE) === 0) continue;
     const va = args.start + i * PAGE_SIZE;
+    if (!want(va)) continue; // collected with the span, not moved: restored by finalize
     const d = sd.allocPage(va);
     if (d < 0) break;
     const spfn = migratePfnToPfn(e);
