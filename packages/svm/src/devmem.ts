@@ -12,10 +12,12 @@ import type { GpuDevice } from '@hmmkit/gpu';
 import { DeviceMemory } from '@hmmkit/hmm';
 import type { Machine, VmFault } from '@hmmkit/mm';
 import { ArgumentError } from '@hmmkit/sim';
+import { type EvictionView, lruChunkEviction } from './eviction.ts';
 
 /** 4 KiB pages per 2 MiB VRAM chunk. */
 const CHUNK_PAGES = 512;
 const CHUNK_BYTES = 0x200000;
+const LRU_CHUNK = lruChunkEviction();
 
 /** One device's SVM memory pool. */
 export class SvmDeviceMemory {
@@ -29,6 +31,12 @@ export class SvmDeviceMemory {
   readonly chunkStamp: Float64Array;
   /** Pages in use per chunk. */
   readonly chunkUsed: Int32Array;
+  /** Virtual time of the last bind that mapped a page of each chunk (0: never). */
+  readonly chunkLastUseNs: Float64Array;
+  /** Binds that mapped a page of each chunk (once per bind and chunk). */
+  readonly chunkUses: Float64Array;
+  /** The bind that last counted in {@link chunkUses}, per chunk. */
+  private readonly chunkLastBind: Float64Array;
   private stamp = 0;
   private readonly chunkOfPa = new Map<number, number>();
   /** Pages in use per 2 MiB VA block (block index → count), from the reverse map. */
@@ -60,6 +68,9 @@ export class SvmDeviceMemory {
     this.rmapVa = new Float64Array(n).fill(-1);
     this.chunkStamp = new Float64Array(pas.length);
     this.chunkUsed = new Int32Array(pas.length);
+    this.chunkLastUseNs = new Float64Array(pas.length);
+    this.chunkUses = new Float64Array(pas.length);
+    this.chunkLastBind = new Float64Array(pas.length).fill(-1);
     this.mem = new DeviceMemory(machine, {
       type: 'private',
       owner,
@@ -110,6 +121,30 @@ export class SvmDeviceMemory {
     return pfn;
   }
 
+  /** Records that bind number `bind` at time `now` mapped device page `pfn` (eviction statistics). */
+  touch(pfn: number, now: number, bind: number): void {
+    const c = Math.floor((pfn - this.mem.start) / CHUNK_PAGES);
+    this.chunkLastUseNs[c] = now;
+    if (this.chunkLastBind[c] !== bind) {
+      this.chunkLastBind[c] = bind;
+      this.chunkUses[c]!++;
+    }
+  }
+
+  /** The pool as an eviction policy sees it. */
+  view(devIndex: number, now: number): EvictionView {
+    return {
+      devIndex,
+      now,
+      chunks: this.chunkPa.length,
+      chunkUsed: this.chunkUsed,
+      chunkAllocStamp: this.chunkStamp,
+      chunkLastUseNs: this.chunkLastUseNs,
+      chunkUses: this.chunkUses,
+      rmapVa: this.rmapVa,
+    };
+  }
+
   /**
    * Whether some page of the pool backs a VA in `[start, end)`, by 2 MiB VA block (the reverse map
    * records the VA at allocation: a hint, exact unless mremap moved the page).
@@ -129,13 +164,9 @@ export class SvmDeviceMemory {
     else this.blockPages.delete(b);
   }
 
-  /** The least recently allocated chunk holding pages, or -1 when none is in use. */
+  /** The least recently allocated chunk holding pages, or -1 when none is in use ({@link lruChunkEviction}). */
   lruChunk(): number {
-    let best = -1;
-    for (let c = 0; c < this.chunkUsed.length; c++) {
-      if (this.chunkUsed[c]! > 0 && (best < 0 || this.chunkStamp[c]! < this.chunkStamp[best]!)) best = c;
-    }
-    return best;
+    return LRU_CHUNK.pickVictim(this.view(-1, 0), 1)?.chunk ?? -1;
   }
 
   /** First pfn of chunk `c`. */
