@@ -10,8 +10,8 @@ import { describe, expect, it } from 'vitest';
 import { describeViolation } from '../src/index.ts';
 import { STORM_GRANULES, STORM_NOTIFIERS, type StormConfig, svmStorm } from './helpers/svm-storm.ts';
 
-const SEEDS = 12;
-const VRAM_SEEDS = 10;
+const SEEDS = 10;
+const VRAM_SEEDS = 8;
 
 describe('GpuSvm storms under the full oracle (system memory)', () => {
   for (const granule of Object.keys(STORM_GRANULES)) {
