@@ -12,6 +12,9 @@ import type { GpuSvm } from './gpusvm.ts';
 import { PAGE_SIZE } from './granule.ts';
 import type { SvmRange } from './range.ts';
 
+/** Aperture mark of a page this device cannot map (another GPU's VRAM, no peer link). */
+const UNREACHABLE = -1;
+
 /**
  * The driver's commit (drm_gpusvm's "driver_bind_range"): under the notifier lock, bind the range
  * on `devIndex` and its accessedBy devices only if its pages are still valid — not unmapped, no
@@ -99,6 +102,10 @@ export function bindLocked(svm: GpuSvm, range: SvmRange, devIndex: number): void
     if (e < 0) {
       pa[i] = pfn * PAGE_SIZE;
       ap[i] = APERTURE.SYS;
+    } else if (e !== devIndex && !svm.peer) {
+      // Another GPU's VRAM without a peer link (recorded by that GPU's get_pages): not mapped
+      // here; this device's own fault on it faults it back to system memory first.
+      ap[i] = UNREACHABLE;
     } else {
       const sd = svm.devmem[e]!;
       pa[i] = sd.pfnToPa(pfn);
@@ -108,7 +115,7 @@ export function bindLocked(svm: GpuSvm, range: SvmRange, devIndex: number): void
     }
   }
   for (let i = 0; i < n; ) {
-    if (range.pageValid[i] !== 1) {
+    if (range.pageValid[i] !== 1 || ap[i] === UNREACHABLE) {
       range.devMap[i] = range.devMap[i]! & ~bit;
       i++;
       continue;

@@ -44,7 +44,10 @@
  * keep nor create a binding of a page that is being moved (xe_svm_invalidate skips only its own
  * EXCLUSIVE events).
  *
- * Deviations from Linux are listed in docs/svm.md.
+ * CPU state is read through hmm (hmm_range_fault, migrate_vma, migrate_to_ram), except the two
+ * advisory hints the granule policy gets — the CPU map order at the fault and drm_gpusvm's
+ * check-pages predicate — which still walk the CPU page table (`fault.ts`). Deviations from Linux
+ * are listed in docs/svm.md.
  *
  * @module
  */
