@@ -104,7 +104,25 @@ export interface ExperimentSpec {
    * buffer's stale duplicates, then replay) or 'batch' (replay without flush). Default 'batch-flush'.
    */
   readonly replay?: ReplayPolicy;
+  /**
+   * Step budget: the scheduler aborts a phase (one kernel, or one CPU phase) after this many
+   * scheduling steps with a "more than N steps" error. Default 10^8.
+   */
+  readonly maxSteps?: number;
+  /**
+   * Host wall-clock budget of the whole cell in ms (0 = none, the default): past it the cell
+   * fails with a {@link BudgetExceededError}. Results do not depend on it.
+   */
+  readonly timeoutMs?: number;
 }
+
+/** A cell ran past its wall-clock budget ({@link ExperimentSpec.timeoutMs}). */
+export class BudgetExceededError extends Error {
+  override name = 'BudgetExceededError';
+}
+
+/** Default {@link ExperimentSpec.maxSteps}. */
+export const DEFAULT_MAX_STEPS = 100_000_000;
 
 /** Fault replay policies (see {@link ExperimentSpec.replay}). */
 export const REPLAY_POLICIES = ['batch-flush', 'batch'] as const;
@@ -160,6 +178,20 @@ export interface Metrics {
   readonly cpuFaults: number;
   /** Coherence-oracle violations (must be 0). */
   readonly oracleViolations: number;
+  /**
+   * Where simulated time went ({@link TIME_PARTS}; they add up to simTimeNs). Charged work:
+   * fault service (per batch `faultBatchFixedNs` + per unique page `faultServicePerPageNs`),
+   * GPU PTE writes (copy-engine pushes), TLB invalidations, other charged work (CPU faults and
+   * zeroing, hmm walks, notifier callbacks, kernel launch, eviction); then the time the fault
+   * handler waited for copies beyond what others charged meanwhile; the rest is GPU execution,
+   * far-fault latency and idle waiting.
+   */
+  readonly timeFaultServiceNs: number;
+  readonly timePteNs: number;
+  readonly timeTlbNs: number;
+  readonly timeOtherChargedNs: number;
+  readonly timeCopyWaitNs: number;
+  readonly timeGpuAndWaitNs: number;
   /** Host wall-clock time of the run (ms); not deterministic. */
   readonly wallMs: number;
 }
@@ -188,8 +220,24 @@ export const METRIC_NAMES = [
   'ranges',
   'cpuFaults',
   'oracleViolations',
+  'timeFaultServiceNs',
+  'timePteNs',
+  'timeTlbNs',
+  'timeOtherChargedNs',
+  'timeCopyWaitNs',
+  'timeGpuAndWaitNs',
   'wallMs',
 ] as const satisfies readonly (keyof Metrics)[];
+
+/** The parts of simulated time, in stacking order, with their labels. */
+export const TIME_PARTS = [
+  ['timeFaultServiceNs', 'fault service'],
+  ['timeCopyWaitNs', 'copies (waited)'],
+  ['timePteNs', 'PTE writes'],
+  ['timeTlbNs', 'TLB invalidations'],
+  ['timeOtherChargedNs', 'other charged (CPU, hmm, notifiers)'],
+  ['timeGpuAndWaitNs', 'GPU running / far-fault latency / waiting'],
+] as const satisfies readonly (readonly [keyof Metrics, string])[];
 
 /** A spec with every default filled in. */
 export interface ResolvedSpec {
@@ -206,6 +254,8 @@ export interface ResolvedSpec {
   readonly placement: Placement;
   readonly thp: ThpMode;
   readonly replay: ReplayPolicy;
+  readonly maxSteps: number;
+  readonly timeoutMs: number;
 }
 
 /** Fills defaults and validates `spec` (throws ArgumentError naming the bad field). */
@@ -256,6 +306,14 @@ export function resolveSpec(spec: ExperimentSpec): ResolvedSpec {
   if (!REPLAY_POLICIES.includes(replay)) {
     throw new ArgumentError(fn, 'replay', `must be one of ${REPLAY_POLICIES}`, replay);
   }
+  const maxSteps = spec.maxSteps ?? DEFAULT_MAX_STEPS;
+  if (!Number.isSafeInteger(maxSteps) || maxSteps < 1) {
+    throw new ArgumentError(fn, 'maxSteps', 'must be a positive integer', maxSteps);
+  }
+  const timeoutMs = spec.timeoutMs ?? 0;
+  if (!Number.isFinite(timeoutMs) || timeoutMs < 0) {
+    throw new ArgumentError(fn, 'timeoutMs', 'must be a finite number ≥ 0 (0 = no budget)', timeoutMs);
+  }
   return {
     workload: { generator: w.generator, params: w.params ?? {}, cpu, label: w.label ?? w.generator },
     granule,
@@ -268,6 +326,8 @@ export function resolveSpec(spec: ExperimentSpec): ResolvedSpec {
     placement,
     thp,
     replay,
+    maxSteps,
+    timeoutMs,
   };
 }
 
@@ -337,6 +397,66 @@ class PageSets {
   }
 }
 
+/**
+ * Accounts simulated time by cause: every `sim.charge` (summed), the pages each fault batch
+ * serviced (the `svm.fault.batch` trace event) and the time fault handlers waited on copy
+ * engines net of what other tasks charged meanwhile. Reads the clock only; changes no result.
+ */
+class TimeAccount {
+  private charged = 0;
+  private pagesServiced = 0;
+  private copyWait = 0;
+  private readonly sim: Sim;
+  constructor(sim: Sim, devices: readonly GpuDevice[]) {
+    this.sim = sim;
+    const charge = sim.charge.bind(sim);
+    sim.charge = (ns: number): void => {
+      this.charged += ns;
+      charge(ns);
+    };
+    sim.trace.on('svm.fault.batch', (_dev, _count, pages) => {
+      this.pagesServiced += pages;
+    });
+    for (const dev of devices) {
+      const ce = dev.copyEngine;
+      const wait = ce.wait.bind(ce);
+      ce.wait = async (ticket) => {
+        const t0 = sim.now;
+        const c0 = this.charged;
+        await wait(ticket);
+        this.copyWait += Math.max(0, sim.now - t0 - (this.charged - c0));
+      };
+    }
+  }
+  /** Starts the account now (charges before, e.g. the workload's mmaps, are not simulated time). */
+  start(): void {
+    this.charged = 0;
+    this.copyWait = 0;
+    this.pagesServiced = 0;
+  }
+  /** The parts of `simTimeNs` (see {@link Metrics.timeFaultServiceNs}). */
+  parts(simTimeNs: number, snap: Record<string, number>): Pick<Metrics, (typeof TIME_PARTS)[number][0]> {
+    const c = this.sim.costs;
+    const faultService =
+      sumCounters(snap, '.fault.batches') * c.faultBatchFixedNs +
+      this.pagesServiced * c.faultServicePerPageNs;
+    const pte =
+      sumCounters(snap, '.pt.ceBatches') * c.pteWriteBatchFixedNs +
+      (sumCounters(snap, '.pt.pteWrites') + sumCounters(snap, '.pt.pdeWrites')) * c.pteWriteBatchPerEntryNs;
+    const tlb = (sumCounters(snap, '.tlb.invalidate') + sumCounters(snap, '.tlb.flush')) * c.tlbInvalidateNs;
+    const other = Math.max(0, this.charged - faultService - pte - tlb);
+    const copy = Math.min(this.copyWait, Math.max(0, simTimeNs - this.charged));
+    return {
+      timeFaultServiceNs: faultService,
+      timePteNs: pte,
+      timeTlbNs: tlb,
+      timeOtherChargedNs: other,
+      timeCopyWaitNs: copy,
+      timeGpuAndWaitNs: Math.max(0, simTimeNs - faultService - pte - tlb - other - copy),
+    };
+  }
+}
+
 /** The uTLB (fault client) of each warp: its SM (`smOfWarp`), so one SM's misses to a page coalesce. */
 export function warpClients(k: Kernel): Uint16Array {
   const out = new Uint16Array(k.warps);
@@ -383,6 +503,24 @@ export function svmPageMapped(svm: GpuSvm, devIndex: number, va: number): boolea
   return r.pageValid[i] === 1 && (r.devMap[i]! & (1 << devIndex)) !== 0;
 }
 
+/**
+ * Makes every `sim.sched.sleep` (the engine sleeps once per slice, the fault handler once per
+ * batch) check the host clock every 256 calls and throw {@link BudgetExceededError} past
+ * `deadline`: the scheduler loop runs on microtasks only, so no timer could interrupt it. The
+ * check reads the host clock only; it changes no simulated result.
+ */
+function enforceDeadline(sim: Sim, deadline: number, budgetMs: number): void {
+  const sched = sim.sched;
+  const sleep = sched.sleep.bind(sched);
+  let calls = 0;
+  sched.sleep = (ns: number): Promise<void> => {
+    if (++calls % 256 === 0 && performance.now() > deadline) {
+      throw new BudgetExceededError(`cell ran past its ${budgetMs} ms time budget (--timeout)`);
+    }
+    return sleep(ns);
+  };
+}
+
 /** Optional hooks of {@link runExperiment}. */
 export interface RunHooks {
   /** Called once the world is built, before the first phase. */
@@ -394,7 +532,8 @@ export async function runExperiment(spec: ExperimentSpec, hooks: RunHooks = {}):
   const t0 = performance.now();
   const s = resolveSpec(spec);
   const workload = buildWorkload(s);
-  const sim = createSim({ seed: s.seed, costs: s.costs });
+  const sim = createSim({ seed: s.seed, costs: s.costs, maxSteps: s.maxSteps });
+  if (s.timeoutMs > 0) enforceDeadline(sim, t0 + s.timeoutMs, s.timeoutMs);
   // physical memory: footprint × 4 (CPU copies, VRAM migrations back, page tables) + 64 MiB
   const pagesPerNode = Math.max(2 ** 16, Math.ceil((workload.footprintBytes * 4 + (64 << 20)) / 4096));
   const mm = new Mm(createMachine(sim, { thp: s.thp, pagesPerNode }));
@@ -422,6 +561,7 @@ export async function runExperiment(spec: ExperimentSpec, hooks: RunHooks = {}):
     hi = Math.max(hi, a.va + a.bytes);
   }
   const pages = new PageSets(Number.isFinite(lo) ? lo : 0, hi);
+  const time = new TimeAccount(sim, devices);
   for (const dev of devices) {
     const pt = dev.pageTable;
     const map = pt.map;
@@ -444,6 +584,7 @@ export async function runExperiment(spec: ExperimentSpec, hooks: RunHooks = {}):
   let failedWarps = 0;
   let kernelNo = 0;
   const startNs = sim.now;
+  time.start();
   for (const ph of workload.phases()) {
     if (ph.type === 'cpu') {
       const task = sim.sched.spawn(`cpu-${ph.index}`, async () => {
@@ -499,6 +640,7 @@ export async function runExperiment(spec: ExperimentSpec, hooks: RunHooks = {}):
   const readRetries = g('notifier.readRetries');
   const faultRetries = g('svm.fault.retries');
   const pc = pages.count();
+  const parts = time.parts(simTimeNs, snap);
   return {
     simTimeNs,
     kernelTimeNs,
@@ -522,6 +664,7 @@ export async function runExperiment(spec: ExperimentSpec, hooks: RunHooks = {}):
     ranges: g('svm.ranges.created'),
     cpuFaults: g('mm.faults'),
     oracleViolations: oracle.violations.length,
+    ...parts,
     wallMs: Math.round((performance.now() - t0) * 10) / 10,
   };
 }
