@@ -238,6 +238,10 @@ export function createCli(): ReturnType<typeof cac> {
       'A cost variant: default or name=value[,name=value]; repeat for several (default: default; names: `hmmkit schema` or docs/cost-model.md)',
     )
     .option('--seeds <list>', 'Seeds, integers (default: 1); several give the 95 % interval')
+    .option(
+      '--trace <file>',
+      'Workloads from trace files instead of generators (comma list): hmmkit binary, UVMSmart dump, or CSV va,size,kind,warp (docs/lab.md); ranges are mapped automatically',
+    )
     .option('--footprint <MiB>', "Workload footprint in MiB (default: each workload's own; generators: 16)")
     .option(
       '--cpu <mode>',

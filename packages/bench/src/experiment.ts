@@ -40,6 +40,7 @@ import {
 } from '@hmmkit/workloads';
 import { pageTouch } from './microbench.ts';
 import { granulePolicy, notifierPolicy } from './policies.ts';
+import { loadTraceWorkload, TRACE_FORMATS, type TraceFormat } from './trace-workload.ts';
 
 /** CPU activity added around a workload's kernels. */
 export const CPU_MODES = ['none', 'init', 'pingpong', 'storm'] as const;
@@ -70,12 +71,15 @@ export interface WorkloadSpec {
   readonly label?: string;
 }
 
-/** Generators an experiment can name: the workloads package's plus the bench's microbenchmarks. */
-export type WorkloadGenerator = GeneratorName | 'pageTouch';
+/**
+ * Generators an experiment can name: the workloads package's, the bench's microbenchmark, and
+ * 'trace' (params: `file`, optional `format`; see trace-workload.ts).
+ */
+export type WorkloadGenerator = GeneratorName | 'pageTouch' | 'trace';
 
 /** Whether `name` names a generator. */
 export function isWorkloadGenerator(name: string): name is WorkloadGenerator {
-  return name === 'pageTouch' || Object.hasOwn(GENERATORS, name);
+  return name === 'pageTouch' || name === 'trace' || Object.hasOwn(GENERATORS, name);
 }
 
 /** One experiment. Plain JSON. */
@@ -266,9 +270,24 @@ export function resolveSpec(spec: ExperimentSpec): ResolvedSpec {
     throw new ArgumentError(
       fn,
       'workload.generator',
-      `must be one of ${[...Object.keys(GENERATORS), 'pageTouch'].join(', ')}`,
+      `must be one of ${[...Object.keys(GENERATORS), 'pageTouch', 'trace'].join(', ')}`,
       w?.generator,
     );
+  }
+  if (w.generator === 'trace') {
+    const f = w.params?.file;
+    if (typeof f !== 'string' || f === '') {
+      throw new ArgumentError(fn, 'workload.params.file', 'must name the trace file of a trace workload', f);
+    }
+    const fmt = w.params?.format;
+    if (fmt !== undefined && !(TRACE_FORMATS as readonly unknown[]).includes(fmt)) {
+      throw new ArgumentError(
+        fn,
+        'workload.params.format',
+        `must be one of ${TRACE_FORMATS.join(', ')}`,
+        fmt,
+      );
+    }
   }
   const cpu = w.cpu ?? 'init';
   if (!CPU_MODES.includes(cpu))
@@ -337,11 +356,24 @@ export function costLabelOf(costs: Readonly<Partial<Record<string, number>>>): s
   return e.length === 0 ? 'default' : e.map(([k, v]) => `${k}=${v}`).join(',');
 }
 
-/** Builds the spec's workload (seeded) with its CPU phases. */
+/** Builds the spec's workload (seeded) with its CPU phases (not for 'trace': see {@link loadWorkload}). */
 export function buildWorkload(spec: ResolvedSpec): Workload {
   const g = spec.workload.generator;
+  if (g === 'trace')
+    throw new ArgumentError('buildWorkload', 'spec', 'a trace workload is read with loadWorkload()', g);
   const params = { ...spec.workload.params, seed: spec.seed };
-  const w = g === 'pageTouch' ? pageTouch(params) : generate(g, params);
+  return withCpu(spec, g === 'pageTouch' ? pageTouch(params) : generate(g, params));
+}
+
+/** Builds or reads (a trace) the spec's workload with its CPU phases. */
+export async function loadWorkload(spec: ResolvedSpec): Promise<Workload> {
+  if (spec.workload.generator !== 'trace') return buildWorkload(spec);
+  const p = spec.workload.params;
+  return withCpu(spec, await loadTraceWorkload(String(p.file), p.format as TraceFormat | undefined));
+}
+
+/** Adds the spec's CPU activity to `w`. */
+function withCpu(spec: ResolvedSpec, w: Workload): Workload {
   if (spec.workload.cpu === 'none') return w;
   const init: CpuOp[] = w.arrays.map((a) => cpuTouch(a.va, Math.ceil(a.bytes / 4096) * 4096, true));
   const base = spec.workload.cpu === 'pingpong' ? pingPong(w) : w;
@@ -531,7 +563,7 @@ export interface RunHooks {
 export async function runExperiment(spec: ExperimentSpec, hooks: RunHooks = {}): Promise<Metrics> {
   const t0 = performance.now();
   const s = resolveSpec(spec);
-  const workload = buildWorkload(s);
+  const workload = await loadWorkload(s);
   const sim = createSim({ seed: s.seed, costs: s.costs, maxSteps: s.maxSteps });
   if (s.timeoutMs > 0) enforceDeadline(sim, t0 + s.timeoutMs, s.timeoutMs);
   // physical memory: footprint × 4 (CPU copies, VRAM migrations back, page tables) + 64 MiB

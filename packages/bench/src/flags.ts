@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { basename, resolve } from 'node:path';
 import { COST_PARAMS, type CostParamName } from '@hmmkit/sim';
 import { GENERATORS } from '@hmmkit/workloads';
 import {
@@ -28,6 +29,8 @@ export class UsageError extends Error {
 /** Accepted values of the list flags. */
 export const ACCEPTED = {
   workloads: [...Object.keys(GENERATORS), 'pageTouch'] as readonly string[],
+  /** Workload generators a --spec file may also name. */
+  generators: [...Object.keys(GENERATORS), 'pageTouch', 'trace'] as readonly string[],
   granules: Object.keys(GRANULE_POLICIES) as readonly string[],
   notifiers: Object.keys(NOTIFIER_POLICIES) as readonly string[],
   cpu: CPU_MODES as readonly string[],
@@ -181,6 +184,19 @@ export function sweepFromFlags(f: SweepFlags): SweepSpec {
   let s: SweepSpec = specFile !== undefined ? readSpecFile(specFile) : DEFAULT_SWEEP;
   const wl = list(f.workloads);
   checkNames('workloads', wl);
+  const traces = list(f.trace);
+  if (traces.length > 0 && wl.length > 0) throw new UsageError('--trace and --workloads exclude each other');
+  if (traces.length > 0) {
+    for (const t of traces) if (!existsSync(t)) throw new UsageError(`--trace ${t}: no such file`);
+    s = {
+      ...s,
+      workloads: traces.map((t) => ({
+        generator: 'trace' as const,
+        params: { file: resolve(t) },
+        label: basename(t),
+      })),
+    };
+  }
   const footprint = numberFlag(
     'footprint',
     f.footprint,

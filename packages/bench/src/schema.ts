@@ -25,11 +25,11 @@ export function sweepSchema(): Record<string, unknown> {
       required: ['generator'],
       additionalProperties: false,
       properties: {
-        generator: names(ACCEPTED.workloads),
+        generator: names(ACCEPTED.generators),
         params: {
           type: 'object',
           description:
-            'Generator parameters: footprintBytes, iterations, numSMs, warpsPerSM, elemSize, maxAccesses, ... (see packages/workloads)',
+            'Generator parameters: footprintBytes, iterations, numSMs, warpsPerSM, elemSize, maxAccesses, ... (see packages/workloads); for generator trace: file (path) and format (hmmkit, uvmsmart, csv; default: detected)',
           additionalProperties: { type: ['number', 'string', 'boolean'] },
         },
         cpu: names(ACCEPTED.cpu),
