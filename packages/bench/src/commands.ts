@@ -128,11 +128,13 @@ async function sweepCommand(f: SweepFlags): Promise<void> {
     shard !== undefined ? `reports/sweep.shard-${shard.index}-of-${shard.count}` : 'reports/sweep',
   );
   const total = expandSweep(spec).length;
+  const timeline = single('timeline', f.timeline);
   const mine = shard === undefined ? total : Math.ceil((total - shard.index) / shard.count);
   const result = await withProgress(mine, (update) =>
     runSweep(spec, {
       ...(threads !== undefined ? { threads } : {}),
       ...(shard !== undefined ? { shard } : {}),
+      ...(timeline !== undefined ? { timeline } : {}),
       onProgress: (done, _total, cell) =>
         update(done, `${cell.spec.workload.label}/${cell.spec.granule}/${cell.spec.notifier}`),
     }),
@@ -241,6 +243,10 @@ export function createCli(): ReturnType<typeof cac> {
     .option(
       '--trace <file>',
       'Workloads from trace files instead of generators (comma list): hmmkit binary, UVMSmart dump, or CSV va,size,kind,warp (docs/lab.md); ranges are mapped automatically',
+    )
+    .option(
+      '--timeline <file>',
+      "Write each cell's simulated timeline as Chrome trace-event JSON (Perfetto, chrome://tracing); several cells: <file>.cell-<i>.json",
     )
     .option('--footprint <MiB>', "Workload footprint in MiB (default: each workload's own; generators: 16)")
     .option(

@@ -11,6 +11,9 @@
  *
  * @module
  */
+
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { createGpuDevice, type GpuDevice, nvMmuV2 } from '@hmmkit/gpu';
 import {
   createMachine,
@@ -40,6 +43,7 @@ import {
 } from '@hmmkit/workloads';
 import { pageTouch } from './microbench.ts';
 import { granulePolicy, notifierPolicy } from './policies.ts';
+import { TimelineRecorder } from './timeline.ts';
 import { loadTraceWorkload, TRACE_FORMATS, type TraceFormat } from './trace-workload.ts';
 
 /** CPU activity added around a workload's kernels. */
@@ -118,6 +122,11 @@ export interface ExperimentSpec {
    * fails with a {@link BudgetExceededError}. Results do not depend on it.
    */
   readonly timeoutMs?: number;
+  /**
+   * Write the run's simulated timeline here as Chrome trace-event JSON (see timeline.ts), also
+   * when the run fails. Not part of the resolved spec: it changes no result.
+   */
+  readonly timelineFile?: string;
 }
 
 /** A cell ran past its wall-clock budget ({@link ExperimentSpec.timeoutMs}). */
@@ -559,8 +568,29 @@ export interface RunHooks {
   readonly onWorld?: (world: ExperimentWorld) => void;
 }
 
-/** Runs one experiment and returns its metrics. */
+/** Runs one experiment and returns its metrics (and writes its timeline if it asks for one). */
 export async function runExperiment(spec: ExperimentSpec, hooks: RunHooks = {}): Promise<Metrics> {
+  const file = spec.timelineFile;
+  if (file === undefined) return runCell(spec, hooks);
+  let rec: TimelineRecorder | null = null;
+  const label = `${spec.workload?.label ?? spec.workload?.generator}/${spec.granule ?? 'xe'}/${spec.notifier ?? 'window-512M'} seed ${spec.seed ?? 1}`;
+  try {
+    return await runCell(spec, {
+      ...hooks,
+      onWorld: (w) => {
+        rec = new TimelineRecorder(w.sim, w.devices, label);
+        hooks.onWorld?.(w);
+      },
+    });
+  } finally {
+    if (rec !== null) {
+      mkdirSync(dirname(resolve(file)), { recursive: true });
+      writeFileSync(file, JSON.stringify((rec as TimelineRecorder).toJson()));
+    }
+  }
+}
+
+async function runCell(spec: ExperimentSpec, hooks: RunHooks): Promise<Metrics> {
   const t0 = performance.now();
   const s = resolveSpec(spec);
   const workload = await loadWorkload(s);

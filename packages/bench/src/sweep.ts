@@ -207,6 +207,11 @@ export interface RunSweepOptions {
    * built JavaScript only: run `turbo run build` first), or 'tsx' (the shim).
    */
   readonly worker?: 'auto' | 'dist' | 'tsx';
+  /**
+   * Write each cell's timeline (Chrome trace-event JSON): to this file when the run has one cell,
+   * else to `<file without .json>.cell-<index>.json`.
+   */
+  readonly timeline?: string;
   /** Run only this shard's cells (default: every cell). */
   readonly shard?: Shard;
   /**
@@ -284,6 +289,13 @@ export async function runSweep(sweep: SweepSpec, opts: RunSweepOptions = {}): Pr
     throw new ArgumentError('runSweep', 'opts.threads', 'must be a non-negative integer', requested);
   }
   const threads = Math.min(requested, max, mine.length);
+  if (opts.timeline !== undefined) {
+    const t = opts.timeline;
+    for (const i of mine) {
+      const file = mine.length === 1 ? t : `${t.replace(/\.json$/, '')}.cell-${i}.json`;
+      all[i] = { ...all[i]!, timelineFile: file };
+    }
+  }
   const results: (CellResult | undefined)[] = new Array(all.length);
   const failures: (CellFailure | undefined)[] = new Array(all.length);
   let done = 0;
