@@ -9,7 +9,8 @@
  *   one per migration copy (H2D or D2H, bytes); "TLB" instants (range invalidates and full
  *   flushes); "replay" instants (`gpu.replay`) and cancels (`gpu.cancel`);
  * - the CPU (one process): "mm" instants for each `mm.invalidate` (munmap, migrate, ...) and CPU
- *   page fault (`mm.fault`); "notifier" slices from `notifier.invalidateStart` to `...End`;
+ *   page fault (`mm.fault`); "notifier" slices from `notifier.invalidateStart` (emitted once the
+ *   start callbacks ran) to `notifier.invalidateEnd`;
  * - a counter track of 2 MiB evictions (cumulative).
  *
  * The file keeps at most `maxEvents` events (default 200,000) and says so in its metadata when
@@ -24,7 +25,7 @@ import type { Sim } from '@hmmkit/sim';
 /** One Chrome trace event (the subset used here). */
 export interface TraceEventJson {
   readonly name: string;
-  readonly ph: 'X' | 'i' | 'B' | 'E' | 'C' | 'M';
+  readonly ph: 'X' | 'i' | 'C' | 'M';
   readonly ts: number;
   readonly pid: number;
   readonly tid: number;
@@ -149,20 +150,28 @@ export class TimelineRecorder {
     sim.trace.on('mm.fault', (_mm, address, flags) =>
       this.instant('CPU fault', 'fault', CPU_PID, TID.mm, { address: hex(address), flags }),
     );
-    sim.trace.on('notifier.invalidateStart', (event, start, end, _seq, hits) =>
+    // notifier invalidations as slices from range_start's end (callbacks done) to range_end
+    const open = new Map<string, { ts: number; hits: number }[]>();
+    sim.trace.on('notifier.invalidateStart', (event, start, end, _seq, hits) => {
+      const k = `${event}:${start}:${end}`;
+      const list = open.get(k) ?? [];
+      list.push({ ts: sim.now, hits });
+      open.set(k, list);
+    });
+    sim.trace.on('notifier.invalidateEnd', (event, start, end) => {
+      const o = open.get(`${event}:${start}:${end}`)?.pop();
+      if (o === undefined) return; // a start that failed (-EAGAIN) has no slice
       this.push({
         name: `invalidate ${mmuNotifyEventName(event as never)}`,
         cat: 'invalidation',
-        ph: 'B',
-        ts: us(sim.now),
+        ph: 'X',
+        ts: us(o.ts),
+        dur: us(sim.now - o.ts),
         pid: CPU_PID,
         tid: TID.notifier,
-        args: { start: hex(start), bytes: end - start, subscriptions: hits },
-      }),
-    );
-    sim.trace.on('notifier.invalidateEnd', () =>
-      this.push({ name: 'invalidate', ph: 'E', ts: us(sim.now), pid: CPU_PID, tid: TID.notifier }),
-    );
+        args: { start: hex(start), bytes: end - start, subscriptions: o.hits },
+      });
+    });
   }
 
   private instant(
