@@ -10,13 +10,28 @@ stamp="$root/packages/bench/dist/.hmmkit-built"
 if [ ! -x "$root/.tools/node_modules/.bin/pnpm" ] || [ ! -d "$root/node_modules/.pnpm" ]; then
   sh "$root/scripts/run.sh" true
 fi
-if [ "${HMMKIT_NO_BUILD:-}" != 1 ]; then
-  if [ ! -f "$stamp" ] ||
-    [ -n "$(find "$root/packages" -path '*/node_modules' -prune -o -path '*/src/*' -newer "$stamp" -name '*.ts' -print 2>/dev/null | head -n 1)" ]; then
+stale() {
+  [ ! -f "$stamp" ] ||
+    [ -n "$(find "$root/packages" -path '*/node_modules' -prune -o -path '*/src/*' -newer "$stamp" -name '*.ts' -print 2>/dev/null | head -n 1)" ]
+}
+if [ "${HMMKIT_NO_BUILD:-}" != 1 ] && stale; then
+  # one build at a time (shards started together under GNU parallel); a lock older than 5 min is stale
+  lock="$root/packages/bench/.hmmkit-build.lock"
+  waited=0
+  while ! mkdir "$lock" 2>/dev/null; do
+    sleep 1
+    waited=$((waited + 1))
+    if [ "$waited" -gt 300 ]; then rmdir "$lock" 2>/dev/null || true; fi
+  done
+  trap 'rmdir "$lock" 2>/dev/null || true' EXIT INT TERM
+  if stale; then
     echo "hmmkit: building (tsc -b packages/bench)" >&2
     HMMKIT_SKIP_INSTALL=1 sh "$root/scripts/run.sh" tsc -b packages/bench/tsconfig.build.json
+    mkdir -p "$(dirname "$stamp")"
     touch "$stamp"
   fi
+  rmdir "$lock" 2>/dev/null || true
+  trap - EXIT INT TERM
 fi
 cd "$root"
 exec node --conditions=dist packages/bench/dist/cli.js "$@"

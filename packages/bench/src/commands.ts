@@ -266,7 +266,7 @@ export function createCli(): ReturnType<typeof cac> {
     )
     .option(
       '--out <prefix>',
-      'Output prefix → .json, .csv, .html (default: reports/sweep, -2, -3... if taken)',
+      'Output prefix → .json, .csv, .html (default: reports/sweep; when taken reports/sweep-2, -3 and so on)',
     )
     .option('--force', 'Overwrite the files of an existing --out')
     .option('--html', 'Also write the HTML report')
@@ -274,7 +274,10 @@ export function createCli(): ReturnType<typeof cac> {
     .action((f: SweepFlags) => sweepCommand(f));
   cli
     .command('merge [...results]', "Merge the shards' results files of one sweep into one")
-    .option('--out <prefix>', 'Output prefix (default: reports/merged, -2... if taken)')
+    .option(
+      '--out <prefix>',
+      'Output prefix (default: reports/merged; when taken reports/merged-2 and so on)',
+    )
     .option('--partial', 'Allow missing shards')
     .option('--baseline <policy>', 'Baseline of the speed-ups (as for sweep)')
     .option('--force', 'Overwrite the files of an existing --out')

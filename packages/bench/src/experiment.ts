@@ -150,9 +150,16 @@ export interface Metrics {
   readonly kernelTimeNs: number;
   /** GPU accesses completed. */
   readonly accesses: number;
-  /** Far faults: fault-buffer entries raised by the GPUs (duplicates included). */
+  /**
+   * Far faults, hmmkit's one definition (docs/lab.md): fault-buffer entries written by the GPUs'
+   * MMUs (`gpuN.fault.raised`), duplicates and re-raises after a replay included. This is the
+   * "far faults" column and chart everywhere.
+   */
   readonly farFaults: number;
-  /** Faults the driver serviced (after fetch-time coalescing). */
+  /**
+   * Serviced faults: far faults the driver fetched and serviced after fetch-time coalescing
+   * (`svm.faults`); at most farFaults (the rest were coalesced or flushed as stale).
+   */
   readonly faultsServiced: number;
   /** Fault batches fetched. */
   readonly faultBatches: number;

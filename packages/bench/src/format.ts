@@ -28,6 +28,7 @@ const COLUMNS: readonly Column[] = [
   { head: 'seed', get: (c) => String(c.spec.seed) },
   { head: 'sim ms', get: (c) => fmtMs(c.metrics.simTimeNs) },
   { head: 'far faults', get: (c) => fmtInt(c.metrics.farFaults) },
+  { head: 'serviced', get: (c) => fmtInt(c.metrics.faultsServiced) },
   { head: 'batches', get: (c) => fmtInt(c.metrics.faultBatches) },
   { head: 'retries', get: (c) => fmtInt(c.metrics.retries) },
   { head: 'migr MiB', get: (c) => fmtMiB(c.metrics.bytesMigrated) },
