@@ -6,12 +6,6 @@
  *
  * @module
  */
-import { main, UsageError } from './commands.ts';
+import { runCli } from './commands.ts';
 
-main().catch((e: unknown) => {
-  const debug = process.env.HMMKIT_DEBUG !== undefined;
-  process.stderr.write(
-    `hmmkit: ${e instanceof Error ? (debug ? (e.stack ?? e.message) : e.message) : String(e)}\n`,
-  );
-  process.exitCode = e instanceof UsageError ? 2 : 1;
-});
+await runCli();

@@ -313,6 +313,22 @@ export function createCli(): ReturnType<typeof cac> {
   return cli;
 }
 
+/**
+ * The bin's whole job: {@link main}, then an error as one `hmmkit: message` line (the stack with
+ * HMMKIT_DEBUG set) and the exit code (1 a failure, 2 a usage error).
+ */
+export async function runCli(argv: string[] = process.argv): Promise<void> {
+  try {
+    await main(argv);
+  } catch (e) {
+    const debug = process.env.HMMKIT_DEBUG !== undefined;
+    process.stderr.write(
+      `hmmkit: ${e instanceof Error ? (debug ? (e.stack ?? e.message) : e.message) : String(e)}\n`,
+    );
+    process.exitCode = e instanceof UsageError ? 2 : 1;
+  }
+}
+
 /** Runs the CLI on `argv` (process.argv layout). An unknown command is a {@link UsageError}. */
 export async function main(argv: string[] = process.argv): Promise<void> {
   const cli = createCli();
