@@ -62,17 +62,27 @@ export function outputPrefix(out: string | undefined, force: boolean, base = 're
   return p;
 }
 
-/** A progress bar on stderr that is always stopped (its timer would keep the process alive). */
-async function withProgress<T>(
+/**
+ * Runs `body` under a progress bar on stderr (or on `stream`, drawn even when it is not a
+ * terminal), stopped whatever `body` does: a running bar's redraw timer would keep the process
+ * alive after an error (the CLI then hung at 0 % CPU).
+ */
+export async function withProgress<T>(
   total: number,
   body: (update: (done: number, label: string) => void) => Promise<T>,
+  stream?: NodeJS.WritableStream,
 ): Promise<T> {
-  const bar = progressEnabled()
-    ? new cliProgress.SingleBar(
-        { stream: process.stderr, format: 'sweep [{bar}] {value}/{total} cells | {eta}s left | {cell}' },
-        cliProgress.Presets.shades_classic,
-      )
-    : null;
+  const bar =
+    stream !== undefined || progressEnabled()
+      ? new cliProgress.SingleBar(
+          {
+            stream: stream ?? process.stderr,
+            format: 'sweep [{bar}] {value}/{total} cells | {eta}s left | {cell}',
+            ...(stream !== undefined ? { noTTYOutput: true, notTTYSchedule: 50 } : {}),
+          },
+          cliProgress.Presets.shades_classic,
+        )
+      : null;
   bar?.start(total, 0, { cell: '' });
   try {
     return await body((done, label) => bar?.update(done, { cell: label }));

@@ -247,3 +247,48 @@ describe('shards', () => {
     );
   });
 });
+
+describe('the progress bar', () => {
+  it('is stopped when the sweep throws, so no timer keeps the process alive', async () => {
+    const { PassThrough } = await import('node:stream');
+    const { withProgress } = await import('../src/commands.ts');
+    // every timer created during the call must have fired or been cleared by its end
+    const pending = new Set<unknown>();
+    const realSet = globalThis.setTimeout;
+    const realClear = globalThis.clearTimeout;
+    globalThis.setTimeout = ((fn: () => void, ms?: number) => {
+      const h = realSet(() => {
+        pending.delete(h);
+        fn();
+      }, ms);
+      pending.add(h);
+      return h;
+    }) as typeof setTimeout;
+    globalThis.clearTimeout = ((h: Parameters<typeof clearTimeout>[0]) => {
+      pending.delete(h);
+      realClear(h);
+    }) as typeof clearTimeout;
+    const out = new PassThrough();
+    let drawn = '';
+    out.on('data', (b: Buffer) => {
+      drawn += b.toString();
+    });
+    const run = withProgress(
+      4,
+      async (update) => {
+        update(1, 'cell 0');
+        await new Promise((r) => setTimeout(r, 120)); // let the bar redraw
+        throw new Error('cell 1 failed');
+      },
+      out,
+    );
+    try {
+      await expect(run).rejects.toThrow('cell 1 failed');
+    } finally {
+      globalThis.setTimeout = realSet;
+      globalThis.clearTimeout = realClear;
+    }
+    expect(drawn).toMatch(/sweep \[.*\] 1\/4 cells/);
+    expect(pending.size).toBe(0);
+  });
+});
