@@ -84,6 +84,8 @@ export interface Recommendation {
   readonly seeds: readonly number[];
   /** Whether the interval excludes 1 (the difference is more than seed noise). */
   readonly significant: boolean;
+  /** The second-fastest policy and its speed-up against the baseline (below 1: slower). */
+  readonly runnerUp: { readonly policy: string; readonly speedup: number } | null;
 }
 
 /** Which baseline policy a sweep compares against. */
@@ -182,17 +184,16 @@ export function recommend(result: Pick<SweepResult, 'cells'>, choice: BaselineCh
   for (const [workload, policies] of byWorkload) {
     const base = policies.get(baseline);
     if (base === undefined) continue;
-    let best: string | null = null;
-    let bestMean = Number.POSITIVE_INFINITY;
+    const ranked: [string, number][] = [];
     for (const [p, cells] of policies) {
       if (cells.some((c) => c.metrics.oracleViolations > 0)) continue;
-      const m = mean(cells.map((c) => c.metrics.simTimeNs));
-      if (m < bestMean) {
-        bestMean = m;
-        best = p;
-      }
+      ranked.push([p, mean(cells.map((c) => c.metrics.simTimeNs))]);
     }
-    if (best === null) continue;
+    ranked.sort((x, y) => x[1] - y[1]); // stable: ties keep sweep order
+    if (ranked.length === 0) continue;
+    const [best, bestMean] = ranked[0]!;
+    const baseMean = mean(base.map((c) => c.metrics.simTimeNs));
+    const second = ranked[1];
     const bestCells = policies.get(best)!;
     const baseBySeed = new Map(base.map((c) => [c.spec.seed, c]));
     const seeds: number[] = [];
@@ -211,7 +212,7 @@ export function recommend(result: Pick<SweepResult, 'cells'>, choice: BaselineCh
       baseline,
       speedup,
       bestTimeNs: bestMean,
-      baselineTimeNs: mean(base.map((c) => c.metrics.simTimeNs)),
+      baselineTimeNs: baseMean,
       bestMigrated: mean(bestCells.map((c) => c.metrics.bytesMigrated)),
       baselineMigrated: mean(base.map((c) => c.metrics.bytesMigrated)),
       bestOverFetched: mean(bestCells.map((c) => c.metrics.bytesOverFetched)),
@@ -219,6 +220,7 @@ export function recommend(result: Pick<SweepResult, 'cells'>, choice: BaselineCh
       bestFailedWarps: mean(bestCells.map((c) => c.metrics.failedWarps)),
       seeds,
       significant: speedup.lo !== null && (speedup.lo > 1 || speedup.hi! < 1),
+      runnerUp: second === undefined ? null : { policy: second[0], speedup: baseMean / second[1] },
     });
   }
   return out;
@@ -246,7 +248,9 @@ export function formatRecommendations(recs: readonly Recommendation[]): string {
   const lines = recs.map((r) => {
     const ci = r.speedup.lo === null ? '' : ` [${x(r.speedup.lo)}, ${x(r.speedup.hi!)}]`;
     const same = r.best === r.baseline;
-    const vs = same ? 'is the baseline' : `${x(r.speedup.mean)}${ci} vs ${r.baseline}`;
+    const next =
+      same && r.runnerUp !== null ? `; next best ${r.runnerUp.policy} at ${x(r.runnerUp.speedup)}` : '';
+    const vs = same ? `is the baseline${next}` : `${x(r.speedup.mean)}${ci} vs ${r.baseline}`;
     const cost =
       `migrated ${(r.bestMigrated / MiB).toFixed(1)} MiB (baseline ${(r.baselineMigrated / MiB).toFixed(1)}), ` +
       `over-fetched ${(r.bestOverFetched / MiB).toFixed(1)} MiB (baseline ${(r.baselineOverFetched / MiB).toFixed(1)})`;

@@ -59,7 +59,9 @@ describe('recommend', () => {
     expect(w!.bestMigrated).toBe(40);
     expect(w!.baselineMigrated).toBe(10);
     expect(w!.bestOverFetched).toBe(6);
+    expect(w!.runnerUp).toEqual({ policy: 'uvm-tree/per-range', speedup: 150 / 60 });
     expect(bad!.best).toBe('4k/per-range');
+    expect(bad!.runnerUp).toBeNull(); // xe broke coherence: not ranked
     expect(recommend({ cells }, { granule: 'uvm-tree' })[0]!.speedup.mean).toBeCloseTo(
       Math.sqrt((60 / 50) * (60 / 50)),
       12,
