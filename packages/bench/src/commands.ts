@@ -247,7 +247,7 @@ export function createCli(): ReturnType<typeof cac> {
     )
     .option(
       '--costs <variant>',
-      'A cost variant: default or name=value[,name=value]; repeat for several (default: default; names: `hmmkit schema` or docs/cost-model.md)',
+      `A cost variant: default or name=value[,name=value]; repeat for several (default: default). Names (docs/cost-model.md): ${ACCEPTED.costs.join(', ')}`,
     )
     .option('--seeds <list>', 'Seeds, integers (default: 1); several give the 95 % interval')
     .option(
