@@ -8,9 +8,10 @@
  *   entries fetched, unique pages serviced, evictions during the batch); "copy engine" slices,
  *   one per migration copy (H2D or D2H, bytes); "TLB" instants (range invalidates and full
  *   flushes); "replay" instants (`gpu.replay`) and cancels (`gpu.cancel`);
- * - the CPU (one process): "mm" instants for each `mm.invalidate` (munmap, migrate, ...) and CPU
- *   page fault (`mm.fault`); "notifier" slices from `notifier.invalidateStart` (emitted once the
- *   start callbacks ran) to `notifier.invalidateEnd`;
+ * - the CPU (one process, one track per simulated thread — the scheduler task that ran): instants
+ *   for each `mm.invalidate` (munmap, migrate, ...) and CPU page fault (`mm.fault`), and
+ *   notifier invalidation slices from `notifier.invalidateStart` (emitted once the start
+ *   callbacks ran) to `notifier.invalidateEnd`;
  * - a counter track of 2 MiB evictions (cumulative).
  *
  * The file keeps at most `maxEvents` events (default 200,000) and says so in its metadata when
@@ -43,7 +44,7 @@ export interface ChromeTrace {
 }
 
 const CPU_PID = 0;
-const TID = { handler: 1, copy: 2, tlb: 3, replay: 4, mm: 1, notifier: 2, evictions: 9 } as const;
+const TID = { handler: 1, copy: 2, tlb: 3, replay: 4, evictions: 9 } as const;
 const us = (ns: number): number => ns / 1000;
 const hex = (n: number): string => `0x${n.toString(16)}`;
 
@@ -53,6 +54,7 @@ export class TimelineRecorder {
   private dropped = 0;
   private readonly maxEvents: number;
   private readonly sim: Sim;
+  private readonly cpuTid: () => number;
 
   constructor(sim: Sim, devices: readonly GpuDevice[], label: string, maxEvents = 200_000) {
     this.sim = sim;
@@ -61,8 +63,18 @@ export class TimelineRecorder {
       this.events.push({ name: what, ph: 'M', ts: 0, pid, tid, args: { name } });
     };
     meta(CPU_PID, 0, 'process_name', `CPU (${label})`);
-    meta(CPU_PID, TID.mm, 'thread_name', 'mm (invalidations, CPU faults)');
-    meta(CPU_PID, TID.notifier, 'thread_name', 'notifier invalidations');
+    // one CPU track per simulated thread (scheduler task) that invalidates or faults
+    const tids = new Map<string, number>();
+    this.cpuTid = (): number => {
+      const name = sim.sched.currentTask?.name ?? 'host';
+      let tid = tids.get(name);
+      if (tid === undefined) {
+        tid = 10 + tids.size;
+        tids.set(name, tid);
+        meta(CPU_PID, tid, 'thread_name', `CPU thread ${name}`);
+      }
+      return tid;
+    };
     let evictions = 0;
     const evictionCounter = (): number => sim.counters.snapshot()['svm.evictions'] ?? 0;
     for (const dev of devices) {
@@ -142,13 +154,19 @@ export class TimelineRecorder {
       this.instant('cancel', 'fault', 1, TID.replay, { va: hex(va), warps }),
     );
     sim.trace.on('mm.invalidate', (_mm, event, start, end) =>
-      this.instant(`invalidate ${mmuNotifyEventName(event as never)}`, 'invalidation', CPU_PID, TID.mm, {
-        start: hex(start),
-        bytes: end - start,
-      }),
+      this.instant(
+        `invalidate ${mmuNotifyEventName(event as never)}`,
+        'invalidation',
+        CPU_PID,
+        this.cpuTid(),
+        {
+          start: hex(start),
+          bytes: end - start,
+        },
+      ),
     );
     sim.trace.on('mm.fault', (_mm, address, flags) =>
-      this.instant('CPU fault', 'fault', CPU_PID, TID.mm, { address: hex(address), flags }),
+      this.instant('CPU fault', 'fault', CPU_PID, this.cpuTid(), { address: hex(address), flags }),
     );
     // notifier invalidations as slices from range_start's end (callbacks done) to range_end
     const open = new Map<string, { ts: number; hits: number }[]>();
@@ -168,7 +186,7 @@ export class TimelineRecorder {
         ts: us(o.ts),
         dur: us(sim.now - o.ts),
         pid: CPU_PID,
-        tid: TID.notifier,
+        tid: this.cpuTid(),
         args: { start: hex(start), bytes: end - start, subscriptions: o.hits },
       });
     });

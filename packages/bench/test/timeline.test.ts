@@ -46,7 +46,12 @@ describe('--timeline', () => {
       if (e.ph === 'X') expect(e.dur).toBeGreaterThanOrEqual(0);
     }
     // tracks are named for Perfetto
-    expect(ev.filter((e) => e.ph === 'M').map((e) => e.args!.name)).toContain('fault handler (batches)');
+    const names = ev.filter((e) => e.ph === 'M').map((e) => String(e.args!.name));
+    expect(names).toContain('fault handler (batches)');
+    // one CPU track per simulated thread: the munmap storm has its own
+    expect(names.some((n) => /^CPU thread cpu-storm-/.test(n))).toBe(true);
+    const storm = ev.find((e) => e.ph === 'M' && /^CPU thread cpu-storm-/.test(String(e.args!.name)))!;
+    expect(ev.some((e) => e.tid === storm.tid && e.name === 'invalidate UNMAP')).toBe(true);
     expect(Math.max(...ev.map((e) => e.ts))).toBeLessThanOrEqual((m.simTimeNs + 1e9) / 1000);
   });
 
