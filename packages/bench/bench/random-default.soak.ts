@@ -5,7 +5,7 @@
  * it is thrashing, not livelocked: completed accesses (TLB hits), serviced faults and evictions
  * grow with the steps. docs/lab.md reports one run (≈ 11 M steps, 3.5 min on the loaded box).
  *
- * Run from packages/bench: `tsx bench/random-default.soak.ts [maxSteps of the last run]`.
+ * Run from the repository root: `sh scripts/run.sh tsx packages/bench/bench/random-default.soak.ts [maxSteps]`.
  */
 import { type ExperimentWorld, runExperiment } from '../src/experiment.ts';
 
