@@ -552,20 +552,29 @@ export function svmPageMapped(svm: GpuSvm, devIndex: number, va: number): boolea
 }
 
 /**
- * Makes every `sim.sched.sleep` (the engine sleeps once per slice, the fault handler once per
- * batch) check the host clock every 256 calls and throw {@link BudgetExceededError} past
- * `deadline`: the scheduler loop runs on microtasks only, so no timer could interrupt it. The
- * check reads the host clock only; it changes no simulated result.
+ * Makes every `sim.sched.sleep` and `sim.sched.yield` (the engine sleeps once per slice, the fault
+ * handler once per batch, the mm yields in its locks) check the host clock every 256 calls and
+ * throw {@link BudgetExceededError} past `deadline`: the scheduler loop runs on microtasks only,
+ * so no timer could interrupt it. The check reads the host clock only; it changes no simulated
+ * result.
  */
 function enforceDeadline(sim: Sim, deadline: number, budgetMs: number): void {
   const sched = sim.sched;
   const sleep = sched.sleep.bind(sched);
+  const yieldNow = sched.yield.bind(sched);
   let calls = 0;
-  sched.sleep = (ns: number): Promise<void> => {
+  const check = (): void => {
     if (++calls % 256 === 0 && performance.now() > deadline) {
       throw new BudgetExceededError(`cell ran past its ${budgetMs} ms time budget (--timeout)`);
     }
+  };
+  sched.sleep = (ns: number): Promise<void> => {
+    check();
     return sleep(ns);
+  };
+  sched.yield = (): Promise<void> => {
+    check();
+    return yieldNow();
   };
 }
 
