@@ -259,9 +259,10 @@ export function parseShard(text: string): Shard {
 }
 
 /** Classifies a cell's error. */
-function failureOf(index: number, spec: ResolvedSpec, e: unknown, killed: boolean): CellFailure {
+function failureOf(index: number, spec: ResolvedSpec, e: unknown, killedAfterMs: number | null): CellFailure {
+  const killed = killedAfterMs !== null;
   const msg = killed
-    ? `worker terminated: still running ${spec.timeoutMs} ms past the start of its time budget`
+    ? `worker terminated: the cell was still running ${killedAfterMs} ms after it started (time budget ${spec.timeoutMs} ms)`
     : e instanceof Error
       ? e.message
       : String(e);
@@ -304,8 +305,8 @@ export async function runSweep(sweep: SweepSpec, opts: RunSweepOptions = {}): Pr
     results[i] = r;
     opts.onProgress?.(++done, mine.length, r);
   };
-  const fail = (i: number, e: unknown, killed = false): void => {
-    const f = failureOf(i, resolveSpec(all[i]!), e, killed);
+  const fail = (i: number, e: unknown, killedAfterMs: number | null = null): void => {
+    const f = failureOf(i, resolveSpec(all[i]!), e, killedAfterMs);
     failures[i] = f;
     opts.onProgress?.(++done, mine.length, f);
   };
@@ -338,7 +339,7 @@ export async function runSweep(sweep: SweepSpec, opts: RunSweepOptions = {}): Pr
         try {
           finish(i, (await pool.run(all[i], ac !== null ? { signal: ac.signal } : {})) as Metrics);
         } catch (e) {
-          fail(i, e, ac?.signal.aborted === true);
+          fail(i, e, ac?.signal.aborted === true ? budget + grace : null);
         } finally {
           if (timer !== null) clearTimeout(timer);
         }

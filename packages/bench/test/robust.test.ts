@@ -86,6 +86,23 @@ describe('a failing cell does not lose the sweep', () => {
     }
   });
 
+  it('a worker still busy past its budget plus the grace is terminated, and the sweep goes on', async () => {
+    // generating 4 M accesses takes far longer than 1 + 50 ms and never reaches a scheduler step
+    const spec: SweepSpec = {
+      workloads: [{ generator: 'streaming', params: { footprintBytes: 512 << 20 } }],
+      granules: ['xe', '4k'],
+      notifiers: ['per-range'],
+      timeoutMs: 1,
+    };
+    const t0 = performance.now();
+    const r = await runSweep(spec, { threads: 1, killGraceMs: 50 });
+    expect(r.failures!.map((f) => f.kind)).toEqual(['timeout', 'timeout']);
+    expect(r.failures![0]!.error).toBe(
+      'worker terminated: the cell was still running 51 ms after it started (time budget 1 ms)',
+    );
+    expect(performance.now() - t0).toBeLessThan(15_000);
+  });
+
   it('the CLI writes every finished cell, lists the failure and exits 1', async () => {
     const spec = join(dir, 'mixed.json');
     writeFileSync(spec, JSON.stringify(mixed));
