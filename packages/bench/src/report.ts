@@ -210,6 +210,7 @@ export function breakdownSpec(result: Pick<SweepResult, 'cells'>): TopLevelSpec 
           type: 'nominal',
           title: 'part',
           sort: TIME_PARTS.map(([, l]) => l),
+          legend: { labelLimit: 320 },
         },
         order: { field: 'order', type: 'quantitative' },
       },
