@@ -11,6 +11,9 @@
  *
  * @module
  */
+
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { createGpuDevice, type GpuDevice, nvMmuV2 } from '@hmmkit/gpu';
 import {
   createMachine,
@@ -40,6 +43,8 @@ import {
 } from '@hmmkit/workloads';
 import { pageTouch } from './microbench.ts';
 import { granulePolicy, notifierPolicy } from './policies.ts';
+import { TimelineRecorder } from './timeline.ts';
+import { loadTraceWorkload, TRACE_FORMATS, type TraceFormat } from './trace-workload.ts';
 
 /** CPU activity added around a workload's kernels. */
 export const CPU_MODES = ['none', 'init', 'pingpong', 'storm'] as const;
@@ -70,12 +75,15 @@ export interface WorkloadSpec {
   readonly label?: string;
 }
 
-/** Generators an experiment can name: the workloads package's plus the bench's microbenchmarks. */
-export type WorkloadGenerator = GeneratorName | 'pageTouch';
+/**
+ * Generators an experiment can name: the workloads package's, the bench's microbenchmark, and
+ * 'trace' (params: `file`, optional `format`; see trace-workload.ts).
+ */
+export type WorkloadGenerator = GeneratorName | 'pageTouch' | 'trace';
 
 /** Whether `name` names a generator. */
 export function isWorkloadGenerator(name: string): name is WorkloadGenerator {
-  return name === 'pageTouch' || Object.hasOwn(GENERATORS, name);
+  return name === 'pageTouch' || name === 'trace' || Object.hasOwn(GENERATORS, name);
 }
 
 /** One experiment. Plain JSON. */
@@ -104,7 +112,30 @@ export interface ExperimentSpec {
    * buffer's stale duplicates, then replay) or 'batch' (replay without flush). Default 'batch-flush'.
    */
   readonly replay?: ReplayPolicy;
+  /**
+   * Step budget: the scheduler aborts a phase (one kernel, or one CPU phase) after this many
+   * scheduling steps with a "more than N steps" error. Default 10^8.
+   */
+  readonly maxSteps?: number;
+  /**
+   * Host wall-clock budget of the whole cell in ms (0 = none, the default): past it the cell
+   * fails with a {@link BudgetExceededError}. Results do not depend on it.
+   */
+  readonly timeoutMs?: number;
+  /**
+   * Write the run's simulated timeline here as Chrome trace-event JSON (see timeline.ts), also
+   * when the run fails. Not part of the resolved spec: it changes no result.
+   */
+  readonly timelineFile?: string;
 }
+
+/** A cell ran past its wall-clock budget ({@link ExperimentSpec.timeoutMs}). */
+export class BudgetExceededError extends Error {
+  override name = 'BudgetExceededError';
+}
+
+/** Default {@link ExperimentSpec.maxSteps}. */
+export const DEFAULT_MAX_STEPS = 100_000_000;
 
 /** Fault replay policies (see {@link ExperimentSpec.replay}). */
 export const REPLAY_POLICIES = ['batch-flush', 'batch'] as const;
@@ -119,9 +150,16 @@ export interface Metrics {
   readonly kernelTimeNs: number;
   /** GPU accesses completed. */
   readonly accesses: number;
-  /** Far faults: fault-buffer entries raised by the GPUs (duplicates included). */
+  /**
+   * Far faults, hmmkit's one definition (docs/lab.md): fault-buffer entries written by the GPUs'
+   * MMUs (`gpuN.fault.raised`), duplicates and re-raises after a replay included. This is the
+   * "far faults" column and chart everywhere.
+   */
   readonly farFaults: number;
-  /** Faults the driver serviced (after fetch-time coalescing). */
+  /**
+   * Serviced faults: far faults the driver fetched and serviced after fetch-time coalescing
+   * (`svm.faults`); at most farFaults (the rest were coalesced or flushed as stale).
+   */
   readonly faultsServiced: number;
   /** Fault batches fetched. */
   readonly faultBatches: number;
@@ -160,6 +198,20 @@ export interface Metrics {
   readonly cpuFaults: number;
   /** Coherence-oracle violations (must be 0). */
   readonly oracleViolations: number;
+  /**
+   * Where simulated time went ({@link TIME_PARTS}; they add up to simTimeNs). Charged work:
+   * fault service (per batch `faultBatchFixedNs` + per unique page `faultServicePerPageNs`),
+   * GPU PTE writes (copy-engine pushes), TLB invalidations, other charged work (CPU faults and
+   * zeroing, hmm walks, notifier callbacks, kernel launch, eviction); then the time the fault
+   * handler waited for copies beyond what others charged meanwhile; the rest is GPU execution,
+   * far-fault latency and idle waiting.
+   */
+  readonly timeFaultServiceNs: number;
+  readonly timePteNs: number;
+  readonly timeTlbNs: number;
+  readonly timeOtherChargedNs: number;
+  readonly timeCopyWaitNs: number;
+  readonly timeGpuAndWaitNs: number;
   /** Host wall-clock time of the run (ms); not deterministic. */
   readonly wallMs: number;
 }
@@ -188,8 +240,24 @@ export const METRIC_NAMES = [
   'ranges',
   'cpuFaults',
   'oracleViolations',
+  'timeFaultServiceNs',
+  'timePteNs',
+  'timeTlbNs',
+  'timeOtherChargedNs',
+  'timeCopyWaitNs',
+  'timeGpuAndWaitNs',
   'wallMs',
 ] as const satisfies readonly (keyof Metrics)[];
+
+/** The parts of simulated time, in stacking order, with their labels. */
+export const TIME_PARTS = [
+  ['timeFaultServiceNs', 'fault service'],
+  ['timeCopyWaitNs', 'copies (waited)'],
+  ['timePteNs', 'PTE writes'],
+  ['timeTlbNs', 'TLB invalidations'],
+  ['timeOtherChargedNs', 'other charged (CPU, hmm, notifiers)'],
+  ['timeGpuAndWaitNs', 'GPU running / far-fault latency / waiting'],
+] as const satisfies readonly (readonly [keyof Metrics, string])[];
 
 /** A spec with every default filled in. */
 export interface ResolvedSpec {
@@ -206,6 +274,8 @@ export interface ResolvedSpec {
   readonly placement: Placement;
   readonly thp: ThpMode;
   readonly replay: ReplayPolicy;
+  readonly maxSteps: number;
+  readonly timeoutMs: number;
 }
 
 /** Fills defaults and validates `spec` (throws ArgumentError naming the bad field). */
@@ -216,9 +286,24 @@ export function resolveSpec(spec: ExperimentSpec): ResolvedSpec {
     throw new ArgumentError(
       fn,
       'workload.generator',
-      `must be one of ${[...Object.keys(GENERATORS), 'pageTouch'].join(', ')}`,
+      `must be one of ${[...Object.keys(GENERATORS), 'pageTouch', 'trace'].join(', ')}`,
       w?.generator,
     );
+  }
+  if (w.generator === 'trace') {
+    const f = w.params?.file;
+    if (typeof f !== 'string' || f === '') {
+      throw new ArgumentError(fn, 'workload.params.file', 'must name the trace file of a trace workload', f);
+    }
+    const fmt = w.params?.format;
+    if (fmt !== undefined && !(TRACE_FORMATS as readonly unknown[]).includes(fmt)) {
+      throw new ArgumentError(
+        fn,
+        'workload.params.format',
+        `must be one of ${TRACE_FORMATS.join(', ')}`,
+        fmt,
+      );
+    }
   }
   const cpu = w.cpu ?? 'init';
   if (!CPU_MODES.includes(cpu))
@@ -256,6 +341,14 @@ export function resolveSpec(spec: ExperimentSpec): ResolvedSpec {
   if (!REPLAY_POLICIES.includes(replay)) {
     throw new ArgumentError(fn, 'replay', `must be one of ${REPLAY_POLICIES}`, replay);
   }
+  const maxSteps = spec.maxSteps ?? DEFAULT_MAX_STEPS;
+  if (!Number.isSafeInteger(maxSteps) || maxSteps < 1) {
+    throw new ArgumentError(fn, 'maxSteps', 'must be a positive integer', maxSteps);
+  }
+  const timeoutMs = spec.timeoutMs ?? 0;
+  if (!Number.isFinite(timeoutMs) || timeoutMs < 0) {
+    throw new ArgumentError(fn, 'timeoutMs', 'must be a finite number ≥ 0 (0 = no budget)', timeoutMs);
+  }
   return {
     workload: { generator: w.generator, params: w.params ?? {}, cpu, label: w.label ?? w.generator },
     granule,
@@ -268,6 +361,8 @@ export function resolveSpec(spec: ExperimentSpec): ResolvedSpec {
     placement,
     thp,
     replay,
+    maxSteps,
+    timeoutMs,
   };
 }
 
@@ -277,11 +372,24 @@ export function costLabelOf(costs: Readonly<Partial<Record<string, number>>>): s
   return e.length === 0 ? 'default' : e.map(([k, v]) => `${k}=${v}`).join(',');
 }
 
-/** Builds the spec's workload (seeded) with its CPU phases. */
+/** Builds the spec's workload (seeded) with its CPU phases (not for 'trace': see {@link loadWorkload}). */
 export function buildWorkload(spec: ResolvedSpec): Workload {
   const g = spec.workload.generator;
+  if (g === 'trace')
+    throw new ArgumentError('buildWorkload', 'spec', 'a trace workload is read with loadWorkload()', g);
   const params = { ...spec.workload.params, seed: spec.seed };
-  const w = g === 'pageTouch' ? pageTouch(params) : generate(g, params);
+  return withCpu(spec, g === 'pageTouch' ? pageTouch(params) : generate(g, params));
+}
+
+/** Builds or reads (a trace) the spec's workload with its CPU phases. */
+export async function loadWorkload(spec: ResolvedSpec): Promise<Workload> {
+  if (spec.workload.generator !== 'trace') return buildWorkload(spec);
+  const p = spec.workload.params;
+  return withCpu(spec, await loadTraceWorkload(String(p.file), p.format as TraceFormat | undefined));
+}
+
+/** Adds the spec's CPU activity to `w`. */
+function withCpu(spec: ResolvedSpec, w: Workload): Workload {
   if (spec.workload.cpu === 'none') return w;
   const init: CpuOp[] = w.arrays.map((a) => cpuTouch(a.va, Math.ceil(a.bytes / 4096) * 4096, true));
   const base = spec.workload.cpu === 'pingpong' ? pingPong(w) : w;
@@ -337,6 +445,66 @@ class PageSets {
   }
 }
 
+/**
+ * Accounts simulated time by cause: every `sim.charge` (summed), the pages each fault batch
+ * serviced (the `svm.fault.batch` trace event) and the time fault handlers waited on copy
+ * engines net of what other tasks charged meanwhile. Reads the clock only; changes no result.
+ */
+class TimeAccount {
+  private charged = 0;
+  private pagesServiced = 0;
+  private copyWait = 0;
+  private readonly sim: Sim;
+  constructor(sim: Sim, devices: readonly GpuDevice[]) {
+    this.sim = sim;
+    const charge = sim.charge.bind(sim);
+    sim.charge = (ns: number): void => {
+      this.charged += ns;
+      charge(ns);
+    };
+    sim.trace.on('svm.fault.batch', (_dev, _count, pages) => {
+      this.pagesServiced += pages;
+    });
+    for (const dev of devices) {
+      const ce = dev.copyEngine;
+      const wait = ce.wait.bind(ce);
+      ce.wait = async (ticket) => {
+        const t0 = sim.now;
+        const c0 = this.charged;
+        await wait(ticket);
+        this.copyWait += Math.max(0, sim.now - t0 - (this.charged - c0));
+      };
+    }
+  }
+  /** Starts the account now (charges before, e.g. the workload's mmaps, are not simulated time). */
+  start(): void {
+    this.charged = 0;
+    this.copyWait = 0;
+    this.pagesServiced = 0;
+  }
+  /** The parts of `simTimeNs` (see {@link Metrics.timeFaultServiceNs}). */
+  parts(simTimeNs: number, snap: Record<string, number>): Pick<Metrics, (typeof TIME_PARTS)[number][0]> {
+    const c = this.sim.costs;
+    const faultService =
+      sumCounters(snap, '.fault.batches') * c.faultBatchFixedNs +
+      this.pagesServiced * c.faultServicePerPageNs;
+    const pte =
+      sumCounters(snap, '.pt.ceBatches') * c.pteWriteBatchFixedNs +
+      (sumCounters(snap, '.pt.pteWrites') + sumCounters(snap, '.pt.pdeWrites')) * c.pteWriteBatchPerEntryNs;
+    const tlb = (sumCounters(snap, '.tlb.invalidate') + sumCounters(snap, '.tlb.flush')) * c.tlbInvalidateNs;
+    const other = Math.max(0, this.charged - faultService - pte - tlb);
+    const copy = Math.min(this.copyWait, Math.max(0, simTimeNs - this.charged));
+    return {
+      timeFaultServiceNs: faultService,
+      timePteNs: pte,
+      timeTlbNs: tlb,
+      timeOtherChargedNs: other,
+      timeCopyWaitNs: copy,
+      timeGpuAndWaitNs: Math.max(0, simTimeNs - faultService - pte - tlb - other - copy),
+    };
+  }
+}
+
 /** The uTLB (fault client) of each warp: its SM (`smOfWarp`), so one SM's misses to a page coalesce. */
 export function warpClients(k: Kernel): Uint16Array {
   const out = new Uint16Array(k.warps);
@@ -383,18 +551,67 @@ export function svmPageMapped(svm: GpuSvm, devIndex: number, va: number): boolea
   return r.pageValid[i] === 1 && (r.devMap[i]! & (1 << devIndex)) !== 0;
 }
 
+/**
+ * Makes every `sim.sched.sleep` and `sim.sched.yield` (the engine sleeps once per slice, the fault
+ * handler once per batch, the mm yields in its locks) check the host clock every 256 calls and
+ * throw {@link BudgetExceededError} past `deadline`: the scheduler loop runs on microtasks only,
+ * so no timer could interrupt it. The check reads the host clock only; it changes no simulated
+ * result.
+ */
+function enforceDeadline(sim: Sim, deadline: number, budgetMs: number): void {
+  const sched = sim.sched;
+  const sleep = sched.sleep.bind(sched);
+  const yieldNow = sched.yield.bind(sched);
+  let calls = 0;
+  const check = (): void => {
+    if (++calls % 256 === 0 && performance.now() > deadline) {
+      throw new BudgetExceededError(`cell ran past its ${budgetMs} ms time budget (--timeout)`);
+    }
+  };
+  sched.sleep = (ns: number): Promise<void> => {
+    check();
+    return sleep(ns);
+  };
+  sched.yield = (): Promise<void> => {
+    check();
+    return yieldNow();
+  };
+}
+
 /** Optional hooks of {@link runExperiment}. */
 export interface RunHooks {
   /** Called once the world is built, before the first phase. */
   readonly onWorld?: (world: ExperimentWorld) => void;
 }
 
-/** Runs one experiment and returns its metrics. */
+/** Runs one experiment and returns its metrics (and writes its timeline if it asks for one). */
 export async function runExperiment(spec: ExperimentSpec, hooks: RunHooks = {}): Promise<Metrics> {
+  const file = spec.timelineFile;
+  if (file === undefined) return runCell(spec, hooks);
+  let rec: TimelineRecorder | null = null;
+  const label = `${spec.workload?.label ?? spec.workload?.generator}/${spec.granule ?? 'xe'}/${spec.notifier ?? 'window-512M'} seed ${spec.seed ?? 1}`;
+  try {
+    return await runCell(spec, {
+      ...hooks,
+      onWorld: (w) => {
+        rec = new TimelineRecorder(w.sim, w.devices, label);
+        hooks.onWorld?.(w);
+      },
+    });
+  } finally {
+    if (rec !== null) {
+      mkdirSync(dirname(resolve(file)), { recursive: true });
+      writeFileSync(file, JSON.stringify((rec as TimelineRecorder).toJson()));
+    }
+  }
+}
+
+async function runCell(spec: ExperimentSpec, hooks: RunHooks): Promise<Metrics> {
   const t0 = performance.now();
   const s = resolveSpec(spec);
-  const workload = buildWorkload(s);
-  const sim = createSim({ seed: s.seed, costs: s.costs });
+  const workload = await loadWorkload(s);
+  const sim = createSim({ seed: s.seed, costs: s.costs, maxSteps: s.maxSteps });
+  if (s.timeoutMs > 0) enforceDeadline(sim, t0 + s.timeoutMs, s.timeoutMs);
   // physical memory: footprint × 4 (CPU copies, VRAM migrations back, page tables) + 64 MiB
   const pagesPerNode = Math.max(2 ** 16, Math.ceil((workload.footprintBytes * 4 + (64 << 20)) / 4096));
   const mm = new Mm(createMachine(sim, { thp: s.thp, pagesPerNode }));
@@ -422,6 +639,7 @@ export async function runExperiment(spec: ExperimentSpec, hooks: RunHooks = {}):
     hi = Math.max(hi, a.va + a.bytes);
   }
   const pages = new PageSets(Number.isFinite(lo) ? lo : 0, hi);
+  const time = new TimeAccount(sim, devices);
   for (const dev of devices) {
     const pt = dev.pageTable;
     const map = pt.map;
@@ -444,6 +662,7 @@ export async function runExperiment(spec: ExperimentSpec, hooks: RunHooks = {}):
   let failedWarps = 0;
   let kernelNo = 0;
   const startNs = sim.now;
+  time.start();
   for (const ph of workload.phases()) {
     if (ph.type === 'cpu') {
       const task = sim.sched.spawn(`cpu-${ph.index}`, async () => {
@@ -499,6 +718,7 @@ export async function runExperiment(spec: ExperimentSpec, hooks: RunHooks = {}):
   const readRetries = g('notifier.readRetries');
   const faultRetries = g('svm.fault.retries');
   const pc = pages.count();
+  const parts = time.parts(simTimeNs, snap);
   return {
     simTimeNs,
     kernelTimeNs,
@@ -522,6 +742,7 @@ export async function runExperiment(spec: ExperimentSpec, hooks: RunHooks = {}):
     ranges: g('svm.ranges.created'),
     cpuFaults: g('mm.faults'),
     oracleViolations: oracle.violations.length,
+    ...parts,
     wallMs: Math.round((performance.now() - t0) * 10) / 10,
   };
 }

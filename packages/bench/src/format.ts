@@ -4,7 +4,7 @@
  * @module
  */
 import { METRIC_NAMES } from './experiment.ts';
-import type { CellResult, SweepResult } from './sweep.ts';
+import type { CellFailure, CellResult, SweepResult } from './sweep.ts';
 
 const MiB = 1024 * 1024;
 
@@ -25,8 +25,10 @@ const COLUMNS: readonly Column[] = [
   { head: 'granule', get: (c) => c.spec.granule, left: true },
   { head: 'notifier', get: (c) => c.spec.notifier, left: true },
   { head: 'costs', get: (c) => c.spec.costLabel, left: true },
+  { head: 'seed', get: (c) => String(c.spec.seed) },
   { head: 'sim ms', get: (c) => fmtMs(c.metrics.simTimeNs) },
   { head: 'far faults', get: (c) => fmtInt(c.metrics.farFaults) },
+  { head: 'serviced', get: (c) => fmtInt(c.metrics.faultsServiced) },
   { head: 'batches', get: (c) => fmtInt(c.metrics.faultBatches) },
   { head: 'retries', get: (c) => fmtInt(c.metrics.retries) },
   { head: 'migr MiB', get: (c) => fmtMiB(c.metrics.bytesMigrated) },
@@ -48,6 +50,21 @@ export function formatTable(result: Pick<SweepResult, 'cells'>): string {
       .trimEnd();
   const out = [line(COLUMNS.map((c) => c.head)), widths.map((w) => '-'.repeat(w)).join('  ')];
   for (const r of rows) out.push(line(r));
+  return out.join('\n');
+}
+
+/** The failed cells: kind, cell, seed, error, and the command that replays each. */
+export function formatFailures(failures: readonly CellFailure[]): string {
+  const out = [
+    `${failures.length} cell${failures.length === 1 ? '' : 's'} failed (every other cell's results are above and in the files):`,
+  ];
+  for (const f of failures) {
+    const s = f.spec;
+    out.push(
+      `  cell ${f.index} ${s.workload.label}/${s.granule}/${s.notifier}/${s.costLabel} seed ${s.seed} [${f.kind}]: ${f.error}`,
+      `    replay: ${f.replay}`,
+    );
+  }
   return out.join('\n');
 }
 

@@ -5,11 +5,14 @@
  * @module
  */
 
+export * from './analysis.ts';
 export * from './calibration.ts';
 export * from './commands.ts';
 export * from './examples.ts';
 export * from './experiment.ts';
+export * from './flags.ts';
 export * from './format.ts';
 export * from './policies.ts';
 export * from './report.ts';
+export * from './schema.ts';
 export * from './sweep.ts';

@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { main, sweepFromFlags } from '../src/commands.ts';
 import { listExamples, runExample } from '../src/examples.ts';
 import { formatTable, toCsv } from '../src/format.ts';
+import { chartsFor } from '../src/report.ts';
 import { DEFAULT_SWEEP, expandSweep, parseCostVariant, runSweep, type SweepSpec } from '../src/sweep.ts';
 
 const tiny: SweepSpec = {
@@ -54,7 +55,7 @@ describe('sweeps', () => {
     expect(par.cells[1]!.metrics.simTimeNs).toBeLessThan(par.cells[0]!.metrics.simTimeNs);
     const table = formatTable(par).split('\n');
     expect(table).toHaveLength(2 + 16);
-    expect(table[0]).toMatch(/^workload\s+granule\s+notifier\s+costs\s+sim ms/);
+    expect(table[0]).toMatch(/^workload\s+granule\s+notifier\s+costs\s+seed\s+sim ms/);
     const csv = toCsv(par).trim().split('\n');
     expect(csv).toHaveLength(17);
     expect(csv[0]!.split(',').slice(0, 4)).toEqual(['workload', 'generator', 'granule', 'notifier']);
@@ -114,8 +115,9 @@ describe('CLI', () => {
     expect(readFileSync(join(dir, 'r.csv'), 'utf8').trim().split('\n')).toHaveLength(2);
     await main(['node', 'hmmkit', 'report', join(dir, 'r.json')]);
     const html = readFileSync(join(dir, 'r.html'), 'utf8');
-    expect(html.match(/<svg/g)?.length).toBe(7);
-    expect(html).toMatch(/<td>streaming<\/td><td>4k<\/td><td>per-range<\/td>/);
+    // trade-off + breakdown + the metric charts that have a non-zero value
+    expect(html.match(/<svg/g)?.length).toBe(2 + chartsFor(json).length);
+    expect(html).toMatch(/<td>streaming<\/td><td>4k<\/td><td>per-range<\/td><td>default<\/td><td>1<\/td>/);
     rmSync(dir, { recursive: true, force: true });
   });
 
