@@ -16,6 +16,7 @@ import {
   createSvmWorld,
   deviceLoc,
   identitySysResolver,
+  LOC,
   mmapAnonymous,
   runKernel,
 } from '@hmmkit/svm';
@@ -55,10 +56,15 @@ export interface GmemRow {
   readonly steadyNs: number;
   /** CPU reads one word of every 2 MiB block the GPU holds: virtual time per block (ns). */
   readonly cpuFaultPerBlockNs: number;
+  /** Moving the buffer off the device again: hmadvise(DONTNEED) / prefetch to system memory (ns, pages moved). */
+  readonly offloadNs: number;
+  readonly offloadPages: number;
   /** munmap of one device-resident 2 MiB block (ns). */
   readonly munmapBlockNs: number;
   /** hmadvise(PREFETCH) / GpuSvm.prefetch of the buffer after the CPU took it back (ns). */
   readonly prefetchNs: number;
+  /** The cost scenario ended coherent with the GPU reading what the CPU reads. */
+  readonly costsOk: boolean;
   /** Racing madvise storm: oracle violations, fault retries, whether the GPU read what the CPU reads. */
   readonly stormViolations: number;
   readonly stormRetries: number;
@@ -105,6 +111,8 @@ interface Rig {
   readonly dev: GpuDevice;
   kernel(warps: Access[][]): Promise<{ data: Uint32Array; failed: number }>;
   prefetch(va: number, size: number): Promise<void>;
+  /** hmadvise(DONTNEED) / GpuSvm.prefetch to system memory. */
+  offload(va: number, size: number): Promise<void>;
   violations(): number;
   retries(): number;
   toDevice(): number;
@@ -136,6 +144,9 @@ async function gmemRig(sim: Sim, vramPool: number): Promise<Rig> {
     prefetch: async (va, size) => {
       await core.hmadvise(va, size, GM_HINT.PREFETCH);
     },
+    offload: async (va, size) => {
+      await core.hmadvise(va, size, GM_HINT.DONTNEED);
+    },
     violations: () => {
       oracle.checkAll();
       return oracle.violations.length;
@@ -160,6 +171,9 @@ async function hmmRig(sim: Sim, vramPool: number): Promise<Rig> {
     kernel: (warps) => runKernel(w, 0, warps),
     prefetch: async (va, size) => {
       await w.svm.prefetch(va, va + size, deviceLoc(0));
+    },
+    offload: async (va, size) => {
+      await w.svm.prefetch(va, va + size, LOC.SYSMEM);
     },
     violations: () => {
       w.oracle.checkAll();
@@ -240,7 +254,24 @@ async function costs(d: Design, o: Required<GmemOptions>) {
     t = sim.now;
     await r.mm.munmap(buf + o.bytes - PAGE_2M, PAGE_2M);
     const munmapBlockNs = sim.now - t;
-    return { faults, firstPassNs, steadyNs, cpuFaultPerBlockNs, prefetchNs, munmapBlockNs };
+    const h0 = r.toHost();
+    t = sim.now;
+    await r.offload(buf, o.bytes - PAGE_2M);
+    const offloadNs = sim.now - t;
+    const offloadPages = r.toHost() - h0;
+    const after = await r.kernel(sweep(buf, o.bytes - PAGE_2M));
+    const dataOk = (await matches(r.mm, buf, after.data)) && r.violations() === 0;
+    return {
+      faults,
+      firstPassNs,
+      steadyNs,
+      cpuFaultPerBlockNs,
+      prefetchNs,
+      munmapBlockNs,
+      offloadNs,
+      offloadPages,
+      dataOk,
+    };
   });
 }
 
@@ -377,6 +408,9 @@ export async function run(opts: GmemOptions = {}): Promise<GmemResult> {
       cpuFaultPerBlockNs: c.cpuFaultPerBlockNs,
       munmapBlockNs: c.munmapBlockNs,
       prefetchNs: c.prefetchNs,
+      offloadNs: c.offloadNs,
+      offloadPages: c.offloadPages,
+      costsOk: c.dataOk,
       stormViolations: s.violations,
       stormRetries: s.retries,
       stormDataOk: s.dataOk,
@@ -390,11 +424,11 @@ export async function run(opts: GmemOptions = {}): Promise<GmemResult> {
     '',
     `costs (buffer ${mib(o.bytes)} in host memory, device memory to spare):`,
     '',
-    '| design | GPU faults, first pass | first pass | steady pass | CPU touch of a device-resident 2 MiB block | prefetch of the buffer | munmap of a device-resident 2 MiB block |',
-    '|---|---|---|---|---|---|---|',
+    '| design | GPU faults, first pass | first pass | steady pass | CPU touch of a device-resident 2 MiB block | prefetch of the buffer | munmap of a device-resident 2 MiB block | DONTNEED / prefetch-to-host of the rest (pages) | coherent, data ok |',
+    '|---|---|---|---|---|---|---|---|---|',
     ...rows.map(
       (r) =>
-        `| ${r.design} | ${r.faults} | ${ms(r.firstPassNs)} | ${us(r.steadyNs)} | ${us(r.cpuFaultPerBlockNs)} | ${ms(r.prefetchNs)} | ${us(r.munmapBlockNs)} |`,
+        `| ${r.design} | ${r.faults} | ${ms(r.firstPassNs)} | ${us(r.steadyNs)} | ${us(r.cpuFaultPerBlockNs)} | ${ms(r.prefetchNs)} | ${us(r.munmapBlockNs)} | ${ms(r.offloadNs)} (${r.offloadPages}) | ${r.costsOk ? 'yes' : 'NO'} |`,
     ),
     '',
     `coherence: madvise(DONTNEED) storm racing GPU passes (${o.stormRounds} × ${o.stormOps} ops, one every ${STORM_GAP_NS / 1000} µs):`,

@@ -16,6 +16,9 @@ describe('debate-gmem-vs-hmm', () => {
       expect(x.faults).toBeGreaterThan(0);
       expect(x.steadyNs).toBeLessThan(x.firstPassNs);
       expect(x.cpuFaultPerBlockNs).toBeGreaterThan(0);
+      // hmadvise(DONTNEED) / prefetch to system memory moved the device-resident rest back
+      expect(x.offloadPages).toBe((4 << 20) / 4096 - 512);
+      expect(x.costsOk).toBe(true);
       expect(x.stormViolations).toBe(0);
       expect(x.stormDataOk).toBe(true);
     }
