@@ -18,6 +18,7 @@ export class GpuGmMmu implements GmMmu {
     this.vramBytes = vramBytes;
   }
 
+  /** gm_dev_register_physmem(): hands the core `vramBytes` of VRAM in 2 MiB chunks. */
   registerPhysmem(): readonly number[] {
     const out: number[] = [];
     for (let b = 0; b < this.vramBytes; b += PAGE_2M) {
@@ -33,6 +34,7 @@ export class GpuGmMmu implements GmMmu {
     return this.batch;
   }
 
+  /** pmap_enter(): device PTEs for [va, va + size) (one 2M PTE or 4K PTEs). */
   pmapEnter(va: number, size: number, pa: number, writable: boolean): void {
     const page = size === PAGE_2M ? PAGE_2M : PAGE_4K;
     this.dev.pageTable.mapContiguous(
@@ -45,28 +47,34 @@ export class GpuGmMmu implements GmMmu {
     );
   }
 
+  /** pmap_release(): clears the device PTEs of [va, va + size). */
   pmapRelease(va: number, size: number): void {
     this.dev.pageTable.unmap(va, size, this.update().pt);
   }
 
+  /** Pushes the pending page-table writes (one copy-engine batch). */
   pmapCommit(): void {
     this.batch?.end();
     this.batch = null;
   }
 
+  /** tlb_invl(): pushes the pending writes, then invalidates the device TLB for the range. */
   tlbInvl(va: number, size: number): void {
     this.update().tlb.invalidate(va, size);
     this.pmapCommit();
   }
 
+  /** prepare_page(), host → device: one page into VRAM (null: zero-fill). */
   copyIn(pa: number, src: Uint8Array | null): void {
     this.dev.vram.write(pa, src, PAGE_4K);
   }
 
+  /** prepare_page(), device → host: one page out of VRAM. */
   copyOut(pa: number, dst: Uint8Array): void {
     this.dev.vram.read(pa, PAGE_4K, dst);
   }
 
+  /** One copy-engine transfer of `bytes`, waited for. */
   async copyWait(bytes: number, h2d: boolean): Promise<void> {
     const ce = this.dev.copyEngine;
     (h2d ? ce.bytesH2d : ce.bytesD2h).add(bytes);

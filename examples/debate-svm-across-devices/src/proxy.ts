@@ -131,6 +131,7 @@ export class ProxyMirror {
     }
   }
 
+  /** The fault bottom half servicing faults with {@link fault}. */
   startFaultHandler(stop: () => boolean): Task {
     return startFaultBottomHalf(this.dev, 'proxy-faults', (va, a) => this.fault(va, a), stop);
   }
