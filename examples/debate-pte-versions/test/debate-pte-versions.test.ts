@@ -1,0 +1,36 @@
+import { DEFAULT_COSTS } from '@hmmkit/sim';
+import { describe, expect, it } from 'vitest';
+import { run, WALKS_PER_MAP } from '../src/run.ts';
+
+describe('debate-pte-versions', () => {
+  it('times three walkers on v2 and v3, and a page walk stays far below the MMIO of a map', () => {
+    const r = run({ walksPerRound: 20_000, rounds: 3 });
+    // the three walkers decode every sampled address exactly as the hmmkit walker does
+    expect(r.agree).toBe(true);
+    expect(r.vaCount).toBeGreaterThan(4000);
+    expect(r.walkers.map((w) => `${w.format}/${w.walker}`)).toEqual([
+      'v2/branchy',
+      'v2/specialised',
+      'v2/hmmkit-generic',
+      'v3/branchy',
+      'v3/specialised',
+      'v3/hmmkit-generic',
+    ]);
+    for (const w of r.walkers) expect(w.nsPerWalk).toBeGreaterThan(0);
+    // the MMIO side is what the simulated device charged: one BAR0 PTE write + one TLB invalidate
+    const oneMap = DEFAULT_COSTS.pteWriteBar0Ns + DEFAULT_COSTS.tlbInvalidateNs;
+    for (const m of r.mmio) {
+      expect(m.map4kPteWrites).toBe(1);
+      expect(m.map4kNs).toBe(oneMap);
+      expect(m.unmap4kNs).toBe(oneMap);
+      expect(m.map2mCePerPageNs).toBeLessThan(m.map2mAs4kPerPageNs);
+    }
+    // the thread's main claim, measured: the walks of a map cost less than its MMIO
+    for (const w of r.walkers.filter((x) => x.walker === 'branchy')) {
+      expect(w.nsPerWalk * WALKS_PER_MAP).toBeLessThan(oneMap);
+    }
+    // the tables are all there
+    expect(r.lines.filter((l) => l.startsWith('| v2 ')).length).toBe(5);
+    expect(r.lines.filter((l) => l.startsWith('| v3 ')).length).toBe(5);
+  });
+});
