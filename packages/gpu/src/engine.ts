@@ -16,6 +16,21 @@ import { APERTURE, type Aperture } from './format.ts';
 import { type PageTable, Translation, WALK } from './page-table.ts';
 import { TLB_FLAG, type Tlb } from './tlb.ts';
 
+declare module '@hmmkit/sim' {
+  interface TraceEvents {
+    /** A GPU access completed: engine, VA, ACCESS type, the translation used (aperture, pa of `va`, peer), data word after it (-1 without data). */
+    'gpu.access': [
+      engine: GpuEngine,
+      va: number,
+      access: number,
+      aperture: number,
+      pa: number,
+      peer: number,
+      data: number,
+    ];
+  }
+}
+
 /** The access streams of a kernel: warp w runs accesses `warpStart[w] .. warpStart[w+1]-1`. */
 export interface AccessStreams {
   /** Virtual address of each access. */
@@ -366,6 +381,7 @@ export class GpuEngine implements FaultTarget {
     apertureNs[APERTURE.SYS_NC] = costs.gpuSysAccessNs;
     const walkNs = costs.gpuPageWalkNs;
     const quantum = this.quantumNs;
+    const traced = sim.trace.wants('gpu.access'); // the coherence oracle's per-access check
     const tlb = this.tlb;
     const tflags = tlb.flags;
     const pt = this.pageTable;
@@ -408,6 +424,17 @@ export class GpuEngine implements FaultTarget {
               tlb.peers[slot]!,
             );
           }
+          if (traced)
+            sim.trace.emit(
+              'gpu.access',
+              this,
+              va,
+              acc,
+              tlb.apertures[slot]!,
+              tlb.paOf(slot, va),
+              tlb.peers[slot]!,
+              data === null ? -1 : data[i]!,
+            );
         } else {
           local += walkNs;
           walks++;
@@ -420,6 +447,17 @@ export class GpuEngine implements FaultTarget {
               local += hitNs + apertureNs[tr.aperture]!;
               if (data !== null && acc !== ACCESS.PREFETCH)
                 this.dataAccess(data, i, acc, tr.aperture, tr.pa, tr.peerId);
+              if (traced)
+                sim.trace.emit(
+                  'gpu.access',
+                  this,
+                  va,
+                  acc,
+                  tr.aperture,
+                  tr.pa,
+                  tr.peerId,
+                  data === null ? -1 : data[i]!,
+                );
             }
           } else if (st === WALK.SPARSE) {
             ok = true; // sparse: reads return zero, writes are dropped

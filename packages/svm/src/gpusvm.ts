@@ -54,6 +54,8 @@ import {
   pteType,
   TASK_SIZE,
   VM_FAULT_SIGBUS,
+  VM_HUGETLB,
+  VM_SPECIAL,
   VM_WRITE,
   type VmFault,
   WALK_HOLE,
@@ -74,8 +76,10 @@ import { ArgumentError, type Counter, Errno, Mutex, RwSemaphore, type Task } fro
 import { AttrMap } from './attr-map.ts';
 import { deviceLoc, LOC, locDevice } from './attrs.ts';
 import { SvmDeviceMemory } from './devmem.ts';
+import { type EvictionPolicy, lruChunkEviction } from './eviction.ts';
 import {
   alignDown,
+  checkGranuleChoice,
   drmGpusvmPolicy,
   type ExistingRanges,
   type FaultContext,
@@ -138,6 +142,8 @@ export class SvmRange {
   partialUnmap = false;
   /** Virtual time of the last fault/bind (for LRU-style reports). */
   lastUse = 0;
+  /** Notifier sequence the recorded pages are valid for (`svm_pages->notifier_seq`). */
+  notifierSeq = 0;
   /** @internal */
   node: IntervalTreeNode<SvmRange> | null = null;
   /** Removed by the garbage collector or fini. */
@@ -213,6 +219,8 @@ export interface DevmemOptions {
    * XGMI hive) instead of faulting the pages back to system memory. Default false.
    */
   readonly peer?: boolean;
+  /** Picks what to evict when a pool is full (default {@link lruChunkEviction}: UVM's LRU chunk). */
+  readonly eviction?: EvictionPolicy;
 }
 
 /** Counters of one GpuSvm (`svm.*`). */
@@ -256,6 +264,8 @@ export class GpuSvm {
   readonly lock: Mutex;
   /** Owner cookie of this framework's migrations (and of all device memory in peer mode). */
   readonly owner: object = {};
+  /** The eviction policy of every device's pool. */
+  readonly eviction: EvictionPolicy;
   /** Device memory per device (empty without `devmem`). */
   readonly devmem: readonly SvmDeviceMemory[];
   /** pgmap owner per device (hmm's devPrivateOwner). */
@@ -284,6 +294,14 @@ export class GpuSvm {
   private readonly batchMask = pageMaskNew();
   /** Faults serviced per 2 MiB VA block (block index → count): UVM's per-block min_faults counter. */
   private readonly blockFaults = new Map<number, number>();
+  /** End of the span the last {@link faultLocked} mapped (prefetch walks a span with it). */
+  private lastFaultEnd = 0;
+  /** Devices map each other's VRAM (one pagemap owner for all). */
+  private readonly peer: boolean;
+  /** Scratch: the union of in-flight migration masks. */
+  private readonly unionMask = pageMaskNew();
+  /** Migrations of ours in flight: span and page mask, read by the MIGRATE invalidation. */
+  private readonly migrating: { start: number; end: number; pages: PageMask | null }[] = [];
 
   constructor(mm: Mm, devices: readonly GpuDevice[], opts: GpuSvmOptions = {}) {
     const fn = 'GpuSvm';
@@ -337,6 +355,8 @@ export class GpuSvm {
     const dm = opts.devmem;
     this.migrateMode = dm?.migrate ?? 'fault';
     const peer = dm?.peer ?? false;
+    this.peer = peer;
+    this.eviction = dm?.eviction ?? lruChunkEviction();
     this.owners = devices.map(() => (peer ? this.owner : {}));
     if (dm !== undefined) {
       if (peer && devices.some((d) => d.id > 7)) {
@@ -369,6 +389,25 @@ export class GpuSvm {
       return holder === undefined ? -1 : holder.paToPfn(pa);
     };
     this.existing = rangesView(this.sorted, (r) => !r.unmapped);
+    this.attrs.onChange((start, end) => this.attrsChanged(start, end));
+  }
+
+  /**
+   * An attribute change over `[start, end)`: a range that now straddles `start` or `end` spans two
+   * attribute values, which amdkfd (svm_range_split at set_attr) and xe (madvise splits the VMA and
+   * drops its SVM ranges) never allow. Such a range is retired like a partially unmapped one — its
+   * device PTEs stay valid (the CPU mapping did not change) until the garbage collector, which
+   * every fault runs first, zaps and removes it; the next fault creates ranges on each side.
+   * Device pages stay where they are (the CPU keeps their device-private entries).
+   */
+  private attrsChanged(start: number, end: number): void {
+    for (const cut of [start, end]) {
+      const r = this.rangeFind(cut);
+      if (r === null || r.start === cut || r.unmapped) continue;
+      r.unmapped = true;
+      r.partialUnmap = true;
+      this.gcList.push(r);
+    }
   }
 
   /** All live ranges in VA order. */
@@ -433,48 +472,106 @@ export class GpuSvm {
   ): Promise<number> {
     await this.lock.lock();
     try {
-      for (let tries = 0; tries < MAX_FAULT_TRIES; tries++) {
-        if (tries > 0) this.c.faultRetries.value++;
-        await this.garbageCollectLocked();
-        const found = await this.rangeFindOrInsert(devIndex, va, access, faulted, faultMigrations);
-        if (typeof found === 'number') return found;
-        const { range, faultStart, faultEnd, pages, write } = found;
-        const i = Math.floor((va - range.start) / PAGE_SIZE);
-        const wantW = access === ACCESS.WRITE || access === ACCESS.ATOMIC;
-        if (
-          range.pageValid[i] === 1 &&
-          (range.devMap[i]! & (1 << devIndex)) !== 0 &&
-          (!wantW || (range.flags[i]! & HMM_PFN_WRITE) !== 0)
-        ) {
-          return 0; // a fault of the same batch already handled this page
-        }
-        if (found.anon && this.wantsMigration(devIndex, range, va, faultStart, faultEnd, pages)) {
-          // xe: migrate to VRAM first; a failure falls back to system memory
-          const m = await this.migrateToDevice(devIndex, faultStart, faultEnd, pages, true);
-          if (m < 0) this.c.migrateFailures.value++;
-        }
-        const ret = await this.rangeGetPages(devIndex, range, faultStart, faultEnd, pages, write);
-        if (ret === -Errno.EBUSY || ret === -Errno.EAGAIN) continue;
-        if (ret !== 0) return ret;
-        // notifier lock held for read
-        if (
-          range.unmapped ||
-          range.pageValid[i] !== 1 ||
-          (wantW && (range.flags[i]! & HMM_PFN_WRITE) === 0)
-        ) {
-          this.notifierLock.readUnlock();
-          if (range.unmapped) continue;
-          return wantW ? -Errno.EPERM : -Errno.EFAULT;
-        }
-        this.bindLocked(range, devIndex);
-        range.lastUse = this.mm.sim.now;
-        this.notifierLock.readUnlock();
-        return 0;
-      }
-      return -Errno.EAGAIN;
+      return await this.faultLocked(devIndex, va, access, faulted, faultMigrations, true);
     } finally {
       this.lock.unlock();
     }
+  }
+
+  /**
+   * The body of xe_svm_handle_pagefault() (SVM lock held): collect garbage → find or insert the
+   * range → migrate to VRAM when the policy says so and `mayMigrate` → get pages → bind on
+   * `devIndex` and on the range's accessedBy devices. Retries while an invalidation races it.
+   * Leaves the end of the span it mapped in {@link lastFaultEnd}.
+   */
+  private async faultLocked(
+    devIndex: number,
+    va: number,
+    access: number,
+    faulted: PageMask | null,
+    faultMigrations: number,
+    mayMigrate: boolean,
+  ): Promise<number> {
+    for (let tries = 0; tries < MAX_FAULT_TRIES; tries++) {
+      if (tries > 0) this.c.faultRetries.value++;
+      await this.garbageCollectLocked();
+      const found = await this.rangeFindOrInsert(devIndex, va, access, faulted, faultMigrations);
+      if (found === -Errno.EAGAIN) continue;
+      if (typeof found === 'number') return found;
+      const { range, faultStart, faultEnd, pages, write } = found;
+      this.lastFaultEnd = faultEnd;
+      const i = Math.floor((va - range.start) / PAGE_SIZE);
+      const wantW = access === ACCESS.WRITE || access === ACCESS.ATOMIC;
+      if (
+        range.pageValid[i] === 1 &&
+        (range.devMap[i]! & (1 << devIndex)) !== 0 &&
+        (!wantW || (range.flags[i]! & HMM_PFN_WRITE) !== 0)
+      ) {
+        return 0; // a fault of the same batch already handled this page
+      }
+      if (mayMigrate && found.anon && this.wantsMigration(devIndex, range, va, faultStart, faultEnd, pages)) {
+        // xe: migrate to VRAM first; a failure falls back to system memory
+        const m = await this.migrateToDevice(devIndex, faultStart, faultEnd, pages, true);
+        if (m < 0) this.c.migrateFailures.value++;
+      }
+      const ret = await this.rangeGetPages(devIndex, range, faultStart, faultEnd, pages, write);
+      if (ret === -Errno.EBUSY || ret === -Errno.EAGAIN) continue;
+      if (ret !== 0) return ret;
+      const b = await this.bindRange(range, devIndex, i, wantW);
+      if (b === -Errno.EAGAIN) continue;
+      return b;
+    }
+    return -Errno.EAGAIN;
+  }
+
+  /**
+   * The driver's commit (drm_gpusvm's "driver_bind_range"): under the notifier lock, bind the range
+   * on `devIndex` and its accessedBy devices only if its pages are still valid — not unmapped, no
+   * invalidation since get_pages (read_retry on `range.notifierSeq`), page `i` valid (and writable
+   * for a write). Returns 0, -EAGAIN (retry the fault), or -EPERM / -EFAULT.
+   */
+  private async bindRange(range: SvmRange, devIndex: number, i: number, wantW: boolean): Promise<number> {
+    await this.notifierLock.read();
+    try {
+      if (range.unmapped) return -Errno.EAGAIN;
+      // the deliberately broken driver has no read_retry here either
+      if (!this.broken && mmuIntervalReadRetry(range.notifier.sub, range.notifierSeq)) return -Errno.EAGAIN;
+      if (range.pageValid[i] !== 1 || (wantW && (range.flags[i]! & HMM_PFN_WRITE) === 0)) {
+        return wantW ? -Errno.EPERM : -Errno.EFAULT;
+      }
+      this.bindLocked(range, devIndex);
+      this.bindAccessedByLocked(range, devIndex);
+      range.lastUse = this.mm.sim.now;
+      return 0;
+    } finally {
+      this.notifierLock.readUnlock();
+    }
+  }
+
+  /**
+   * Honours accessedBy (amdkfd maps a range on every GPU of its access bitmap when it validates
+   * it; UVM keeps accessed-by mappings wherever the data lives): binds the range's valid pages on
+   * each accessedBy device other than `devIndex` that can reach them — system pages always,
+   * another GPU's VRAM only in peer mode (notifier lock held).
+   */
+  private bindAccessedByLocked(range: SvmRange, devIndex: number): void {
+    const acc = this.attrs.lookup(range.start).accessedBy;
+    if (acc === 0) return;
+    for (let k = 0; k < this.devices.length; k++) {
+      if (k === devIndex || (acc & (2 ** k)) === 0 || !this.canReach(range, k)) continue;
+      this.bindLocked(range, k);
+    }
+  }
+
+  /** Whether device `k` can map every valid page of the range (no other GPU's VRAM unless peer). */
+  private canReach(range: SvmRange, k: number): boolean {
+    if (this.peer) return true;
+    for (let i = 0; i < range.npages; i++) {
+      if (range.pageValid[i] !== 1) continue;
+      const e = this.devmemIndexOf(range.pfns[i]!);
+      if (e >= 0 && e !== k) return false;
+    }
+    return true;
   }
 
   /**
@@ -519,7 +616,11 @@ export class GpuSvm {
       } finally {
         this.mm.mmapLock.readUnlock();
       }
-      const r = this.granule.choose(ctx);
+      // A range unmapped (or retired) but not yet collected still holds va: collect it and retry
+      // rather than have the policy place a new range over it.
+      const stale = this.rangeAtOrAfter(va);
+      if (stale !== null && stale.start <= va && stale.unmapped) return -Errno.EAGAIN;
+      const r = checkGranuleChoice('GpuSvm.handleFault', this.granule, ctx, this.granule.choose(ctx));
       if (isGranuleError(r)) return r.error;
       let range = this.rangeFind(va);
       if (range === null) {
@@ -551,6 +652,7 @@ export class GpuSvm {
     win: Span,
   ): FaultContext {
     const blockStart = va - (va % SZ_2M);
+    const iv = this.attrs.intervalAt(va);
     let residency: PageMask | null = null;
     let residentAnywhere = false;
     const bit = 1 << devIndex;
@@ -587,7 +689,9 @@ export class GpuSvm {
       faulted: null,
       thrashing: this.thrashingMask(blockStart),
       faultMigrations: 0,
-      attrs: this.attrs.lookup(va),
+      attrs: iv.attrs,
+      attrStart: iv.start,
+      attrEnd: iv.end,
       checkPages: (s, e) => this.cpuPagesPresent(s, e),
     };
   }
@@ -638,13 +742,13 @@ export class GpuSvm {
 
   /**
    * Models drm_gpusvm_range_get_pages(): hmm_range_fault over `[fs, fe)` of the range through the
-   * locked helper; returns 0 with the notifier lock HELD for read and the pages recorded, or an
-   * error with it released. With a page mask only the mask's pages are requested and recorded,
+   * locked helper; the pages are recorded under the notifier lock, which is released before it
+   * returns, and `range.notifierSeq` holds the sequence they are valid for (the bind re-checks it,
+   * like drm_gpusvm_range_pages_valid). Returns 0 or a negative errno. With a page mask only the mask's pages are requested and recorded,
    * and the walk covers only the mask's runs of pages (runs closer than {@link WALK_GAP_PAGES}
    * are walked as one, as nouveau groups faults in a 16-page window): a sparse batch does not pay
-   * hmm_range_fault's per-page walk over the block's unrequested pages. Each run but the last
-   * drops the lock after recording; if an invalidation hit the range meanwhile (sequence moved
-   * since the first run), the lock is dropped and -EAGAIN returned (the fault is retried).
+   * hmm_range_fault's per-page walk over the block's unrequested pages. The sequence kept is the
+   * first run's, so an invalidation between runs voids them all.
    */
   private async rangeGetPages(
     devIndex: number,
@@ -654,7 +758,11 @@ export class GpuSvm {
     pages: PageMask | null,
     write: boolean,
   ): Promise<number> {
-    if (pages === null || this.broken) return this.getPagesRun(devIndex, range, fs, fe, pages, write);
+    if (pages === null || this.broken) {
+      const ret = await this.getPagesRun(devIndex, range, fs, fe, pages, write);
+      if (ret === 0) range.notifierSeq = this.lastGetPagesSeq;
+      return ret;
+    }
     const blockStart = fs - (fs % SZ_2M);
     const inMask = (va: number): boolean =>
       va - blockStart < SZ_2M && pageMaskTest(pages, (va - blockStart) / PAGE_SIZE);
@@ -670,28 +778,14 @@ export class GpuSvm {
           gap = 0;
         } else gap++;
       }
-      let last = true;
-      for (let p = b; p < fe; p += PAGE_SIZE) {
-        if (inMask(p)) {
-          last = false;
-          break;
-        }
-      }
       const ret = await this.getPagesRun(devIndex, range, a, b, pages, write);
       if (ret !== 0) return ret;
       if (firstSeq < 0) firstSeq = this.lastGetPagesSeq;
-      if (last) {
-        if (mmuIntervalReadRetry(range.notifier.sub, firstSeq)) {
-          this.notifierLock.readUnlock();
-          return -Errno.EAGAIN;
-        }
-        return 0;
-      }
-      this.notifierLock.readUnlock();
       a = b;
     }
-    // an empty mask inside [fs, fe): nothing to fault, just take the lock as the caller expects
-    await this.notifierLock.read();
+    // The bind re-checks this sequence under the notifier lock: an invalidation since the first
+    // run voids every run (an empty mask inside [fs, fe) faults nothing and takes the current one).
+    range.notifierSeq = firstSeq >= 0 ? firstSeq : await mmuIntervalReadBegin(range.notifier.sub);
     return 0;
   }
 
@@ -728,6 +822,28 @@ export class GpuSvm {
       ret = await this.getPagesWithoutReadRetry(hr);
     }
     if (ret !== 0) return ret;
+    // notifier lock held for read (taken by the helper): record the pages, then release it
+    let regain = false;
+    try {
+      if (write && !this.broken && this.anyReadOnlyDevicePage(hr, pages)) regain = true;
+      else this.recordPages(range, hr, pages);
+    } finally {
+      this.notifierLock.readUnlock();
+    }
+    if (!regain) return 0;
+    // Device pages of ours left read-only in a writable VMA: fault them for write, then retry.
+    const r = await this.regainWriteAccess(range, hr, pages);
+    return r < 0 ? r : -Errno.EAGAIN;
+  }
+
+  /**
+   * Records the requested valid pages of a completed hmm_range_fault `hr` in the range, and the
+   * notifier sequence they are valid for (notifier lock held).
+   */
+  private recordPages(range: SvmRange, hr: HmmRange, pages: PageMask | null): void {
+    const fs = hr.start;
+    const n = (hr.end - fs) / PAGE_SIZE;
+    const blockStart = fs - (fs % SZ_2M);
     this.lastGetPagesSeq = hr.notifierSeq;
     const off = (fs - range.start) / PAGE_SIZE;
     let faulted = 0;
@@ -747,7 +863,69 @@ export class GpuSvm {
       }
     }
     this.c.pagesFaulted.add(faulted);
+  }
+
+  /**
+   * Gets write access back to the read-only device pages of `hr`: every page requested (in
+   * `pages`, when given) that hmm reported valid but not writable and that lies in our device
+   * memory. Such a page is a device-private entry made read-only in a writable VMA (mprotect R
+   * then RW, or fork); hmm reports pages of the caller's owner without a fault-need check, so a
+   * write request alone never upgrades it. One hmm_range_fault over those pages with REQ_WRITE and
+   * no device-private owner faults each as a foreign device would: do_swap_page runs
+   * migrate_to_ram, then the write fault (do_wp_page) makes the system page writable, breaking COW
+   * if a fork still shares it (xe reaches the same end by migrating to RAM and re-faulting). The
+   * retried GPU fault may migrate the now writable page back to VRAM, where its device-private
+   * entry is writable. Returns 0 (also when there were no such pages) or a negative errno.
+   */
+  private async regainWriteAccess(range: SvmRange, hr: HmmRange, pages: PageMask | null): Promise<number> {
+    const n = hr.hmmFlags.length;
+    const blockStart = hr.start - (hr.start % SZ_2M);
+    let lo = -1;
+    let hi = -1;
+    for (let k = 0; k < n; k++) {
+      if (this.readOnlyDevicePage(hr, k, pages, blockStart)) {
+        if (lo < 0) lo = k;
+        hi = k;
+      }
+    }
+    if (lo < 0) return 0;
+    const wr = new HmmRange({
+      notifier: range.notifier.sub,
+      start: hr.start + lo * PAGE_SIZE,
+      end: hr.start + (hi + 1) * PAGE_SIZE,
+      defaultFlags: 0,
+      pfnFlagsMask: HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE,
+      devPrivateOwner: null,
+    });
+    for (let k = lo; k <= hi; k++) {
+      wr.hmmFlags[k - lo] = this.readOnlyDevicePage(hr, k, pages, blockStart)
+        ? HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE
+        : 0;
+    }
+    const ret = await hmmRangeFaultLocked(wr, this.notifierLock);
+    if (ret !== 0) return ret;
+    this.notifierLock.readUnlock();
     return 0;
+  }
+
+  /** Whether {@link regainWriteAccess} has work in `hr`. */
+  private anyReadOnlyDevicePage(hr: HmmRange, pages: PageMask | null): boolean {
+    const blockStart = hr.start - (hr.start % SZ_2M);
+    for (let k = 0; k < hr.hmmFlags.length; k++) {
+      if (this.readOnlyDevicePage(hr, k, pages, blockStart)) return true;
+    }
+    return false;
+  }
+
+  /** Page `k` of `hr` was requested, is valid, not writable, and lies in our device memory. */
+  private readOnlyDevicePage(hr: HmmRange, k: number, pages: PageMask | null, blockStart: number): boolean {
+    const f = hr.hmmFlags[k]!;
+    if ((f & HMM_PFN_VALID) === 0 || (f & (HMM_PFN_WRITE | HMM_PFN_ERROR)) !== 0) return false;
+    if (pages !== null) {
+      const off = hr.start + k * PAGE_SIZE - blockStart;
+      if (off >= SZ_2M || !pageMaskTest(pages, off / PAGE_SIZE)) return false;
+    }
+    return this.devmemIndexOf(hr.hmmPfns[k]!) >= 0;
   }
 
   /** The broken variant: read_begin → hmm_range_fault → take the lock, no read_retry. */
@@ -797,6 +975,8 @@ export class GpuSvm {
     const pa = new Float64Array(n);
     const ap = new Int8Array(n);
     const peer = new Int8Array(n);
+    const now = this.mm.sim.now;
+    const bind = this.c.binds.value;
     for (let i = 0; i < n; i++) {
       if (range.pageValid[i] !== 1) continue;
       const pfn = range.pfns[i]!;
@@ -805,9 +985,11 @@ export class GpuSvm {
         pa[i] = pfn * PAGE_SIZE;
         ap[i] = APERTURE.SYS;
       } else {
-        pa[i] = this.devmem[e]!.pfnToPa(pfn);
+        const sd = this.devmem[e]!;
+        pa[i] = sd.pfnToPa(pfn);
         ap[i] = e === devIndex ? APERTURE.VID : APERTURE.PEER;
         peer[i] = this.devices[e]!.id;
+        sd.touch(pfn, now, bind); // last use and frequency, for the eviction policy
       }
     }
     for (let i = 0; i < n; ) {
@@ -902,38 +1084,6 @@ export class GpuSvm {
     }
   }
 
-  /**
-   * Zaps the ranges holding a valid page in [start, end) (restricted to the 2 MiB-block mask
-   * `pages` when given; takes the notifier lock for write). A range none of whose pages there is
-   * valid maps none of them and is left alone: migrating part of a block must not unmap the
-   * block's other, already resident pages.
-   */
-  private async zapSpan(start: number, end: number, pages: PageMask | null = null): Promise<void> {
-    const first = this.rangeAtOrAfter(start);
-    if (first === null || first.start >= end) return;
-    await this.notifierLock.write();
-    try {
-      // decided under the lock, so no get_pages can record a page between the check and the zap
-      const hit: SvmRange[] = [];
-      const blockStart = alignDown(start, SZ_2M);
-      for (let r = this.rangeAtOrAfter(start); r !== null && r.start < end; r = this.nextRange(r)) {
-        const a = Math.max(start, r.start);
-        const b = Math.min(end, r.end);
-        for (let p = a; p < b; p += PAGE_SIZE) {
-          if (pages !== null && p - blockStart < SZ_2M && !pageMaskTest(pages, (p - blockStart) / PAGE_SIZE))
-            continue;
-          if (r.pageValid[(p - r.start) / PAGE_SIZE] === 1) {
-            hit.push(r);
-            break;
-          }
-        }
-      }
-      this.zapRangesLocked(hit);
-    } finally {
-      this.notifierLock.writeUnlock();
-    }
-  }
-
   private ownsMigration(owner: unknown): boolean {
     return owner === this.owner || this.owners.includes(owner as object);
   }
@@ -944,7 +1094,14 @@ export class GpuSvm {
    * The interval-notifier callback (drm_gpusvm_notifier_invalidate + xe_svm_invalidate): under the
    * notifier lock (write) set the sequence, zap every overlapping range's device PTEs over the
    * range's full bounds (one batched update and TLB invalidate per device), drop its pages; on
-   * UNMAP mark it unmapped and queue it for the collector. MIGRATE events we own are skipped.
+   * UNMAP mark it unmapped and queue it for the collector.
+   *
+   * Our own migrations are not skipped (xe skips only its own EXCLUSIVE events): migrate_vma_setup
+   * collects the pages inside this MIGRATE invalidation, so this is the one point after which no
+   * GPU fault can still bind a page that is about to move — a bind made before it is zapped here,
+   * and a fault whose hmm walk finished before it fails read_retry. A migration of ours zaps only
+   * the ranges holding a valid page it may move (inside the migration's span and page mask), so
+   * migrating part of a 2 MiB block leaves the block's resident, mapped pages alone.
    */
   private async invalidate(
     n: SvmNotifier,
@@ -957,16 +1114,18 @@ export class GpuSvm {
     try {
       mmuIntervalSetSeq(sub, curSeq);
       this.c.invalidations.value++;
-      // Our own migrations zap the device PTEs themselves before migrate_vma_setup ("handled as
-      // part of the migration process", nouveau/dmirror/xe); the sequence is still bumped above.
-      if (mr.event === MmuNotifyEvent.MIGRATE && this.ownsMigration(mr.owner)) return true;
       const s = Math.max(mr.start, n.start);
       const e = Math.min(mr.end, n.end);
       const hit: SvmRange[] = [];
-      n.ranges.forEachOverlap(s, e - 1, (node) => {
-        hit.push(node.value);
-      });
-      if (hit.length === 0) this.c.falseInvalidations.value++;
+      if (mr.event === MmuNotifyEvent.MIGRATE && this.ownsMigration(mr.owner)) {
+        this.rangesWithValidPages(s, e, this.migrationMask(mr.start, mr.end), hit);
+      } else {
+        n.ranges.forEachOverlap(s, e - 1, (node) => {
+          hit.push(node.value);
+        });
+        // a foreign invalidation with no range of ours under it (our own migrations are expected)
+        if (hit.length === 0) this.c.falseInvalidations.value++;
+      }
       this.zapRangesLocked(hit);
       for (const r of hit) {
         if (mr.event === MmuNotifyEvent.UNMAP && !r.unmapped) {
@@ -978,6 +1137,71 @@ export class GpuSvm {
       return true;
     } finally {
       this.notifierLock.writeUnlock();
+    }
+  }
+
+  /**
+   * The pages of `[start, end)` that migrations of ours in flight may move, as a 2 MiB block mask,
+   * or null for every page. Several migrations of ours can be in flight at once (a fault-driven
+   * migration waiting for its copy while a CPU fault runs migrate_to_ram over the same range) and
+   * an invalidation does not say whose it is, so the answer covers every migration whose span
+   * contains it: null if any of them has no mask (or they lie in different blocks), else the union.
+   */
+  private migrationMask(start: number, end: number): PageMask | null {
+    let out: PageMask | null = null;
+    let block = -1;
+    let n = 0;
+    for (const m of this.migrating) {
+      if (!(m.start <= start && end <= m.end)) continue;
+      if (m.pages === null) return null;
+      const b = alignDown(m.start, SZ_2M);
+      if (n > 0 && b !== block) return null;
+      block = b;
+      if (out === null) out = m.pages;
+      else {
+        const u = this.unionMask;
+        if (out !== u) u.set(out.subarray(0, u.length));
+        for (let k = 0; k < u.length; k++) u[k] = u[k]! | (m.pages[k] ?? 0);
+        out = u;
+      }
+      n++;
+    }
+    return n === 0 ? null : out;
+  }
+
+  /** Runs `body` (one migrate_vma of ours over `[start, end)`) with its page mask registered. */
+  private async withMigration<T>(
+    start: number,
+    end: number,
+    pages: PageMask | null,
+    body: () => Promise<T>,
+  ): Promise<T> {
+    const m = { start, end, pages };
+    this.migrating.push(m);
+    try {
+      return await body();
+    } finally {
+      this.migrating.splice(this.migrating.indexOf(m), 1);
+    }
+  }
+
+  /**
+   * Collects into `out` the ranges holding a valid page in `[start, end)` (restricted to the 2 MiB
+   * block mask `pages` when given). Call with the notifier lock held.
+   */
+  private rangesWithValidPages(start: number, end: number, pages: PageMask | null, out: SvmRange[]): void {
+    const blockStart = alignDown(start, SZ_2M);
+    for (let r = this.rangeAtOrAfter(start); r !== null && r.start < end; r = this.nextRange(r)) {
+      const a = Math.max(start, r.start);
+      const b = Math.min(end, r.end);
+      for (let p = a; p < b; p += PAGE_SIZE) {
+        if (pages !== null && p - blockStart < SZ_2M && !pageMaskTest(pages, (p - blockStart) / PAGE_SIZE))
+          continue;
+        if (r.pageValid[(p - r.start) / PAGE_SIZE] === 1) {
+          out.push(r);
+          break;
+        }
+      }
     }
   }
 
@@ -1072,9 +1296,12 @@ export class GpuSvm {
 
   /**
    * Migrates `[fs, fe)` (pages in `pages` when given) to device `devIndex`'s VRAM with migrate_vma
-   * (SELECT_SYSTEM): evicts LRU chunks if the pool is short, zaps device PTEs of the span, then
-   * setup → allocate + copy (one copy-engine transfer) → pages → finalize. Returns the number of
-   * pages moved or a negative errno.
+   * (SELECT_SYSTEM): evicts chunks if the pool is short, then setup (whose MIGRATE invalidation
+   * zaps the device PTEs of the pages it may move) → allocate + copy (one copy-engine transfer) →
+   * pages → finalize. An explicit migration (prefetch, `record` false) also moves the span's pages
+   * held by other GPUs, through system memory (KFD's svm_migrate_vram_to_vram); a fault-driven one
+   * (`record`) leaves them, and get_pages faults them back to system memory as xe does. Returns
+   * the number of pages moved or a negative errno.
    */
   async migrateToDevice(
     devIndex: number,
@@ -1087,52 +1314,139 @@ export class GpuSvm {
     if (sd === undefined) return -Errno.EOPNOTSUPP;
     const n = (fe - fs) / PAGE_SIZE;
     await this.ensureFree(devIndex, n);
-    await this.zapSpan(fs, fe, pages);
+    return this.withMigration(fs, fe, pages, () =>
+      this.migrateToDeviceIn(sd, devIndex, fs, fe, pages, record),
+    );
+  }
+
+  /** {@link migrateToDevice} after eviction, with the migration registered for the notifier. */
+  private async migrateToDeviceIn(
+    sd: SvmDeviceMemory,
+    devIndex: number,
+    fs: number,
+    fe: number,
+    pages: PageMask | null,
+    record: boolean,
+  ): Promise<number> {
+    if (!record) await this.evacuateOtherDevices(devIndex, fs, fe);
     const mm = this.mm;
-    const phys = mm.machine.phys;
+    const now = mm.sim.now;
+    const blockStart = fs - (fs % SZ_2M);
+    // The pages to move: in the mask, and (fault-driven) not pinned by the thrashing detector.
+    const want = (va: number): boolean =>
+      (pages === null || va - blockStart >= SZ_2M || pageMaskTest(pages, (va - blockStart) / PAGE_SIZE)) &&
+      !(record && this.thrashing?.isThrashing(va, now) === true);
     await mm.mmapLock.read();
     try {
       const vma = mm.vmaLookup(fs);
       if (vma === null || fe > vma.end) return -Errno.EFAULT;
-      const args = new MigrateVma({
-        vma,
-        start: fs,
-        end: fe,
-        pgmapOwner: this.owners[devIndex],
-        flags: MIGRATE_VMA_SELECT_SYSTEM,
-      });
-      const r = await migrateVmaSetup(args);
-      if (r !== 0) return r;
-      const blockStart = fs - (fs % SZ_2M);
-      const buf = this.pageBuf;
+      // One migrate_vma per run of wanted pages: setup collects (and unmaps behind migration
+      // entries) every page of its span, so a page we would not move must not be in one.
+      const runs: MigrateVma[] = [];
       let moved = 0;
-      for (let i = 0; i < args.npages; i++) {
-        const e = args.src[i]!;
-        if ((migratePfnFlags(e) & MIGRATE_PFN_MIGRATE) === 0) continue;
-        const va = fs + i * PAGE_SIZE;
-        if (pages !== null && va - blockStart < SZ_2M && !pageMaskTest(pages, (va - blockStart) / PAGE_SIZE))
-          continue;
-        // a pinned (thrashing) page stays in system memory and is mapped remotely
-        if (record && this.thrashing?.isThrashing(va, mm.sim.now)) continue;
-        const d = sd.allocPage(va);
-        if (d < 0) break;
-        const spfn = migratePfnToPfn(e);
-        const pa = sd.pfnToPa(d);
-        if (spfn >= 0 && !phys.isZeroPfn(spfn)) {
-          phys.readPage(spfn, 0, buf, 0, PAGE_SIZE);
-          sd.dev.vram.write(pa, buf, PAGE_SIZE);
-        } else {
-          sd.dev.vram.write(pa, null, PAGE_SIZE);
+      let full = false;
+      for (let a = fs; a < fe && !full; ) {
+        while (a < fe && !want(a)) a += PAGE_SIZE;
+        if (a >= fe) break;
+        let b = a + PAGE_SIZE;
+        while (b < fe && want(b)) b += PAGE_SIZE;
+        const args = new MigrateVma({
+          vma,
+          start: a,
+          end: b,
+          pgmapOwner: this.owners[devIndex],
+          flags: MIGRATE_VMA_SELECT_SYSTEM,
+        });
+        const r = await migrateVmaSetup(args);
+        if (r !== 0) {
+          if (runs.length === 0) return r;
+          break;
         }
-        args.dst[i] = migratePfn(d);
-        moved++;
-        if (record) this.recordMigration(va);
+        runs.push(args);
+        const n = this.fillDevicePages(sd, args, record);
+        moved += n;
+        if (n < args.cpages) full = true; // the pool ran dry
+        a = b;
       }
+      // one copy-engine transfer for the whole migration
       if (moved > 0) await this.copyTime(sd.dev, moved * PAGE_SIZE, true);
-      await migrateVmaPages(args);
-      await migrateVmaFinalize(args);
+      for (const args of runs) {
+        await migrateVmaPages(args);
+        await migrateVmaFinalize(args);
+      }
       this.c.migrateToVramPages.add(moved);
       return moved;
+    } finally {
+      mm.mmapLock.readUnlock();
+    }
+  }
+
+  /**
+   * The allocate-and-copy step of {@link migrateToDevice} for one collected run: a device page
+   * per collectable entry of `args` (until the pool runs dry), its contents copied from the system
+   * page. Returns the pages given a destination.
+   */
+  private fillDevicePages(sd: SvmDeviceMemory, args: MigrateVma, record: boolean): number {
+    const phys = this.mm.machine.phys;
+    const buf = this.pageBuf;
+    let moved = 0;
+    for (let i = 0; i < args.npages; i++) {
+      const e = args.src[i]!;
+      if ((migratePfnFlags(e) & MIGRATE_PFN_MIGRATE) === 0) continue;
+      const va = args.start + i * PAGE_SIZE;
+      const d = sd.allocPage(va);
+      if (d < 0) break;
+      const spfn = migratePfnToPfn(e);
+      const pa = sd.pfnToPa(d);
+      // Only pages with contents are copied: a hole, the zero page or a never-written page
+      // costs no bytes, and the device page just drops whatever a previous user left there.
+      if (spfn >= 0 && phys.hasData(spfn)) {
+        phys.readPage(spfn, 0, buf, 0, PAGE_SIZE);
+        sd.dev.vram.write(pa, buf, PAGE_SIZE);
+      } else if (sd.dev.vram.isMaterialized(pa)) {
+        sd.dev.vram.write(pa, null, PAGE_SIZE);
+      }
+      args.dst[i] = migratePfn(d);
+      moved++;
+      if (record) this.recordMigration(va);
+    }
+    return moved;
+  }
+
+  /**
+   * Device-to-device migration through system memory: pages of `[fs, fe)` held by another GPU's
+   * VRAM are migrated to RAM first (one migrate_vma SELECT_DEVICE_PRIVATE per pagemap owner that
+   * holds some), so the SELECT_SYSTEM migration that follows moves them to `devIndex`. drm_pagemap
+   * can copy over a peer interconnect directly; hmmkit always goes through system memory (two
+   * copies). Pages already on `devIndex` stay. Call inside {@link withMigration}.
+   */
+  private async evacuateOtherDevices(devIndex: number, fs: number, fe: number): Promise<void> {
+    if (this.devmem.length < 2) return;
+    let others = false;
+    for (let e = 0; e < this.devmem.length; e++) {
+      if (e !== devIndex && this.devmem[e]!.hasPagesIn(fs, fe)) others = true;
+    }
+    if (!others) return;
+    const mm = this.mm;
+    await mm.mmapLock.read();
+    try {
+      const vma = mm.vmaLookup(fs);
+      if (vma === null || fe > vma.end) return;
+      for (const owner of new Set(this.owners)) {
+        // a pagemap owner only devIndex holds has nothing to give
+        if (!this.peer && owner === this.owners[devIndex]) continue;
+        const args = new MigrateVma({
+          vma,
+          start: fs,
+          end: fe,
+          pgmapOwner: owner,
+          flags: MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
+        });
+        if ((await migrateVmaSetup(args)) !== 0) continue;
+        await this.copyBack(args.src, args.dst, args.npages, -1, devIndex);
+        await migrateVmaPages(args);
+        await migrateVmaFinalize(args);
+      }
     } finally {
       mm.mmapLock.readUnlock();
     }
@@ -1145,17 +1459,25 @@ export class GpuSvm {
     }
   }
 
-  /** Charges one copy-engine transfer of `bytes` and waits for it. */
+  /**
+   * Charges one copy-engine transfer of `bytes` (host to device or back) and waits for it: a
+   * timing-only submission, the data having moved page by page (only pages with contents).
+   */
   private async copyTime(dev: GpuDevice, bytes: number, h2d: boolean): Promise<void> {
-    const ce = dev.copyEngine;
-    if (h2d) ce.bytesH2d.add(bytes);
-    else ce.bytesD2h.add(bytes);
-    const t = ce.submitD2d(0, 0, bytes); // times one transfer; the data already moved page by page
-    await ce.wait(t);
+    await dev.copyEngine.copyTimed(bytes, h2d ? 'h2d' : 'd2h');
   }
 
-  /** Copies the collected device pages of `src` into fresh system pages (`dst`); returns pages moved. */
-  private async copyBack(src: Float64Array, dst: Float64Array, n: number, recordStart = -1): Promise<number> {
+  /**
+   * Copies the collected device pages of `src` into fresh system pages (`dst`), except pages of
+   * device `keepDev`; returns pages moved.
+   */
+  private async copyBack(
+    src: Float64Array,
+    dst: Float64Array,
+    n: number,
+    recordStart = -1,
+    keepDev = -1,
+  ): Promise<number> {
     const phys = this.mm.machine.phys;
     const buf = this.pageBuf;
     let moved = 0;
@@ -1165,13 +1487,17 @@ export class GpuSvm {
       if ((migratePfnFlags(e) & MIGRATE_PFN_MIGRATE) === 0) continue;
       const spfn = migratePfnToPfn(e);
       const k = this.devmemIndexOf(spfn);
-      if (k < 0) continue;
+      if (k < 0 || k === keepDev) continue; // no dst: the page stays where it is
       const np = phys.allocPage(0);
       if (np < 0) break;
       phys.trylockPage(np);
       const sd = this.devmem[k]!;
-      sd.dev.vram.read(sd.pfnToPa(spfn), PAGE_SIZE, buf);
-      phys.writePage(np, 0, buf, 0, PAGE_SIZE);
+      const pa = sd.pfnToPa(spfn);
+      if (sd.dev.vram.isMaterialized(pa)) {
+        // a device page never written stays contents-free: the new system page reads as zeros
+        sd.dev.vram.read(pa, PAGE_SIZE, buf);
+        phys.writePage(np, 0, buf, 0, PAGE_SIZE);
+      }
       dst[i] = migratePfn(np);
       dev = sd.dev;
       moved++;
@@ -1184,18 +1510,39 @@ export class GpuSvm {
 
   /**
    * dev_pagemap_ops.migrate_to_ram of every SVM pool (a CPU fault, or another device's hmm
-   * fault, on a device page): migrates the faulting page's range (clipped to the VMA) back to
-   * system memory, like drm_pagemap's migrate_to_ram.
+   * fault, on a device page): migrates the span the granule policy names (default the faulting
+   * page's range, like drm_pagemap's migrate_to_ram; amdkfd: the granularity block), clipped to the
+   * range and the VMA, back to system memory.
    */
   private async migrateToRam(vmf: VmFault): Promise<number> {
-    const r = this.rangeFind(vmf.address);
-    let start = vmf.address;
-    let end = start + PAGE_SIZE;
-    if (r !== null) {
-      start = Math.max(r.start, vmf.vma.start);
-      end = Math.min(r.end, vmf.vma.end);
+    const va = vmf.address - (vmf.address % PAGE_SIZE);
+    const r = this.rangeFind(va);
+    let start = va;
+    let end = va + PAGE_SIZE;
+    const span = this.granule.migrateToRamSpan?.(va, r, this.attrs.lookup(va)) ?? r;
+    if (span !== null) {
+      if (
+        !Number.isSafeInteger(span.start) ||
+        !Number.isSafeInteger(span.end) ||
+        span.start % PAGE_SIZE !== 0 ||
+        span.end % PAGE_SIZE !== 0 ||
+        !(span.start <= va && va < span.end)
+      ) {
+        throw new ArgumentError(
+          'GpuSvm.migrateToRam',
+          'policy',
+          `${this.granule.name}: migrateToRamSpan must return a page-aligned span containing the fault`,
+          span,
+        );
+      }
+      start = Math.max(span.start, r?.start ?? span.start, vmf.vma.start);
+      end = Math.min(span.end, r?.end ?? span.end, vmf.vma.end);
     }
-    await this.zapSpan(start, end);
+    return this.withMigration(start, end, null, () => this.migrateToRamIn(vmf, start, end));
+  }
+
+  /** {@link migrateToRam} over `[start, end)`, with the migration registered for the notifier. */
+  private async migrateToRamIn(vmf: VmFault, start: number, end: number): Promise<number> {
     const k = this.devmemIndexOf(vmf.page);
     const args = new MigrateVma({
       vma: vmf.vma,
@@ -1212,35 +1559,61 @@ export class GpuSvm {
     return 0;
   }
 
-  /** Evicts LRU chunks of device `devIndex` until `n` pages are free (or nothing is left). */
+  /**
+   * Evicts until `n` pages of device `devIndex` are free: asks the pool's eviction policy for a
+   * victim (default {@link lruChunkEviction}) and evicts it, until enough is free, the policy
+   * returns null, or a victim frees nothing. A victim that names no used chunk, or a malformed page
+   * mask, is rejected with an ArgumentError naming the policy.
+   */
   private async ensureFree(devIndex: number, n: number): Promise<void> {
     const sd = this.devmem[devIndex]!;
+    const policy = this.eviction;
     while (sd.mem.freePages < n) {
-      const c = sd.lruChunk();
-      if (c < 0) return;
+      const v = policy.pickVictim(sd.view(devIndex, this.mm.sim.now), n - sd.mem.freePages);
+      if (v === null) return;
+      const ok =
+        typeof v === 'object' &&
+        Number.isInteger(v.chunk) &&
+        v.chunk >= 0 &&
+        v.chunk < sd.chunkPa.length &&
+        sd.chunkUsed[v.chunk]! > 0 &&
+        (v.pages === undefined || (v.pages instanceof Uint32Array && v.pages.length >= 16));
+      if (!ok) {
+        throw new ArgumentError(
+          'GpuSvm.ensureFree',
+          'policy',
+          `${policy.name}: victim must name a chunk in use (and an optional 512-page mask)`,
+          v,
+        );
+      }
       const before = sd.mem.freePages;
-      await this.evictChunk(devIndex, c);
+      await this.evictChunk(devIndex, v.chunk, v.pages ?? null);
       if (sd.mem.freePages <= before) return;
     }
   }
 
   /**
-   * Evicts one 2 MiB VRAM chunk to system memory (UVM's eviction unit): zaps the ranges its pages
-   * back, then moves the chunk's pages by VA, as UVM evicts a root chunk one VA block at a time:
-   * one migrate_vma (SELECT_DEVICE_PRIVATE) per run of consecutive VAs the chunk backs — one
-   * MIGRATE invalidation and one copy-engine transfer per run (normally one per chunk), not a
-   * notifier callback per page. Pages not found at their recorded VA go by pfn
-   * (migrate_device_range → migrate_device_pages → migrate_device_finalize). Returns pages moved.
+   * Evicts one 2 MiB VRAM chunk (or the pages of `pages`, bit i = page i of the chunk) to system
+   * memory (UVM's eviction unit is the chunk): zaps the ranges its pages back, then moves the pages
+   * by VA, as UVM evicts a root chunk one VA block at a time: one migrate_vma (SELECT_DEVICE_PRIVATE)
+   * per run of consecutive VAs — one MIGRATE invalidation and one copy-engine transfer per run
+   * (normally one per chunk), not a notifier callback per page. Pages not found at their recorded
+   * VA go by pfn (migrate_device_range → migrate_device_pages → migrate_device_finalize). Returns
+   * pages moved.
    */
-  async evictChunk(devIndex: number, chunk: number): Promise<number> {
+  async evictChunk(devIndex: number, chunk: number, pages: PageMask | null = null): Promise<number> {
     const sd = this.devmem[devIndex];
     if (sd === undefined || !Number.isInteger(chunk) || chunk < 0 || chunk >= sd.chunkPa.length) {
       throw new ArgumentError('GpuSvm.evictChunk', 'chunk', 'no such device chunk', chunk);
     }
+    if (pages !== null && !(pages instanceof Uint32Array && pages.length >= 16)) {
+      throw new ArgumentError('GpuSvm.evictChunk', 'pages', 'must be null or a 512-page mask', pages);
+    }
+    const inVictim = (k: number): boolean => pages === null || pageMaskTest(pages, k);
     const hit = new Set<SvmRange>();
     for (let k = 0; k < 512; k++) {
       const va = sd.rmapVa[chunk * 512 + k]!;
-      if (va < 0) continue;
+      if (va < 0 || !inVictim(k)) continue;
       const r = this.rangeFind(va);
       if (r !== null) hit.add(r);
     }
@@ -1252,26 +1625,39 @@ export class GpuSvm {
         this.notifierLock.writeUnlock();
       }
     }
-    let moved = await this.evictChunkByVa(devIndex, chunk);
-    if (sd.chunkUsed[chunk]! > 0) {
-      const src = new Float64Array(512);
-      const dst = new Float64Array(512);
-      await migrateDeviceRange(src, sd.chunkStartPfn(chunk), 512);
-      moved += await this.copyBack(src, dst, 512);
-      await migrateDevicePages(src, dst, 512);
-      await migrateDeviceFinalize(src, dst, 512);
+    let moved = await this.evictChunkByVa(devIndex, chunk, inVictim);
+    // what is left was not at its recorded VA: by pfn, one run of victim pages at a time
+    for (let k = 0; k < 512; ) {
+      if (sd.rmapVa[chunk * 512 + k]! < 0 || !inVictim(k)) {
+        k++;
+        continue;
+      }
+      let k1 = k + 1;
+      while (k1 < 512 && sd.rmapVa[chunk * 512 + k1]! >= 0 && inVictim(k1)) k1++;
+      const n = k1 - k;
+      const src = new Float64Array(n);
+      const dst = new Float64Array(n);
+      await migrateDeviceRange(src, sd.chunkStartPfn(chunk) + k, n);
+      moved += await this.copyBack(src, dst, n);
+      await migrateDevicePages(src, dst, n);
+      await migrateDeviceFinalize(src, dst, n);
+      k = k1;
     }
     this.c.evictions.value++;
     return moved;
   }
 
-  /** The VA part of {@link evictChunk}: one migrate_vma per run of consecutive VAs of the chunk. */
-  private async evictChunkByVa(devIndex: number, chunk: number): Promise<number> {
+  /** The VA part of {@link evictChunk}: one migrate_vma per run of consecutive VAs of the victim pages. */
+  private async evictChunkByVa(
+    devIndex: number,
+    chunk: number,
+    inVictim: (k: number) => boolean,
+  ): Promise<number> {
     const sd = this.devmem[devIndex]!;
     const vas: number[] = [];
     for (let k = 0; k < 512; k++) {
       const va = sd.rmapVa[chunk * 512 + k]!;
-      if (va >= 0) vas.push(va);
+      if (va >= 0 && inVictim(k)) vas.push(va);
     }
     if (vas.length === 0) return 0;
     const sorted = Float64Array.from(vas).sort();
@@ -1314,8 +1700,10 @@ export class GpuSvm {
 
   /**
    * Explicit prefetch (xe/amdkfd PREFETCH_LOC, UVM migrate): migrates `[start, end)` to `loc`
-   * (`LOC.SYSMEM` or a device location); mappings are rebuilt by the next fault. Returns pages
-   * moved or a negative errno; invalid arguments throw before anything changes.
+   * (`LOC.SYSMEM` or a device location) — pages on another GPU move too, through system memory —
+   * then maps it on that device and on the accessedBy devices, as KFD and xe do. Returns pages
+   * moved or a negative errno (-EINVAL for a hugetlb or VM_SPECIAL VMA, before anything moves);
+   * invalid arguments throw before anything changes.
    */
   async prefetch(start: number, end: number, loc: number): Promise<number> {
     const fn = 'GpuSvm.prefetch';
@@ -1325,20 +1713,29 @@ export class GpuSvm {
     if (!Number.isSafeInteger(end) || end <= start || end % PAGE_SIZE !== 0) {
       throw new ArgumentError(fn, 'end', 'must be page aligned and > start', end);
     }
-    const d = locDevice(loc);
+    const d = typeof loc === 'number' && Number.isInteger(loc) ? locDevice(loc) : -1;
     if (loc !== LOC.SYSMEM && (d < 0 || this.devmem[d] === undefined)) {
       throw new ArgumentError(fn, 'loc', 'must be LOC.SYSMEM or the location of a device with devmem', loc);
     }
     await this.lock.lock();
     try {
-      let moved = 0;
-      for (let pos = start; pos < end; ) {
-        await this.mm.mmapLock.read();
-        const vma = this.mm.findVma(pos);
+      // Every VMA is checked before anything moves (KFD validates the whole range first): a
+      // prefetch is applied to all of its VMAs or to none.
+      const spans: Span[] = [];
+      await this.mm.mmapLock.read();
+      try {
+        for (let pos = start; pos < end; ) {
+          const vma = this.mm.findVma(pos);
+          if (vma === null || vma.start >= end) break;
+          if ((vma.flags & (VM_HUGETLB | VM_SPECIAL)) !== 0) return -Errno.EINVAL;
+          spans.push({ start: Math.max(pos, vma.start), end: Math.min(end, vma.end) });
+          pos = vma.end;
+        }
+      } finally {
         this.mm.mmapLock.readUnlock();
-        if (vma === null || vma.start >= end) break;
-        const s = Math.max(pos, vma.start);
-        const e = Math.min(end, vma.end);
+      }
+      let moved = 0;
+      for (const { start: s, end: e } of spans) {
         // in 2 MiB pieces so eviction can make room piece by piece
         for (let a = s; a < e; ) {
           const b = Math.min(e, a - (a % SZ_2M) + SZ_2M);
@@ -1347,7 +1744,13 @@ export class GpuSvm {
           moved += r;
           a = b;
         }
-        pos = e;
+      }
+      // KFD and xe map on prefetch: the target device (and the accessedBy devices) need no fault
+      for (const { start: s, end: e } of spans) {
+        for (const seg of this.attrs.segments(s, e)) {
+          const r = await this.mapPrefetched(d, seg.start, seg.end, seg.attrs.accessedBy);
+          if (r < 0) return r;
+        }
       }
       return moved;
     } finally {
@@ -1355,9 +1758,31 @@ export class GpuSvm {
     }
   }
 
+  /**
+   * Maps `[start, end)` (one attribute interval, after a prefetch) on device `d` (none for a
+   * prefetch to system memory) and on the accessedBy devices: the fault path without migration,
+   * one range at a time (SVM lock held). Returns 0 or a negative errno.
+   */
+  private async mapPrefetched(d: number, start: number, end: number, accessedBy: number): Promise<number> {
+    for (let k = 0; k < this.devices.length; k++) {
+      // the target's own fault binds the accessedBy devices that can reach its pages
+      if (k !== d && (d >= 0 || (accessedBy & (2 ** k)) === 0)) continue;
+      for (let va = start; va < end; ) {
+        const r = await this.faultLocked(k, va, ACCESS.READ, null, 0, false);
+        if (r < 0) return r;
+        va = Math.max(va + PAGE_SIZE, this.lastFaultEnd);
+      }
+    }
+    return 0;
+  }
+
   /** Migrates every device page of `[start, end)` back to system memory (one VMA). */
   private async migrateSpanToRam(start: number, end: number): Promise<number> {
-    await this.zapSpan(start, end);
+    return this.withMigration(start, end, null, () => this.migrateSpanToRamIn(start, end));
+  }
+
+  /** {@link migrateSpanToRam} with the migration registered for the notifier. */
+  private async migrateSpanToRamIn(start: number, end: number): Promise<number> {
     const mm = this.mm;
     let moved = 0;
     await mm.mmapLock.read();
@@ -1403,6 +1828,11 @@ export class GpuSvm {
       throw new ArgumentError(fn, 'opts.replay', "must be 'batch-flush' or 'batch'", replay);
     }
     const sim = this.mm.sim;
+    const max = sim.costs.faultBatchMax;
+    if (!Number.isInteger(max) || max < 1) {
+      // rejected here, before the handler starts, not by the first fetch mid-run
+      throw new ArgumentError(fn, 'sim.costs.faultBatchMax', 'must be a positive integer', max);
+    }
     return sim.sched.spawn(`svm-faults-${dev.id}`, async () => {
       const batch = dev.newFaultBatch();
       const fb = dev.faultBuffer;
