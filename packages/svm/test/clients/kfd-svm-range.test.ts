@@ -211,7 +211,10 @@ describe('KFDSVMRangeTest', () => {
       await cpuFill32(w, src, P, 0x01010101);
       expect(where(w, loc)).toBe('gpu0');
       await gpuCopy(w, 0, src, loc, 1);
+      // the three 1-page buffers share one VMA; reading src must not pull loc out of VRAM
+      expect([where(w, src), where(w, loc)]).toEqual(['sys', 'gpu0']);
       await gpuCopy(w, 0, loc, dst, 1);
+      expect(where(w, loc)).toBe('gpu0');
       expect(await w.mm.readU32(dst)).toBe(0x01010101);
     }));
 
@@ -287,6 +290,10 @@ describe('KFDSVMRangeTest', () => {
         expect(await w.svm.prefetch(buf, buf + size, GPU)).toBeGreaterThanOrEqual(0);
         w.svm.attrs.advise(buf, buf + size, { granularity: g });
         await gpuCopy(w, 0, buf2, buf, pages, P);
+        expect(pagesAt(w, buf, buf + size, 'gpu0')).toBe(pages);
+        // the original checks dmesg: each CPU fault migrates one granule of 2^granularity pages
+        expect(await w.mm.readU32(buf)).toBe(0);
+        expect(pagesAt(w, buf, buf + size, 'sys')).toBe(Math.min(2 ** g, pages));
         expect(await cpuRead(w, buf, pages, P)).toEqual(Array.from({ length: pages }, (_, i) => i));
       }
     }));
@@ -347,6 +354,8 @@ describe('KFDSVMRangeTest', () => {
             w.svm.attrs.advise(b, b + size, { setAccessedBy: 1 << d });
             expect(await w.svm.prefetch(b, b + size, deviceLoc(d))).toBeGreaterThanOrEqual(0);
           }
+          // prefetch moves buf (GPU to GPU through system memory, or over the peer link)
+          expect(pagesAt(w, buf, buf + size, `gpu${d}`)).toBe(n);
         }
         for (const d of [0, 1]) {
           await gpuCopy(w, d, buf, data, n, P);
