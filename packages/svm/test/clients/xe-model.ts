@@ -25,7 +25,7 @@ import {
 } from '@hmmkit/mm';
 import { Mutex, Rng } from '@hmmkit/sim';
 import { expect } from 'vitest';
-import { type Access, deviceLoc, LOC, runKernel, type SvmWorld } from '../../src/index.ts';
+import { type Access, deviceLoc, type KernelRun, LOC, runKernel, type SvmWorld } from '../../src/index.ts';
 import { K64, M2, P, R, W } from './helpers.ts';
 
 export const MMAP = 1 << 0;
@@ -218,6 +218,74 @@ function engine(w: SvmWorld): Mutex {
 
 const roundUp = (n: number, a: number): number => Math.ceil(n / a) * a;
 
+/**
+ * write_dword(): the CPU writes, at `batchAt`, one MI_STORE_DWORD_IMM of `value` per address of
+ * `sdis`, then MI_BATCH_BUFFER_END, and records `value` in the struct's expected_data.
+ */
+export async function writeStoreBatch(
+  w: SvmWorld,
+  batchAt: number,
+  sdis: readonly number[],
+  value: number,
+): Promise<void> {
+  let k = 0;
+  for (const a of sdis) {
+    for (const word of [MI_STORE_DWORD_IMM, a % 2 ** 32, Math.floor(a / 2 ** 32), value])
+      await w.mm.writeU32(batchAt + 4 * k++, word);
+  }
+  await w.mm.writeU32(batchAt + 4 * k, MI_BATCH_BUFFER_END);
+  await w.mm.writeU32(batchAt + OFF_EXPECTED, value);
+}
+
+/** The GPU accesses of one exec of the batch at `batchAt`: fetch it, do its stores, signal `fence`. */
+export function batchAccesses(
+  batchAt: number,
+  sdis: readonly number[],
+  value: number,
+  fence: number,
+): Access[] {
+  const acc: Access[] = [];
+  for (let k = 0; k < 4 * sdis.length; k++) acc.push([batchAt + 4 * k, R, 0]);
+  for (const a of sdis) acc.push([a, W, value]);
+  if (fence >= 0) acc.push([fence, W, FENCE]);
+  return acc;
+}
+
+/**
+ * xe_exec + xe_wait_ufence: runs `warps` on device `dev` (taking the device's one engine) in its own
+ * task while the caller's task polls the fence dword every 2 µs, until it reads the fence value or
+ * the kernel ended without writing it (no fence: `fence` < 0). Returns the kernel's run.
+ */
+export async function execAndWait(
+  w: SvmWorld,
+  dev: number,
+  warps: readonly (readonly Access[])[],
+  fence: number,
+): Promise<KernelRun> {
+  let run: KernelRun | null = null;
+  const eng = engine(w);
+  const gpu = w.sim.sched.spawn('xe-exec', async () => {
+    await eng.lock();
+    try {
+      run = await runKernel(w, dev, warps);
+    } finally {
+      eng.unlock();
+    }
+  });
+  for (; fence >= 0; ) {
+    if ((await w.mm.readU32(fence)) === FENCE) break;
+    if (run !== null) break;
+    await w.sim.sched.sleep(2000);
+  }
+  await w.sim.sched.join(gpu);
+  return run as unknown as KernelRun;
+}
+
+/** The fence value the GPU writes (the low half of USER_FENCE_VALUE). */
+export const USER_FENCE = FENCE;
+/** Offsets inside struct test_exec_data. */
+export const EXEC_DATA = { size: DATA, execSync: OFF_EXEC_SYNC, data: OFF_DATA } as const;
+
 /** What one exec did, for the caller's checks. */
 export interface ExecOutcome {
   readonly failed: number;
@@ -256,7 +324,7 @@ export async function testExec(
     alignment = roundUp(alignment, M2);
     boSize = roundUp(boSize, M2);
   }
-  const rng = new Rng(sim.seed * 31 + execs);
+  const rng = new Rng(sim.sched.seed * 31 + execs);
   const outcomes: ExecOutcome[] = [];
   const toFree: number[] = [];
 
@@ -315,17 +383,13 @@ export async function testExec(
     return v;
   };
   /** write_dword(): the batch at data[idx] stores `value` at `sdi` (and `extra` more, multi-fault). */
-  const writeBatch = async (base: number, idx: number, sdi: number, value: number, n = 1) => {
-    const b = base + idx * DATA;
-    let k = 0;
-    for (let j = 0; j < n; j++) {
-      const a = sdi + j * origSize;
-      for (const word of [MI_STORE_DWORD_IMM, a % 2 ** 32, Math.floor(a / 2 ** 32), value])
-        await mm.writeU32(b + 4 * k++, word);
-    }
-    await mm.writeU32(b + 4 * k, MI_BATCH_BUFFER_END);
-    await mm.writeU32(b + OFF_EXPECTED, value);
-  };
+  const writeBatch = (base: number, idx: number, sdi: number, value: number, n = 1) =>
+    writeStoreBatch(
+      w,
+      base + idx * DATA,
+      Array.from({ length: n }, (_, j) => sdi + j * origSize),
+      value,
+    );
   const check = async (base: number, idx: number) => {
     expect(await mm.readU32(base + idx * DATA + OFF_DATA), `data[${idx}]`).toBe(valueFor(idx));
   };
@@ -362,24 +426,7 @@ export async function testExec(
       for (let j = 0; j < n; j++) acc.push([sdi + j * origSize, W, valueFor(idx)]);
       acc.push([fence, W, FENCE]);
     }
-    let run: Awaited<ReturnType<typeof runKernel>> | null = null;
-    const eng = engine(w);
-    const gpu = sim.sched.spawn('xe-exec', async () => {
-      await eng.lock();
-      try {
-        run = await runKernel(w, dev, [acc]);
-      } finally {
-        eng.unlock();
-      }
-    });
-    // xe_wait_ufence: poll the fence until it signals or the kernel ended without it
-    for (;;) {
-      if ((await mm.readU32(fence)) === FENCE) break;
-      if (run !== null) break;
-      await sim.sched.sleep(2000);
-    }
-    await sim.sched.join(gpu);
-    const r = run as unknown as Awaited<ReturnType<typeof runKernel>>;
+    const r = await execAndWait(w, dev, [acc], fence);
     outcomes.push({ failed: r.failed, faults: r.faults });
     if (faultInject) {
       expect(r.failed, 'fault injection cancels the exec').toBe(1);
