@@ -247,6 +247,52 @@ describe('uTLB miss coalescing', () => {
   });
 });
 
+describe('a faulted client stops issuing until replay (stallClientOnFault)', () => {
+  // Client 0 has two warps: warp 0 faults on page A; warp 1 hits a mapped page in the same pass
+  // (in flight), then would miss page B. The SM must not issue B before the replay.
+  async function run(stallClientOnFault: boolean) {
+    const sim = createSim({ seed: 3 });
+    const dev = createGpuDevice(sim, { vramBytes: 2 ** 21, engine: { stallClientOnFault } });
+    const system = new Uint8Array(4 * 4096);
+    const u = dev.beginUpdate('ce');
+    dev.pageTable.map(BASE + 4096, PAGE_4K, dev.vram.alloc(PAGE_4K), {}, u.pt);
+    u.end();
+    const streams = makeStreams([
+      [[BASE, ACCESS.READ]],
+      [
+        [BASE + 4096, ACCESS.READ],
+        [BASE + 2 * 4096, ACCESS.READ],
+      ],
+    ]);
+    let done = false;
+    let result: Awaited<ReturnType<typeof dev.engine.run>> | null = null;
+    sim.sched.spawn('gpu', async () => {
+      result = await dev.engine.run(streams, { warpClient: Uint16Array.from([0, 0]) });
+      done = true;
+    });
+    let stats = { batches: 0, mapped: 0, cancelled: 0 };
+    sim.sched.spawn('driver', async () => {
+      stats = await tinyDriver(sim, dev, system, new Set(), () => done);
+    });
+    await sim.sched.run();
+    return { r: result!, stats };
+  }
+
+  it('with the stall, the second miss waits for the replay: two batches of one fault', async () => {
+    const { r, stats } = await run(true);
+    expect(r.completed).toBe(2);
+    expect(r.faults).toBe(2);
+    expect(stats.batches).toBe(2);
+  });
+
+  it('without it, the hitting warp runs ahead and both misses share the first batch', async () => {
+    const { r, stats } = await run(false);
+    expect(r.completed).toBe(2);
+    expect(r.faults).toBe(2);
+    expect(stats.batches).toBe(1);
+  });
+});
+
 describe('access cost by aperture', () => {
   it('an access served from system memory or a peer costs gpuSysAccessNs / gpuPeerAccessNs more than VRAM', async () => {
     const elapsed: Record<string, number> = {};
