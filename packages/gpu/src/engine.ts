@@ -3,7 +3,11 @@
  * TLB → page walk → fault. One access per running warp per pass (round robin); a TLB hit costs
  * `gpuTlbHitNs` (plus `gpuSysAccessNs` / `gpuPeerAccessNs` when the page is served from system
  * memory or a peer's VRAM), a miss adds `gpuPageWalkNs`; a failed walk writes a fault entry and stalls the
- * warp until the driver replays (or cancels it). Time is accumulated locally and slept in
+ * warp until the driver replays (or cancels it). The fault clients (SMs / uTLBs) run in parallel:
+ * within a pass each client's accesses are issued one after another, and the pass takes as long as
+ * the busiest client (before issue 11 every warp's access was added to one serial clock, so a pass
+ * of 2,560 missing warps took 256 µs and a fault "round" trickled into the buffer over that time
+ * instead of arriving within a few µs). Time is accumulated locally and slept in
  * quanta of `quantumNs`, so a driver task runs concurrently in virtual time on the
  * deterministic scheduler; when every live warp is stalled the engine blocks on a wait queue
  * that {@link FaultBuffer.replay} wakes.
@@ -145,6 +149,8 @@ interface KernelState {
   /** Per client: 1 if it raised (or joined) a fault in the current pass. */
   readonly clientFaulted: Uint8Array;
   readonly stallClient: boolean;
+  /** Per client: ns of work issued in the current pass (clients run in parallel). */
+  readonly clientNs: Float64Array;
   /** Work done since the last sleep (ns). */
   local: number;
   accesses: number;
@@ -311,6 +317,7 @@ export class GpuEngine implements FaultTarget {
       clientStalled: new Uint8Array(clients),
       clientFaulted: new Uint8Array(clients),
       stallClient: this.stallClientOnFault,
+      clientNs: new Float64Array(clients),
       local: 0,
       accesses: 0,
       hits: 0,
@@ -418,6 +425,7 @@ export class GpuEngine implements FaultTarget {
         k.clientFaulted.fill(0);
       }
       let runnable = 0;
+      const clientNs = k.clientNs;
       for (let w = 0; w < warps; w++) {
         if (state[w] !== WARP.RUNNING) continue;
         if (k.stallClient && k.clientStalled[k.client[w]!] === 1) continue;
@@ -425,10 +433,13 @@ export class GpuEngine implements FaultTarget {
         const va = vas[i]!;
         const acc = access[i]!;
         const need = acc === ACCESS.ATOMIC ? TLB_FLAG.ATOMIC : acc === ACCESS.WRITE ? TLB_FLAG.WRITABLE : 0;
+        const c = k.client[w]!;
+        const before = clientNs[c]!;
+        let spent = 0;
         const slot = tlb.lookup(va);
         let ok = false;
         if (slot >= 0 && (tflags[slot]! & need) === need) {
-          local += hitNs + apertureNs[tlb.apertures[slot]!]!;
+          spent += hitNs + apertureNs[tlb.apertures[slot]!]!;
           hits++;
           ok = true;
           if (data !== null && acc !== ACCESS.PREFETCH) {
@@ -442,7 +453,7 @@ export class GpuEngine implements FaultTarget {
             );
           }
         } else {
-          local += walkNs;
+          spent += walkNs;
           walks++;
           const st = pt.translateInto(va, tr);
           if (st === WALK.MAPPED) {
@@ -450,7 +461,7 @@ export class GpuEngine implements FaultTarget {
             tlb.fill(va, tr.pageShift, tr.pa, f, tr.aperture, tr.peerId);
             ok = (f & need) === need;
             if (ok) {
-              local += hitNs + apertureNs[tr.aperture]!;
+              spent += hitNs + apertureNs[tr.aperture]!;
               if (data !== null && acc !== ACCESS.PREFETCH)
                 this.dataAccess(data, i, acc, tr.aperture, tr.pa, tr.peerId);
             }
@@ -459,6 +470,7 @@ export class GpuEngine implements FaultTarget {
             if (data !== null && acc !== ACCESS.WRITE) data[i] = 0;
           }
         }
+        clientNs[c] = before + spent;
         if (ok) {
           accesses++;
           const next = i + 1;
@@ -467,7 +479,6 @@ export class GpuEngine implements FaultTarget {
           else runnable++;
         } else {
           const page = Math.floor(va / 4096) * 4096;
-          const c = k.client[w]!;
           const pending = k.inFlight[c]!;
           const prior = pending.get(page);
           if (prior !== undefined && prior >= acc) {
@@ -475,7 +486,7 @@ export class GpuEngine implements FaultTarget {
             k.coalesced++; // the uTLB already has this miss in flight
           } else {
             pending.set(page, acc);
-            fb.push(page, acc as AccessType, c, instance, sim.now + local);
+            fb.push(page, acc as AccessType, c, instance, sim.now + local + clientNs[c]!);
             faults++;
           }
           state[w] = WARP.STALLED;
@@ -483,6 +494,11 @@ export class GpuEngine implements FaultTarget {
           k.clientFaulted[c] = 1;
         }
       }
+      // the clients (SMs) issue in parallel: a pass takes as long as the busiest one
+      let pass = 0;
+      for (let c = 0; c < clientNs.length; c++) if (clientNs[c]! > pass) pass = clientNs[c]!;
+      clientNs.fill(0);
+      local += pass;
       if (runnable === 0 || local >= quantum) break;
     }
     k.local = local;

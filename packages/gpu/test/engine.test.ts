@@ -122,7 +122,8 @@ describe('execution engine end to end (fault → batch → map → TLB → repla
     const { dev, streams } = await scenario(sim, amdGfx9);
     const before = sim.counters.get('gpu.fault.raised');
     const t0 = sim.now;
-    const r = await dev.engine.run(streams);
+    // all warps on one client (SM): its accesses are issued one after another
+    const r = await dev.engine.run(streams, { warpClient: new Uint16Array(32) });
     expect(r.faults).toBe(0);
     expect(sim.counters.get('gpu.fault.raised')).toBe(before);
     expect(r.tlbHits).toBeGreaterThan(r.walks);
@@ -317,7 +318,32 @@ describe('access cost by aperture', () => {
       expect(r.walks).toBe(0);
       elapsed[name] = r.elapsedNs;
     }
-    expect(elapsed.sys! - elapsed.vid!).toBe(64 * 40);
-    expect(elapsed.peer! - elapsed.vid!).toBe(64 * 7);
+    // 4 warps on 4 clients (SMs) run in parallel: 16 passes, each as long as one access
+    expect(elapsed.sys! - elapsed.vid!).toBe(16 * 40);
+    expect(elapsed.peer! - elapsed.vid!).toBe(16 * 7);
+  });
+});
+
+describe('clients (SMs) run in parallel', () => {
+  it('a pass takes as long as its busiest client, not the sum over all warps', async () => {
+    const elapsed: number[] = [];
+    for (const clients of [
+      [0, 0, 0, 0],
+      [0, 1, 2, 3],
+      [0, 0, 1, 2],
+    ]) {
+      const sim = createSim();
+      const dev = createGpuDevice(sim);
+      const u = dev.beginUpdate('ce');
+      dev.pageTable.map(BASE, PAGE_4K, 0, {}, u.pt);
+      u.end();
+      const streams = makeStreams(
+        Array.from({ length: 4 }, () => Array(10).fill([BASE, ACCESS.READ] as const)),
+      );
+      await dev.engine.run(streams); // warm the TLB
+      elapsed.push((await dev.engine.run(streams, { warpClient: Uint16Array.from(clients) })).elapsedNs);
+    }
+    const hit = createSim().costs.gpuTlbHitNs;
+    expect(elapsed).toEqual([40 * hit, 10 * hit, 20 * hit]);
   });
 });
