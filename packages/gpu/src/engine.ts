@@ -20,6 +20,24 @@ import { APERTURE, type Aperture } from './format.ts';
 import { type PageTable, Translation, WALK } from './page-table.ts';
 import { TLB_FLAG, type Tlb } from './tlb.ts';
 
+declare module '@hmmkit/sim' {
+  interface TraceEvents {
+    /**
+     * A GPU access is about to move data: engine, VA, ACCESS type, the translation it uses (aperture,
+     * pa of `va`, peer), and its data word (the value a WRITE stores or an ATOMIC adds; -1 without data).
+     */
+    'gpu.access': [
+      engine: GpuEngine,
+      va: number,
+      access: number,
+      aperture: number,
+      pa: number,
+      peer: number,
+      data: number,
+    ];
+  }
+}
+
 /** The access streams of a kernel: warp w runs accesses `warpStart[w] .. warpStart[w+1]-1`. */
 export interface AccessStreams {
   /** Virtual address of each access. */
@@ -399,6 +417,7 @@ export class GpuEngine implements FaultTarget {
     apertureNs[APERTURE.SYS_NC] = costs.gpuSysAccessNs;
     const walkNs = costs.gpuPageWalkNs;
     const quantum = this.quantumNs;
+    const traced = sim.trace.wants('gpu.access'); // the coherence oracle's per-access check
     const tlb = this.tlb;
     const tflags = tlb.flags;
     const pt = this.pageTable;
@@ -442,6 +461,19 @@ export class GpuEngine implements FaultTarget {
           spent += hitNs + apertureNs[tlb.apertures[slot]!]!;
           hits++;
           ok = true;
+          if (traced) {
+            const d = data === null ? -1 : data[i]!;
+            sim.trace.emit(
+              'gpu.access',
+              this,
+              va,
+              acc,
+              tlb.apertures[slot]!,
+              tlb.paOf(slot, va),
+              tlb.peers[slot]!,
+              d,
+            );
+          }
           if (data !== null && acc !== ACCESS.PREFETCH) {
             this.dataAccess(
               data,
@@ -462,6 +494,10 @@ export class GpuEngine implements FaultTarget {
             ok = (f & need) === need;
             if (ok) {
               spent += hitNs + apertureNs[tr.aperture]!;
+              if (traced) {
+                const d = data === null ? -1 : data[i]!;
+                sim.trace.emit('gpu.access', this, va, acc, tr.aperture, tr.pa, tr.peerId, d);
+              }
               if (data !== null && acc !== ACCESS.PREFETCH)
                 this.dataAccess(data, i, acc, tr.aperture, tr.pa, tr.peerId);
             }
