@@ -18,8 +18,11 @@ import { streaming, type Workload } from '@hmmkit/workloads';
 
 const M2 = 0x200000;
 const MIB = 0x100000;
-/** Device memory the driver may use for migrated pages. */
+/** Device memory the driver may use for migrated pages (at scale 1). */
 const VRAM_POOL = 8 * MIB;
+/** Streaming footprints (at scale 1): one that fits the pool, one three times the pool. */
+const FIT = 6 * MIB;
+const OVER = 24 * MIB;
 
 /** Numbers of one phase (deltas of the counters). */
 export interface PhaseMetrics {
@@ -102,28 +105,43 @@ function describe(name: string, m: PhaseMetrics): string {
   );
 }
 
+/** Options of {@link run}. */
+export interface UvmRunOptions {
+  /** Tree prefetcher on (default) or off (for comparison). */
+  readonly prefetch?: boolean;
+  readonly seed?: number;
+  /**
+   * Size of the scenario: pool, footprints and warps per SM scale together (1: 8 MiB pool, 6 and
+   * 24 MiB streams, 16 warps per SM; 1/4: 2 MiB, 1.5 and 6 MiB, 4 warps). Default 1.
+   */
+  readonly scale?: 1 | 0.5 | 0.25;
+}
+
+/** Footprint sizes of one run. */
+export function uvmSizes(scale: number): { pool: number; fit: number; over: number; warpsPerSM: number } {
+  return { pool: VRAM_POOL * scale, fit: FIT * scale, over: OVER * scale, warpsPerSM: 16 * scale };
+}
+
 /** Runs the scenario; `prefetch: false` turns the tree prefetcher off (for comparison). */
-export async function run(opts: { prefetch?: boolean; seed?: number } = {}): Promise<UvmResult> {
+export async function run(opts: UvmRunOptions = {}): Promise<UvmResult> {
   const sim = createSim({ seed: opts.seed ?? 1 });
+  const z = uvmSizes(opts.scale ?? 1);
   const w = await createSvmWorld(sim, {
     granule: uvmTreePolicy({ enable: opts.prefetch ?? true }),
-    devmem: { migrate: 'fault', bytes: VRAM_POOL },
+    devmem: { migrate: 'fault', bytes: z.pool },
     faultWrite: 'access',
     thrashing: true,
   });
   return sim.sched.runMain(async () => {
     const lines: string[] = [];
     const say = (s: string) => lines.push(s);
-    const shape = { numSMs: 8, warpsPerSM: 16, iterations: 1 };
-    // 1. a streaming kernel (read b, c; write a) over 6 MiB: fits in the 8 MiB pool
-    const fit = await runWorkload(w, streaming({ ...shape, footprintBytes: 6 * MIB, baseVa: 0x1_0000_0000 }));
-    say(describe('streaming 6 MiB (fits VRAM)', fit));
-    // 2. the same over 24 MiB: three times the pool, so chunks are evicted (LRU by allocation)
-    const over = await runWorkload(
-      w,
-      streaming({ ...shape, footprintBytes: 24 * MIB, baseVa: 0x2_0000_0000 }),
-    );
-    say(describe('streaming 24 MiB (3× VRAM)', over));
+    const shape = { numSMs: 8, warpsPerSM: z.warpsPerSM, iterations: 1 };
+    // 1. a streaming kernel (read b, c; write a) that fits in the pool
+    const fit = await runWorkload(w, streaming({ ...shape, footprintBytes: z.fit, baseVa: 0x1_0000_0000 }));
+    say(describe(`streaming ${z.fit / MIB} MiB (fits VRAM)`, fit));
+    // 2. the same over three times the pool, so chunks are evicted (LRU by allocation)
+    const over = await runWorkload(w, streaming({ ...shape, footprintBytes: z.over, baseVa: 0x2_0000_0000 }));
+    say(describe(`streaming ${z.over / MIB} MiB (3× VRAM)`, over));
     // 3. CPU/GPU ping-pong on one page, faster than the 500 µs lapse: the page gets pinned
     const p = 0x3_0000_0000;
     await mmapAnonymous(w.mm, M2, p);

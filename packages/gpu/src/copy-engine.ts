@@ -20,6 +20,9 @@ export interface CopyTicket {
   readonly bytes: number;
 }
 
+/** Direction of a transfer: host to device, device to host, or within VRAM. */
+export type CopyDirection = 'h2d' | 'd2h' | 'd2d';
+
 /** A device's copy engines. */
 export class CopyEngine {
   readonly sim: Sim;
@@ -86,11 +89,33 @@ export class CopyEngine {
     return this.schedule(bytes);
   }
 
-  /** Submits a VRAM-to-VRAM copy. */
+  /** Submits a VRAM-to-VRAM copy (pages never written copy as zeros and allocate nothing). */
   submitD2d(srcPa: number, dstPa: number, bytes: number): CopyTicket {
     checkLen('submitD2d', bytes);
     this.vram.copyWithin(dstPa, srcPa, bytes);
     return this.schedule(bytes);
+  }
+
+  /**
+   * Submits a timing-only transfer: charges `bytes` of `direction` on the engines exactly as a
+   * copy of that size would (queueing, {@link transferTimeNs}, the byte counter of the direction,
+   * `transfers`) and moves no data. For callers that already moved the bytes page by page (or
+   * had none to move: pages never written) and need the transfer's time.
+   */
+  submitTimed(bytes: number, direction: CopyDirection): CopyTicket {
+    checkLen('submitTimed', bytes);
+    if (direction === 'h2d') this.bytesH2d.add(bytes);
+    else if (direction === 'd2h') this.bytesD2h.add(bytes);
+    else if (direction !== 'd2d')
+      throw new ArgumentError('submitTimed', 'direction', "must be 'h2d', 'd2h' or 'd2d'", direction);
+    return this.schedule(bytes);
+  }
+
+  /** Submits a timing-only transfer ({@link submitTimed}) and waits for it. */
+  async copyTimed(bytes: number, direction: CopyDirection): Promise<CopyTicket> {
+    const t = this.submitTimed(bytes, direction);
+    await this.wait(t);
+    return t;
   }
 
   /** Waits (scheduler sleep, or clock advance outside a run) until `ticket` is done. */

@@ -7,7 +7,7 @@
  * @module
  */
 export { type BitField, CompiledField, entryHex, Pattern, readBits, writeBits } from './bits.ts';
-export { CopyEngine, type CopyTicket } from './copy-engine.ts';
+export { type CopyDirection, CopyEngine, type CopyTicket } from './copy-engine.ts';
 export {
   createGpuDevice,
   DeviceUpdate,

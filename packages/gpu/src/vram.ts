@@ -53,7 +53,7 @@ export class Vram {
   private readonly lruPrev: Int32Array;
   private lruHead = -1;
   private lruTail = -1;
-  /** Content slot per frame (-1 = zero page). */
+  /** Content slot + 1 per frame (0 = never written: reads as zeros). */
   private readonly slotOf: Int32Array;
   private readonly slabs: Uint8Array[] = [];
   private freeSlots: number[] = [];
@@ -79,7 +79,7 @@ export class Vram {
     this.rootUsed = new Int32Array(this.rootChunks);
     this.lruNext = new Int32Array(this.rootChunks).fill(-1);
     this.lruPrev = new Int32Array(this.rootChunks).fill(-1);
-    this.slotOf = new Int32Array(this.frames).fill(-1);
+    this.slotOf = new Int32Array(this.frames);
     // Push roots high to low so the lowest address is handed out first.
     for (let r = this.rootChunks - 1; r >= 0; r--) this.push(r * FRAMES_PER_ROOT, VRAM_MAX_ORDER);
     this.freeFrames = this.frames;
@@ -303,32 +303,46 @@ export class Vram {
   }
 
   // ---------------------------------------------------------------- contents
+  //
+  // A frame "has contents" when slotOf[frame] > 0 (slot + 1; 0 = never written, reads as zero).
+  // Zero means untouched, so the array costs no resident memory until frames are written.
+  // Slabs come from the allocator zeroed, so a slot used for the first time needs no fill; a
+  // recycled slot is zeroed only where the write does not cover it.
 
   private dropContents(frame: number): void {
     const s = this.slotOf[frame]!;
-    if (s < 0) return;
-    this.slotOf[frame] = -1;
-    this.freeSlots.push(s);
+    if (s === 0) return;
+    this.slotOf[frame] = 0;
+    this.freeSlots.push(s - 1);
     this.materialized--;
   }
 
-  private page(frame: number): { buf: Uint8Array; off: number } | null {
-    const s = this.slotOf[frame]!;
-    if (s < 0) return null;
-    return { buf: this.slabs[Math.floor(s / SLAB_PAGES)]!, off: (s % SLAB_PAGES) * 4096 };
+  /** Slab of slot `s`. */
+  private slab(s: number): Uint8Array {
+    return this.slabs[Math.floor(s / SLAB_PAGES)]!;
   }
 
-  private materialize(frame: number): { buf: Uint8Array; off: number } {
-    let s = this.slotOf[frame]!;
-    if (s < 0) {
-      s = this.freeSlots.length > 0 ? this.freeSlots.pop()! : this.nextSlot++;
+  /**
+   * The slot holding `frame`'s bytes, creating it if needed. `keepFrom`..`keepTo` is the byte
+   * range of the page the caller is about to overwrite: a recycled slot is zeroed outside it only.
+   */
+  private materialize(frame: number, keepFrom: number, keepTo: number): number {
+    const cur = this.slotOf[frame]!;
+    if (cur > 0) return cur - 1;
+    let s: number;
+    if (this.freeSlots.length > 0) {
+      s = this.freeSlots.pop()!;
+      const buf = this.slab(s);
+      const off = (s % SLAB_PAGES) * 4096;
+      if (keepFrom > 0) buf.fill(0, off, off + keepFrom);
+      if (keepTo < 4096) buf.fill(0, off + keepTo, off + 4096);
+    } else {
+      s = this.nextSlot++;
       if (Math.floor(s / SLAB_PAGES) >= this.slabs.length) this.slabs.push(new Uint8Array(SLAB_PAGES * 4096));
-      const buf = this.slabs[Math.floor(s / SLAB_PAGES)]!;
-      buf.fill(0, (s % SLAB_PAGES) * 4096, ((s % SLAB_PAGES) + 1) * 4096);
-      this.slotOf[frame] = s;
-      this.materialized++;
     }
-    return { buf: this.slabs[Math.floor(s / SLAB_PAGES)]!, off: (s % SLAB_PAGES) * 4096 };
+    this.slotOf[frame] = s + 1;
+    this.materialized++;
+    return s;
   }
 
   private checkRange(fn: string, pa: number, len: number): void {
@@ -343,9 +357,20 @@ export class Vram {
     }
   }
 
+  /** Zeroes `n` bytes at `inPage` of `frame`: a whole page drops its contents, a part is filled. */
+  private zeroPart(frame: number, inPage: number, n: number): void {
+    const s = this.slotOf[frame]!;
+    if (s === 0) return;
+    if (n === 4096) this.dropContents(frame);
+    else {
+      const off = ((s - 1) % SLAB_PAGES) * 4096 + inPage;
+      this.slab(s - 1).fill(0, off, off + n);
+    }
+  }
+
   /**
-   * Writes `src` (or `len` zero bytes when `src` is null) at `pa`. Pages written with only zeros
-   * that were never materialised stay unmaterialised.
+   * Writes `src` (or `len` zero bytes when `src` is null) at `pa`. Zero writes (`src` null)
+   * never materialise a page, and a whole page of them drops its contents.
    */
   write(pa: number, src: Uint8Array | null, len: number = src?.length ?? 0): void {
     this.checkRange('Vram.write', pa, len);
@@ -357,18 +382,16 @@ export class Vram {
       const frame = Math.floor(a / 4096);
       const inPage = a % 4096;
       const n = Math.min(4096 - inPage, len - done);
-      if (src === null) {
-        const p = this.page(frame);
-        if (p !== null) p.buf.fill(0, p.off + inPage, p.off + inPage + n);
-      } else {
-        const p = this.materialize(frame);
-        p.buf.set(src.subarray(done, done + n), p.off + inPage);
+      if (src === null) this.zeroPart(frame, inPage, n);
+      else {
+        const s = this.materialize(frame, inPage, inPage + n);
+        this.slab(s).set(src.subarray(done, done + n), (s % SLAB_PAGES) * 4096 + inPage);
       }
       done += n;
     }
   }
 
-  /** Reads `len` bytes at `pa` into `dst` (a new buffer if omitted). */
+  /** Reads `len` bytes at `pa` into `dst` (a new buffer if omitted). Never materialises. */
   read(pa: number, len: number, dst: Uint8Array = new Uint8Array(len)): Uint8Array {
     this.checkRange('Vram.read', pa, len);
     if (dst.length < len) throw new ArgumentError('Vram.read', 'dst', 'is shorter than len', dst.length);
@@ -378,9 +401,12 @@ export class Vram {
       const frame = Math.floor(a / 4096);
       const inPage = a % 4096;
       const n = Math.min(4096 - inPage, len - done);
-      const p = this.page(frame);
-      if (p === null) dst.fill(0, done, done + n);
-      else dst.set(p.buf.subarray(p.off + inPage, p.off + inPage + n), done);
+      const s = this.slotOf[frame]!;
+      if (s === 0) dst.fill(0, done, done + n);
+      else {
+        const off = ((s - 1) % SLAB_PAGES) * 4096 + inPage;
+        dst.set(this.slab(s - 1).subarray(off, off + n), done);
+      }
       done += n;
     }
     return dst;
@@ -391,10 +417,10 @@ export class Vram {
     if (!Number.isSafeInteger(pa) || pa < 0 || pa + 4 > this.sizeBytes || pa % 4 !== 0) {
       throw new ArgumentError('Vram.read32', 'pa', 'must be a 4-byte aligned VRAM address', pa);
     }
-    const p = this.page(Math.floor(pa / 4096));
-    if (p === null) return 0;
-    const o = p.off + (pa % 4096);
-    const b = p.buf;
+    const slot = this.slotOf[Math.floor(pa / 4096)]!;
+    if (slot === 0) return 0;
+    const o = ((slot - 1) % SLAB_PAGES) * 4096 + (pa % 4096);
+    const b = this.slab(slot - 1);
     return (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) >>> 0;
   }
 
@@ -403,25 +429,47 @@ export class Vram {
     if (!Number.isSafeInteger(pa) || pa < 0 || pa + 4 > this.sizeBytes || pa % 4 !== 0) {
       throw new ArgumentError('Vram.write32', 'pa', 'must be a 4-byte aligned VRAM address', pa);
     }
-    const p = this.materialize(Math.floor(pa / 4096));
-    const o = p.off + (pa % 4096);
-    const b = p.buf;
+    const inPage = pa % 4096;
+    const slot = this.materialize(Math.floor(pa / 4096), inPage, inPage + 4);
+    const o = (slot % SLAB_PAGES) * 4096 + inPage;
+    const b = this.slab(slot);
     b[o] = value & 255;
     b[o + 1] = (value >>> 8) & 255;
     b[o + 2] = (value >>> 16) & 255;
     b[o + 3] = (value >>> 24) & 255;
   }
 
-  /** Copies `len` bytes inside VRAM (ranges may not overlap). */
+  /**
+   * Copies `len` bytes inside VRAM (ranges may not partly overlap; a copy onto itself moves
+   * nothing). Page by page: a source page that was never written zeroes the destination (a
+   * whole destination page then has no contents), so copying unwritten memory allocates nothing.
+   */
   copyWithin(dstPa: number, srcPa: number, len: number): void {
     this.checkRange('Vram.copyWithin', srcPa, len);
     this.checkRange('Vram.copyWithin', dstPa, len);
-    const tmp = this.read(srcPa, len);
-    this.write(dstPa, tmp, len);
+    if (dstPa === srcPa) return;
+    let done = 0;
+    while (done < len) {
+      const d = dstPa + done;
+      const sa = srcPa + done;
+      // the piece ends at whichever page boundary (source or destination) comes first
+      const n = Math.min(4096 - (d % 4096), 4096 - (sa % 4096), len - done);
+      const dFrame = Math.floor(d / 4096);
+      const dIn = d % 4096;
+      const ss = this.slotOf[Math.floor(sa / 4096)]!;
+      if (ss === 0) this.zeroPart(dFrame, dIn, n);
+      else {
+        const so = ((ss - 1) % SLAB_PAGES) * 4096 + (sa % 4096);
+        const src = this.slab(ss - 1).subarray(so, so + n);
+        const ds = this.materialize(dFrame, dIn, dIn + n);
+        this.slab(ds).set(src, (ds % SLAB_PAGES) * 4096 + dIn);
+      }
+      done += n;
+    }
   }
 
   /** True when the 4K page at `pa` holds materialised bytes. */
   isMaterialized(pa: number): boolean {
-    return this.slotOf[this.frameOf('Vram.isMaterialized', Math.floor(pa / 4096) * 4096)]! >= 0;
+    return this.slotOf[this.frameOf('Vram.isMaterialized', Math.floor(pa / 4096) * 4096)]! > 0;
   }
 }

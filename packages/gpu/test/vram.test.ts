@@ -122,7 +122,78 @@ describe('Vram buddy allocator', () => {
   });
 });
 
+describe('Vram contents grow with the bytes written', () => {
+  it('reads, zero writes and copies of never-written pages materialise nothing', () => {
+    const v = new Vram(4 * MiB);
+    const a = v.alloc(2 * MiB);
+    const b = v.alloc(2 * MiB);
+    expect(v.read(a, 2 * MiB).every((x) => x === 0)).toBe(true);
+    v.write(a, null, 2 * MiB);
+    v.copyWithin(b, a, 2 * MiB);
+    expect(v.read32(b + 8)).toBe(0);
+    expect(v.stats().materializedPages).toBe(0);
+    // one written page copies as one page; the rest of the copy stays empty
+    v.write32(a + 4096 + 12, 0xdeadbeef);
+    v.copyWithin(b, a, 2 * MiB);
+    expect(v.stats().materializedPages).toBe(2);
+    expect(v.read32(b + 4096 + 12)).toBe(0xdeadbeef);
+    expect(v.read32(b + 4096 + 16)).toBe(0);
+    // copying an unwritten page over a written one empties it again
+    v.copyWithin(b + 4096, a + 8192, 4096);
+    expect(v.isMaterialized(b + 4096)).toBe(false);
+    expect(v.read32(b + 4096 + 12)).toBe(0);
+    // a whole page of zero writes drops the contents; a part zeroes in place
+    v.write(a + 4096 + 8, null, 8);
+    expect(v.read32(a + 4096 + 12)).toBe(0);
+    expect(v.isMaterialized(a + 4096)).toBe(true);
+    v.write(a + 4096, null, 4096);
+    expect(v.isMaterialized(a + 4096)).toBe(false);
+    expect(v.stats().materializedPages).toBe(0);
+  });
+
+  it('a recycled content slot reads as zero outside the bytes written', () => {
+    const v = new Vram(2 * MiB);
+    const a = v.alloc(4096);
+    v.write(a, new Uint8Array(4096).fill(0xff));
+    v.free(a);
+    const b = v.alloc(8192);
+    v.write(b + 100, Uint8Array.of(1, 2, 3)); // reuses a's slot
+    const page = v.read(b, 4096);
+    const want = new Uint8Array(4096);
+    want.set([1, 2, 3], 100);
+    expect(page).toEqual(want);
+    v.write32(b + 4096 + 4092, 7);
+    expect(v.read(b + 4096, 4092).every((x) => x === 0)).toBe(true);
+    // a copy between misaligned ranges crosses page boundaries piece by piece
+    v.copyWithin(b + 4096 + 50, b + 98, 10);
+    expect(Array.from(v.read(b + 4096 + 50, 10))).toEqual([0, 0, 1, 2, 3, 0, 0, 0, 0, 0]);
+  });
+});
+
 describe('CopyEngine', () => {
+  it('a timing-only transfer charges like a copy and moves no bytes', async () => {
+    const sim = createSim();
+    const v = new Vram(ROOT_CHUNK_BYTES);
+    const ce = new CopyEngine(sim, v, 1);
+    v.write32(0, 42);
+    const t1 = ce.submitTimed(65536, 'h2d');
+    const t2 = ce.submitTimed(4096, 'd2h');
+    const t3 = ce.submitTimed(8192, 'd2d');
+    expect(t1.done).toBe(transferTimeNs(sim.costs, 65536));
+    expect(t2.start).toBe(t1.done);
+    expect(t3.done).toBe(t2.done + transferTimeNs(sim.costs, 8192));
+    expect(sim.counters.get('gpu.ce.bytesH2d')).toBe(65536);
+    expect(sim.counters.get('gpu.ce.bytesD2h')).toBe(4096);
+    expect(sim.counters.get('gpu.ce.transfers')).toBe(3);
+    expect(v.stats().materializedPages).toBe(1);
+    expect(v.read32(0)).toBe(42);
+    await ce.copyTimed(4096, 'h2d');
+    expect(sim.now).toBe(t3.done + transferTimeNs(sim.costs, 4096));
+    expect(() => ce.submitTimed(0, 'h2d')).toThrow(ArgumentError);
+    expect(() => ce.submitTimed(4096, 'up' as 'h2d')).toThrow(ArgumentError);
+    expect(sim.counters.get('gpu.ce.transfers')).toBe(4);
+  });
+
   it('charges transferTimeNs and queues on busy engines', async () => {
     const sim = createSim();
     const v = new Vram(ROOT_CHUNK_BYTES);

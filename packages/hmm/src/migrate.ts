@@ -314,10 +314,16 @@ async function collect(args: MigrateVma, mm: Mm): Promise<void> {
   }
 }
 
-/** Expected references on a collected page: ours, plus the fault path's, plus the page cache's. */
+/**
+ * migrate_vma_check_page(): the references a collected page may carry and still migrate —
+ * ours (the mapping reference collect took over), the fault path's on the fault page, one more
+ * for a ZONE_DEVICE page ("Page from ZONE_DEVICE have one extra reference"), the page cache's
+ * for a file page. More than that means pinned: the page is restored.
+ */
 function expectedRefs(machine: Machine, pfn: number, faultPage: number): number {
   const f = machine.phys.flags[pfn]!;
-  return 1 + (pfn === faultPage ? 1 : 0) + (!(f & PG.anon) && !(f & PG.device) ? 1 : 0);
+  const device = (f & PG.device) !== 0;
+  return 1 + (pfn === faultPage ? 1 : 0) + (device ? 1 : 0) + (!(f & PG.anon) && !device ? 1 : 0);
 }
 
 /**

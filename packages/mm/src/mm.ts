@@ -132,6 +132,8 @@ declare module '@hmmkit/sim' {
     'mm.fault': [mm: number, address: number, flags: number];
     /** The mm started an invalidation: mm id, MmuNotifyEvent, start, end (exclusive). */
     'mm.invalidate': [mm: number, event: number, start: number, end: number];
+    /** A CPU load or store of `n` bytes at `address` done (bytes at `buf[offset..]`), for the oracle's data shadow. */
+    'mm.access': [mm: number, address: number, write: boolean, buf: Uint8Array, offset: number, n: number];
   }
 }
 
@@ -804,7 +806,14 @@ export class Mm implements NotifierMm {
     return this.callMigrateToRam(vma, addr, realAddress, t.val[i]!, flags, 0);
   }
 
-  /** Locks and references the device page, calls its pagemap's migrate_to_ram(), unlocks. */
+  /**
+   * do_swap_page()'s device-private branch (Linux 6.15+): trylock the device page FIRST and
+   * take the reference only once locked; the loser of a concurrent fault waits for the page
+   * lock WITHOUT a reference (migration_entry_wait_on_locked) and retries the access. A waiter
+   * holding a reference would make the winner's migrate_vma_setup() see the page as pinned
+   * (migrate_vma_check_page) and restore it, so eight readers of one page never made progress.
+   * The winner calls the pagemap's migrate_to_ram(), then unlocks and puts the page.
+   */
   private async callMigrateToRam(
     vma: Vma,
     addr: number,
@@ -816,12 +825,11 @@ export class Mm implements NotifierMm {
     const p = this.phys;
     const pgmap = p.pagemapOf(dpfn);
     if (pgmap === null) return VM_FAULT_SIGBUS;
-    p.getPage(dpfn);
     if (!p.trylockPage(dpfn)) {
       await p.pageLockWq.waitEvent(() => !p.isPageLocked(dpfn));
-      p.putPage(dpfn);
       return 0;
     }
+    p.getPage(dpfn);
     this.machine.stats.devicePrivateFaults.value++;
     const vmf: VmFault = {
       vma,
@@ -1047,6 +1055,8 @@ export class Mm implements NotifierMm {
       const pfn = await this.resolve(a, write);
       if (write) this.phys.writePage(pfn, off, buf, done, n);
       else this.phys.readPage(pfn, off, buf, done, n);
+      if (this.sim.trace.wants('mm.access'))
+        this.sim.trace.emit('mm.access', this.id, a, write, buf, done, n);
       done += n;
     }
   }
@@ -1082,6 +1092,8 @@ export class Mm implements NotifierMm {
       this.checkAccessArgs(addr, n);
       const pfn = await this.resolve(addr, false);
       this.phys.readPage(pfn, addr % PAGE_SIZE, bytes, 0, n);
+      if (this.sim.trace.wants('mm.access'))
+        this.sim.trace.emit('mm.access', this.id, addr, false, bytes, 0, n);
     } else await this.readInto(addr, bytes.subarray(0, n));
     return new DataView(bytes.buffer);
   }

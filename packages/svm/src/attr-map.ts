@@ -150,6 +150,7 @@ function applyUpdate(a: RangeAttrs, u: AttrUpdate): RangeAttrs {
  */
 export class AttrMap {
   private cur: AttrState = EMPTY_ATTR_STATE;
+  private readonly listeners: ((start: number, end: number) => void)[] = [];
   /** Devices that may be named (preferred location / accessedBy bits). */
   readonly numDevices: number;
 
@@ -169,6 +170,41 @@ export class AttrMap {
   /** Attributes at `va`. */
   lookup(va: number): RangeAttrs {
     return attrsAt(this.cur, va);
+  }
+
+  /**
+   * The maximal interval around `va` over which the attributes are those of `va` (a gap between
+   * advised intervals holds the defaults; the last gap ends at `Number.MAX_SAFE_INTEGER`).
+   */
+  intervalAt(va: number): AttrInterval {
+    const list = this.cur.intervals;
+    const i = floorIndex(list, va);
+    const iv = list[i];
+    if (iv !== undefined && va < iv.end) return iv;
+    const start = iv === undefined ? 0 : iv.end;
+    const next = list[i + 1];
+    return { start, end: next === undefined ? Number.MAX_SAFE_INTEGER : next.start, attrs: DEFAULT_ATTRS };
+  }
+
+  /**
+   * Registers `fn` to hear of every change of the map: called once per span where the attributes
+   * changed, after the change (by {@link advise}, {@link applyPatches} or {@link restore}). Returns
+   * a function that unregisters it. GpuSvm listens to split its ranges at the new boundaries.
+   */
+  onChange(fn: (start: number, end: number) => void): () => void {
+    this.listeners.push(fn);
+    return () => {
+      const k = this.listeners.indexOf(fn);
+      if (k >= 0) this.listeners.splice(k, 1);
+    };
+  }
+
+  /** Moves to `next` and tells the listeners where it differs from the current state. */
+  private commit(next: AttrState): void {
+    const prev = this.cur;
+    this.cur = next;
+    if (this.listeners.length === 0 || prev === next) return;
+    for (const d of diffAttrStates(prev, next)) for (const fn of [...this.listeners]) fn(d.start, d.end);
   }
 
   /** Intervals covering `[start, end)` with defaults in the gaps. */
@@ -224,22 +260,25 @@ export class AttrMap {
     const [next, patches, inversePatches] = immer.produceWithPatches(this.cur, (d) => {
       d.intervals.splice(i0, i1 - i0, ...pieces);
     });
-    this.cur = next;
+    this.commit(next);
     return { patches, inversePatches };
   }
 
   /** Applies patches from {@link advise} (e.g. `inversePatches` to undo). */
   applyPatches(patches: readonly Patch[]): void {
-    this.cur = immer.applyPatches(this.cur, patches as Patch[]);
+    this.commit(immer.applyPatches(this.cur, patches as Patch[]));
   }
 
   /** Restores a snapshot taken from {@link state}. */
   restore(state: AttrState): void {
-    this.cur = state;
+    this.commit(state);
   }
 
   private check(start: number, end: number, u: AttrUpdate): void {
     const fn = 'advise';
+    if (u === null || typeof u !== 'object') {
+      throw new ArgumentError(fn, 'update', 'must be an AttrUpdate object', u);
+    }
     if (!Number.isSafeInteger(start) || start < 0 || start % PAGE_SIZE !== 0) {
       throw new ArgumentError(fn, 'start', 'must be a page-aligned uint', start);
     }

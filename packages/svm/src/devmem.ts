@@ -12,10 +12,12 @@ import type { GpuDevice } from '@hmmkit/gpu';
 import { DeviceMemory } from '@hmmkit/hmm';
 import type { Machine, VmFault } from '@hmmkit/mm';
 import { ArgumentError } from '@hmmkit/sim';
+import { type EvictionView, lruChunkEviction } from './eviction.ts';
 
 /** 4 KiB pages per 2 MiB VRAM chunk. */
 const CHUNK_PAGES = 512;
 const CHUNK_BYTES = 0x200000;
+const LRU_CHUNK = lruChunkEviction();
 
 /** One device's SVM memory pool. */
 export class SvmDeviceMemory {
@@ -29,8 +31,16 @@ export class SvmDeviceMemory {
   readonly chunkStamp: Float64Array;
   /** Pages in use per chunk. */
   readonly chunkUsed: Int32Array;
+  /** Virtual time of the last bind that mapped a page of each chunk (0: never). */
+  readonly chunkLastUseNs: Float64Array;
+  /** Binds that mapped a page of each chunk (once per bind and chunk). */
+  readonly chunkUses: Float64Array;
+  /** The bind that last counted in {@link chunkUses}, per chunk. */
+  private readonly chunkLastBind: Float64Array;
   private stamp = 0;
   private readonly chunkOfPa = new Map<number, number>();
+  /** Pages in use per 2 MiB VA block (block index → count), from the reverse map. */
+  private readonly blockPages = new Map<number, number>();
 
   constructor(
     machine: Machine,
@@ -58,6 +68,9 @@ export class SvmDeviceMemory {
     this.rmapVa = new Float64Array(n).fill(-1);
     this.chunkStamp = new Float64Array(pas.length);
     this.chunkUsed = new Int32Array(pas.length);
+    this.chunkLastUseNs = new Float64Array(pas.length);
+    this.chunkUses = new Float64Array(pas.length);
+    this.chunkLastBind = new Float64Array(pas.length).fill(-1);
     this.mem = new DeviceMemory(machine, {
       type: 'private',
       owner,
@@ -65,6 +78,7 @@ export class SvmDeviceMemory {
       migrateToRam,
       pageFree: (pfn) => {
         const k = pfn - this.mem.start;
+        this.countBlock(this.rmapVa[k]!, -1);
         this.rmapVa[k] = -1;
         this.chunkUsed[Math.floor(k / CHUNK_PAGES)]!--;
       },
@@ -101,18 +115,58 @@ export class SvmDeviceMemory {
     const k = pfn - this.mem.start;
     const c = Math.floor(k / CHUNK_PAGES);
     this.rmapVa[k] = va;
+    this.countBlock(va, 1);
     this.chunkUsed[c]!++;
     this.chunkStamp[c] = ++this.stamp; // UVM: the chunk goes to the LRU tail on allocation
     return pfn;
   }
 
-  /** The least recently allocated chunk holding pages, or -1 when none is in use. */
-  lruChunk(): number {
-    let best = -1;
-    for (let c = 0; c < this.chunkUsed.length; c++) {
-      if (this.chunkUsed[c]! > 0 && (best < 0 || this.chunkStamp[c]! < this.chunkStamp[best]!)) best = c;
+  /** Records that bind number `bind` at time `now` mapped device page `pfn` (eviction statistics). */
+  touch(pfn: number, now: number, bind: number): void {
+    const c = Math.floor((pfn - this.mem.start) / CHUNK_PAGES);
+    this.chunkLastUseNs[c] = now;
+    if (this.chunkLastBind[c] !== bind) {
+      this.chunkLastBind[c] = bind;
+      this.chunkUses[c]!++;
     }
-    return best;
+  }
+
+  /** The pool as an eviction policy sees it. */
+  view(devIndex: number, now: number): EvictionView {
+    return {
+      devIndex,
+      now,
+      chunks: this.chunkPa.length,
+      chunkUsed: this.chunkUsed,
+      chunkAllocStamp: this.chunkStamp,
+      chunkLastUseNs: this.chunkLastUseNs,
+      chunkUses: this.chunkUses,
+      rmapVa: this.rmapVa,
+    };
+  }
+
+  /**
+   * Whether some page of the pool backs a VA in `[start, end)`, by 2 MiB VA block (the reverse map
+   * records the VA at allocation: a hint, exact unless mremap moved the page).
+   */
+  hasPagesIn(start: number, end: number): boolean {
+    for (let b = Math.floor(start / CHUNK_BYTES); b * CHUNK_BYTES < end; b++) {
+      if ((this.blockPages.get(b) ?? 0) > 0) return true;
+    }
+    return false;
+  }
+
+  private countBlock(va: number, delta: number): void {
+    if (va < 0) return;
+    const b = Math.floor(va / CHUNK_BYTES);
+    const n = (this.blockPages.get(b) ?? 0) + delta;
+    if (n > 0) this.blockPages.set(b, n);
+    else this.blockPages.delete(b);
+  }
+
+  /** The least recently allocated chunk holding pages, or -1 when none is in use ({@link lruChunkEviction}). */
+  lruChunk(): number {
+    return LRU_CHUNK.pickVictim(this.view(-1, 0), 1)?.chunk ?? -1;
   }
 
   /** First pfn of chunk `c`. */

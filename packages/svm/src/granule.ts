@@ -8,6 +8,7 @@
  * @module
  */
 import type { AccessType } from '@hmmkit/gpu';
+import { alignDown, PAGE_SIZE } from '@hmmkit/mm';
 import { ArgumentError, Errno } from '@hmmkit/sim';
 import { DEFAULT_ATTRS, LOC, MAX_GRANULARITY, type RangeAttrs } from './attrs.ts';
 import {
@@ -24,8 +25,8 @@ import {
   pageMaskWeight,
 } from './page-mask.ts';
 
-/** Base page size. */
-export const PAGE_SIZE = 4096;
+// One home for the page size and ALIGN_DOWN: @hmmkit/mm (re-exported for svm's users).
+export { alignDown, PAGE_SIZE } from '@hmmkit/mm';
 /** 64 KiB. */
 export const SZ_64K = 0x10000;
 /** 2 MiB: the VA block of UVM, the PMD size of x86-64. */
@@ -90,6 +91,12 @@ export interface FaultContext {
   /** Attributes at `va`. */
   readonly attrs: RangeAttrs;
   /**
+   * The attribute interval around `va` (the span over which `attrs` holds): a range never crosses
+   * an attribute boundary (amdkfd splits its ranges there, xe its VMAs on madvise).
+   */
+  readonly attrStart: number;
+  readonly attrEnd: number;
+  /**
    * Snapshot predicate: true if every page of `[start, end)` is already CPU-faulted (VALID in a
    * snapshot `hmm_range_fault`, `drm_gpusvm_check_pages`). Null means "assume yes".
    */
@@ -125,6 +132,14 @@ export interface GranulePolicy {
   readonly name: string;
   /** Decide the range and fault span for one fault. Must not keep state between calls. */
   choose(ctx: FaultContext): GranuleResult;
+  /**
+   * Optional: the span a CPU fault on a device page at `va` migrates back to system memory
+   * (dev_pagemap_ops.migrate_to_ram), given the range containing `va` (null if none) and the
+   * attributes at `va`. It must contain `va`'s page; the framework clips it to the range and the
+   * VMA. Default: the whole range (drm_pagemap migrates the range's device allocation), or just the
+   * page without a range.
+   */
+  migrateToRamSpan?(va: number, range: Span | null, attrs: RangeAttrs): Span;
 }
 
 /** Whether a result is an error. */
@@ -135,11 +150,6 @@ export function isGranuleError(r: GranuleResult): r is GranuleError {
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-/** ALIGN_DOWN(a, s) for power-of-two s, safe above 2^32. */
-export function alignDown(a: number, s: number): number {
-  return a - (a % s);
-}
-
 /** A choice where range and fault span coincide. */
 function whole(start: number, end: number): GranuleChoice {
   return { start, end, faultStart: start, faultEnd: end, pages: null };
@@ -147,12 +157,12 @@ function whole(start: number, end: number): GranuleChoice {
 
 /** Lower bound every policy respects: VMA, notifier window, GPU VA range. */
 function lowLimit(ctx: FaultContext): number {
-  return Math.max(ctx.vmaStart, ctx.windowStart, ctx.gpuvaStart);
+  return Math.max(ctx.vmaStart, ctx.windowStart, ctx.gpuvaStart, ctx.attrStart);
 }
 
 /** Upper bound every policy respects. */
 function highLimit(ctx: FaultContext): number {
-  return Math.min(ctx.vmaEnd, ctx.windowEnd, ctx.gpuvaEnd);
+  return Math.min(ctx.vmaEnd, ctx.windowEnd, ctx.gpuvaEnd, ctx.attrEnd);
 }
 
 /** Existing ranges over a sorted, non-overlapping array of spans (binary search). */
@@ -238,6 +248,8 @@ export function makeFaultContext(init: FaultContextInit): FaultContext {
     thrashing: null,
     faultMigrations: 0,
     attrs: DEFAULT_ATTRS,
+    attrStart: 0,
+    attrEnd: Number.MAX_SAFE_INTEGER,
     checkPages: null,
     ...init,
   };
@@ -257,36 +269,80 @@ export function chooseGranule(policy: GranulePolicy, ctx: FaultContext): Granule
   if (!(ctx.windowStart <= ctx.va && ctx.va < ctx.windowEnd)) {
     throw new ArgumentError(fn, 'ctx.va', 'must lie in the notifier window', ctx.va);
   }
+  if (!(ctx.attrStart <= ctx.va && ctx.va < ctx.attrEnd)) {
+    throw new ArgumentError(fn, 'ctx.va', 'must lie in [attrStart, attrEnd)', ctx.va);
+  }
   if (ctx.vmaStart % PAGE_SIZE !== 0 || ctx.vmaEnd % PAGE_SIZE !== 0) {
     throw new ArgumentError(fn, 'ctx.vmaStart', 'VMA bounds must be page aligned', ctx.vmaStart);
   }
   if (!Number.isInteger(ctx.cpuMapOrder) || ctx.cpuMapOrder < 0 || ctx.cpuMapOrder > 30) {
     throw new ArgumentError(fn, 'ctx.cpuMapOrder', 'must be an integer in [0, 30]', ctx.cpuMapOrder);
   }
-  const r = policy.choose(ctx);
+  return checkGranuleChoice(fn, policy, ctx, policy.choose(ctx));
+}
+
+/**
+ * Checks a policy's answer `r` for `ctx` (what {@link chooseGranule} and GpuSvm's fault path rely
+ * on): an error is a negative errno; a choice has page-aligned bounds, a range inside VMA ∩
+ * notifier window ∩ GPU VA ∩ attribute interval, a fault span inside the range containing the
+ * fault, a mask that is a 2 MiB block mask, and it reuses the range containing `va` or overlaps
+ * none. Throws ArgumentError naming `fn` and the policy; returns `r` unchanged.
+ */
+export function checkGranuleChoice(
+  fn: string,
+  policy: GranulePolicy,
+  ctx: FaultContext,
+  r: GranuleResult,
+): GranuleResult {
+  if (r === null || typeof r !== 'object') {
+    throw new ArgumentError(fn, 'policy', `${policy.name}: must return a choice or an error`, r);
+  }
   if (isGranuleError(r)) {
-    if (!(r.error < 0))
+    if (!(Number.isInteger(r.error) && r.error < 0))
       throw new ArgumentError(fn, 'policy', `${policy.name}: error must be a negative errno`, r);
     return r;
   }
-  const ok =
-    r.start % PAGE_SIZE === 0 &&
-    r.end % PAGE_SIZE === 0 &&
-    r.faultStart % PAGE_SIZE === 0 &&
-    r.faultEnd % PAGE_SIZE === 0 &&
-    r.start <= r.faultStart &&
-    r.faultStart <= ctx.va &&
-    ctx.va < r.faultEnd &&
-    r.faultEnd <= r.end &&
-    r.start >= lowLimit(ctx) &&
-    r.end <= highLimit(ctx);
-  if (!ok) throw new ArgumentError(fn, 'policy', `${policy.name}: choice violates the granule contract`, r);
+  const nums = [r.start, r.end, r.faultStart, r.faultEnd];
+  if (!nums.every((x) => Number.isSafeInteger(x) && x >= 0 && x % PAGE_SIZE === 0)) {
+    throw new ArgumentError(
+      fn,
+      'policy',
+      `${policy.name}: choice violates the granule contract (range and fault span must be page aligned)`,
+      r,
+    );
+  }
+  if (!(r.start <= r.faultStart && r.faultStart <= ctx.va && ctx.va < r.faultEnd && r.faultEnd <= r.end)) {
+    throw new ArgumentError(
+      fn,
+      'policy',
+      `${policy.name}: choice violates the granule contract (fault span must contain va and lie in the range)`,
+      r,
+    );
+  }
   const existing = ctx.ranges.containing(ctx.va);
   if (existing !== null) {
+    // An existing range may outlive a later VMA split or attribute change (drm_gpusvm finds it
+    // before any VMA check); the bounds below apply to new ranges only.
     if (existing.start !== r.start || existing.end !== r.end) {
       throw new ArgumentError(fn, 'policy', `${policy.name}: must reuse the range containing va`, r);
     }
-  } else if (ctx.ranges.overlaps(r.start, r.end)) {
+  } else if (!(r.start >= lowLimit(ctx) && r.end <= highLimit(ctx))) {
+    throw new ArgumentError(
+      fn,
+      'policy',
+      `${policy.name}: choice violates the granule contract (range must lie in VMA ∩ notifier window ∩ GPU VA ∩ attribute interval)`,
+      r,
+    );
+  }
+  if (r.pages !== null && !(r.pages instanceof Uint32Array && r.pages.length >= 16)) {
+    throw new ArgumentError(
+      fn,
+      'policy',
+      `${policy.name}: choice violates the granule contract (pages must be null or a 2 MiB block mask)`,
+      r,
+    );
+  }
+  if (existing === null && ctx.ranges.overlaps(r.start, r.end)) {
     throw new ArgumentError(fn, 'policy', `${policy.name}: new range overlaps an existing range`, r);
   }
   return r;
@@ -394,6 +450,16 @@ export function amdkfdPolicy(opts: AmdkfdPolicyOptions = {}): GranulePolicy {
       const start = Math.max(gStart, lowLimit(ctx), ctx.ranges.prevEnd(ctx.va));
       const end = Math.min(gEnd, highLimit(ctx), ctx.ranges.nextStart(ctx.va));
       return whole(start, end);
+    },
+    // svm_migrate_to_ram(): the 2^granularity-page block around the fault, clipped to the range,
+    // with the range's current granularity (a later advise applies to existing ranges)
+    migrateToRamSpan(va, range, attrs) {
+      const g = Math.min(useAttr ? attrs.granularity : def, MAX_GRANULARITY);
+      const size = 2 ** g * PAGE_SIZE;
+      const gStart = alignDown(va, size);
+      if (range === null)
+        return { start: alignDown(va, PAGE_SIZE), end: alignDown(va, PAGE_SIZE) + PAGE_SIZE };
+      return { start: Math.max(gStart, range.start), end: Math.min(gStart + size, range.end) };
     },
   };
 }

@@ -7,6 +7,7 @@
 
 export * from './attr-map.ts';
 export * from './attrs.ts';
+export * from './eviction.ts';
 export * from './gpusvm.ts';
 export * from './granule.ts';
 export * from './notifier-policy.ts';

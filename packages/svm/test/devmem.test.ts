@@ -190,3 +190,35 @@ describe('GpuSvm device memory with several devices', () => {
     expect(r.failure).toBeNull();
   });
 });
+
+describe('GpuSvm copies only what has contents (issue 9)', () => {
+  it('a copy that only needs timing is timed, not performed; never-written pages materialise nothing', async () => {
+    const sim = createSim({ seed: 21 });
+    const w = await makeWorld(sim, { devmem: {} });
+    await run(sim, async () => {
+      const ce = w.devs[0]!.copyEngine;
+      let d2d = 0;
+      const orig = ce.submitD2d.bind(ce);
+      ce.submitD2d = (s: number, d: number, b: number) => {
+        d2d++;
+        return orig(s, d, b);
+      };
+      const a = aligned(await mmapAnon(w.mm, 2 * M2));
+      // every page allocated by a CPU write of zeros (no contents), eight with data
+      for (let i = 0; i < 512; i++) await w.mm.writeU32(a + i * P, 0);
+      for (let i = 0; i < 8; i++) await w.mm.writeU32(a + i * 64 * P, 500 + i);
+      const h2d = ce.bytesH2d.value;
+      const r = await runKernel(w, 0, [Array.from({ length: 8 }, (_, i) => [a + i * 64 * P, R, 0] as const)]);
+      expect(Array.from(r.data)).toEqual([500, 501, 502, 503, 504, 505, 506, 507]);
+      expect(sim.counters.counter('svm.migrate.toVram.pages').value).toBe(512);
+      expect(ce.bytesH2d.value - h2d).toBe(M2); // the transfer is charged for the whole range
+      expect(w.devs[0]!.vram.stats().materializedPages).toBe(8); // but only 8 pages hold bytes
+      const data0 = w.mm.machine.phys.dataPages;
+      expect(await w.mm.readU32(a + 64 * P)).toBe(501); // migrate_to_ram of the range
+      expect(sim.counters.counter('svm.migrate.toRam.pages').value).toBe(512);
+      expect(w.mm.machine.phys.dataPages).toBe(data0 + 8); // only the 8 written pages get bytes in RAM
+      expect(d2d).toBe(0);
+      w.oracle.checkAll();
+    });
+  });
+});
