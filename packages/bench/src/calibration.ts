@@ -16,7 +16,7 @@ import { type ExperimentSpec, type ExperimentWorld, type Metrics, runExperiment 
 
 /** One calibration target. */
 export interface CalibrationTarget {
-  readonly id: 'a' | 'b' | 'd';
+  readonly id: 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g' | 'h';
   readonly name: string;
   /** The published figure and its source. */
   readonly published: string;
@@ -32,6 +32,8 @@ export interface CalibrationTarget {
   readonly gapBand?: readonly [number, number];
   /** The scenario. */
   readonly scenario: string;
+  /** Decimals shown in the table (default 2). */
+  readonly digits?: number;
 }
 
 /** The measured outcome of one target. */
@@ -96,7 +98,8 @@ export const CALIBRATION_TARGETS: readonly CalibrationTarget[] = [
     metric: 'GB/s (1 / slope of the least-squares fit of batch time vs bytes migrated per batch)',
     target: 5,
     tolerance: [3.5, 6.5],
-    status: 'calibrated',
+    status: 'known-gap',
+    gapBand: [8, 11],
     scenario: 'streaming (3 arrays, 32 MiB), uvm-tree prefetcher, VRAM placement, CPU-initialised',
   },
   {
@@ -121,6 +124,71 @@ export const CALIBRATION_TARGETS: readonly CalibrationTarget[] = [
     status: 'calibrated',
     scenario:
       'page touch 8 MiB with 2 MiB (xe) chunks into 16 MiB VRAM, then GpuSvm.evictChunk on 4 full chunks',
+    digits: 0,
+  },
+  {
+    id: 'e',
+    name: 'unique pages per full fault batch (streaming)',
+    published:
+      'stream triad: batches always full (256 faults), ≈50–65 unique pages each (Allen & Ge SC’21 batch logs; uvm-costs §2.1)',
+    metric: 'pages (mean unique pages of the batches that fetched 256 entries)',
+    target: 57.5,
+    tolerance: [45, 70],
+    status: 'calibrated',
+    scenario:
+      'streaming (3 arrays, 32 MiB, 80 SMs × 32 warps), uvm-noprefetch, VRAM placement, CPU-initialised',
+    digits: 1,
+  },
+  {
+    id: 'f',
+    name: 'duplicate-fault ratio per batch (streaming)',
+    published:
+      'stream triad ≈75–80 % duplicates per 256-fault batch (sgemm 0.80–0.92) (Allen & Ge SC’21; uvm-costs §2.1)',
+    metric: 'ratio (1 − unique / fetched, over all batches)',
+    target: 0.775,
+    tolerance: [0.7, 0.85],
+    status: 'calibrated',
+    scenario: 'as (e)',
+  },
+  {
+    id: 'g',
+    name: 'per-batch time vs bytes migrated, no prefetch',
+    published:
+      'no-prefetch batches: fit ≈50 µs + 0.7 µs/KB (linear) to 30 µs + 1.25 µs/KB (sgemm) (Allen & Ge SC’21; uvm-costs §2.1)',
+    metric: 'µs/KiB (slope of the least-squares fit of batch time vs KiB migrated)',
+    target: 0.975,
+    tolerance: [0.6, 1.4],
+    status: 'calibrated',
+    scenario: 'as (e): each svm.fault.batch event (fetch to replay) is one point',
+    digits: 3,
+  },
+  {
+    id: 'c',
+    name: 'batch-size plateau at 256 (no prefetch)',
+    published:
+      'sgemm: max batch 32 → 256 gives ≈+35 %; 512 and 1024 give no gain over 256 (Allen & Ge SC’21; uvm-costs §2.1, §2.7c)',
+    metric: '% throughput gain (1 / kernel time) from faultBatchMax 256 to 512',
+    target: 0,
+    tolerance: [-5, 10],
+    status: 'known-gap',
+    gapBand: [10.5, 20],
+    scenario: 'as (e), faultBatchMax 256 vs 512 (a cost override, for the sweep only)',
+    digits: 0,
+  },
+  {
+    id: 'h',
+    name: 'tree prefetch vs 4K on-demand, far faults (streaming)',
+    published:
+      'more than an order of magnitude on streaming benchmarks (issue 11, citing Ganguly et al. ISCA’19 TBNp vs on-demand; ' +
+      'the figure is recalled, not re-read: uvm-costs §6)',
+    metric: '× (far faults with 4k / far faults with uvm-tree)',
+    target: 10,
+    tolerance: [7, 30],
+    status: 'known-gap',
+    gapBand: [2, 3.5],
+    scenario:
+      'streaming 32 MiB, granule 4k vs uvm-tree, VRAM placement, CPU-initialised (bench/fault-arrival.ts explains the gap)',
+    digits: 1,
   },
 ];
 
@@ -246,9 +314,115 @@ export async function calibrateEviction(): Promise<CalibrationResult> {
   });
 }
 
-/** Runs every calibration target (a few seconds). */
+/** Scenario (e), (f), (g), (c): streaming without prefetch, so every batch holds only faulted pages. */
+export const STREAM_DEMAND_SPEC: ExperimentSpec = {
+  workload: {
+    generator: 'streaming',
+    params: { footprintBytes: 32 << 20 },
+    cpu: 'init',
+    label: 'stream-triad',
+  },
+  granule: 'uvm-noprefetch',
+  notifier: 'window-512M',
+  placement: 'vram',
+  vramBytes: 64 << 20,
+};
+
+/** Per-batch records of one run: raw entries fetched, unique entries, KiB migrated H2D, µs. */
+interface BatchLog {
+  readonly raw: number[];
+  readonly unique: number[];
+  readonly kib: number[];
+  readonly us: number[];
+}
+
+async function runLogged(spec: ExperimentSpec): Promise<{ m: Metrics; log: BatchLog }> {
+  const log: BatchLog = { raw: [], unique: [], kib: [], us: [] };
+  let lastBytes = 0;
+  let lastFetched = 0;
+  const m = await runExperiment(spec, {
+    onWorld: (w) => {
+      const dev = w.devices[0]!;
+      w.sim.trace.on('svm.fault.batch', (_dev, entries, _pages, t0, t1) => {
+        const b = dev.copyEngine.bytesH2d.value;
+        const f = dev.faultBuffer.fetched.value;
+        log.raw.push(f - lastFetched);
+        log.unique.push(entries);
+        log.kib.push((b - lastBytes) / 1024);
+        log.us.push((t1 - t0) / 1000);
+        lastBytes = b;
+        lastFetched = f;
+      });
+    },
+  });
+  return { m, log };
+}
+
+const sum = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0);
+
+/** Runs targets (e), (f) and (g) on one streaming run without prefetch. */
+export async function calibrateBatchShape(): Promise<CalibrationResult[]> {
+  const { m, log } = await runLogged(STREAM_DEMAND_SPEC);
+  const max = DEFAULT_COSTS.faultBatchMax;
+  const full = log.raw.map((r, i) => (r === max ? log.unique[i]! : -1)).filter((u) => u >= 0);
+  const fit = linearFit(log.kib, log.us);
+  const common = { batches: log.raw.length, fullBatches: full.length, faultBatches: m.faultBatches };
+  return [
+    result(targetOf('e'), sum(full) / Math.max(1, full.length), {
+      ...common,
+      minUnique: Math.min(...full),
+      maxUnique: Math.max(...full),
+    }),
+    result(targetOf('f'), 1 - sum(log.unique) / sum(log.raw), { ...common, fetched: sum(log.raw) }),
+    result(targetOf('g'), fit.slope, {
+      ...common,
+      interceptUs: fit.intercept,
+      maxBatchKiB: Math.max(...log.kib),
+    }),
+  ];
+}
+
+/** Runs target (c): throughput gain from faultBatchMax 256 to 512, without (value) and with prefetch (detail). */
+export async function calibrateBatchPlateau(): Promise<CalibrationResult> {
+  const at = async (granule: string, max: number): Promise<number> =>
+    (await runExperiment({ ...STREAM_DEMAND_SPEC, granule, costs: { faultBatchMax: max } })).kernelTimeNs;
+  const gain = (t256: number, t512: number): number => (t256 / t512 - 1) * 100;
+  const d256 = await at('uvm-noprefetch', 256);
+  const d512 = await at('uvm-noprefetch', 512);
+  const d128 = await at('uvm-noprefetch', 128);
+  const p256 = await at('uvm-tree', 256);
+  const p512 = await at('uvm-tree', 512);
+  return result(targetOf('c'), gain(d256, d512), {
+    gainNoPrefetch128to256: gain(d128, d256),
+    gainPrefetch256to512: gain(p256, p512),
+    kernelMs256: d256 / 1e6,
+    kernelMs512: d512 / 1e6,
+  });
+}
+
+/** Runs target (h): far faults of 4K on-demand over those of the tree prefetcher on streaming. */
+export async function calibratePrefetchRatio(): Promise<CalibrationResult> {
+  const base = { ...STREAM_DEMAND_SPEC };
+  const tree = await runExperiment({ ...base, granule: 'uvm-tree' });
+  const demand = await runExperiment({ ...base, granule: '4k' });
+  return result(targetOf('h'), demand.farFaults / tree.farFaults, {
+    farFaultsTree: tree.farFaults,
+    farFaults4k: demand.farFaults,
+    kernelTimeRatio: demand.kernelTimeNs / tree.kernelTimeNs,
+    servicedRatio: demand.faultsServiced / tree.faultsServiced,
+  });
+}
+
+/** Runs every calibration target (several seconds). */
 export async function runCalibration(): Promise<CalibrationResult[]> {
-  return [await calibrateStreamPrefetch(), await calibrateDemand4k(), await calibrateEviction()];
+  return [
+    await calibrateStreamPrefetch(),
+    await calibrateDemand4k(),
+    await calibrateEviction(),
+    ...(await calibrateBatchShape()),
+    await calibrateBatchPlateau(),
+    await calibratePrefetchRatio(),
+  ];
 }
 
 /** The comparison as a Markdown table. */
@@ -262,7 +436,7 @@ export function calibrationTable(results: readonly CalibrationResult[]): string 
     const st = r.withinTolerance ? 'within tolerance' : `known gap (${t.gapBand?.[0]}–${t.gapBand?.[1]})`;
     lines.push(
       `| (${t.id}) ${t.name} | ${t.published} | ${t.tolerance[0]}–${t.tolerance[1]} ${t.metric.split(' ')[0]} | ` +
-        `${r.value.toFixed(t.id === 'd' ? 0 : 2)} ${t.metric.split(' ')[0]} | ${r.ratio.toFixed(2)} | ${st} |`,
+        `${r.value.toFixed(t.digits ?? 2)} ${t.metric.split(' ')[0]} | ${t.target === 0 ? '–' : r.ratio.toFixed(2)} | ${st} |`,
     );
   }
   return lines.join('\n');

@@ -30,20 +30,24 @@ function check(r: CalibrationResult): void {
 }
 
 describe('calibration against uvm-costs §2.7 sanity targets (default cost model)', () => {
-  it('lists targets a, b and d with tolerances around the published values', () => {
-    expect(CALIBRATION_TARGETS.map((t) => t.id)).toEqual(['a', 'b', 'd']);
+  it('lists targets a, b, d, e, f, g, c, h with tolerances around the published values', () => {
+    expect(CALIBRATION_TARGETS.map((t) => t.id)).toEqual(['a', 'b', 'd', 'e', 'f', 'g', 'c', 'h']);
     for (const t of CALIBRATION_TARGETS) {
-      expect(t.tolerance[0]).toBeLessThan(t.target);
+      expect(t.tolerance[0]).toBeLessThanOrEqual(t.target);
       expect(t.tolerance[1]).toBeGreaterThan(t.target);
       if (t.status === 'known-gap') expect(t.gapBand).toBeDefined();
     }
   });
 
-  it('every target is calibrated (none pinned as a gap)', () => {
-    expect(CALIBRATION_TARGETS.map((t) => t.status)).toEqual(['calibrated', 'calibrated', 'calibrated']);
+  it('known gaps are exactly (a), (c) and (h) (docs/calibration.md explains each)', () => {
+    expect(CALIBRATION_TARGETS.filter((t) => t.status === 'known-gap').map((t) => t.id)).toEqual([
+      'a',
+      'c',
+      'h',
+    ]);
   });
 
-  it('(a) sequential streaming with prefetch ≈ 5 GB/s (per-batch fit slope)', async () => {
+  it('(a) sequential streaming with prefetch ≈ 5 GB/s (per-batch fit slope): known gap, prefetched pages too cheap', async () => {
     const r = await calibrateStreamPrefetch();
     check(r);
     expect(r.detail.bytesH2d).toBeGreaterThanOrEqual(32 << 20);
@@ -53,6 +57,8 @@ describe('calibration against uvm-costs §2.7 sanity targets (default cost model
     expect(r.detail.maxBatchKiB).toBeGreaterThanOrEqual(1024);
     // end to end (with far-fault stalls, batch intercepts and the kernel itself) is slower than the slope
     expect(r.detail.endToEndGBps).toBeLessThan(r.value);
+    // every batch is full (256 entries, 64 faulted pages): batch time barely depends on the bytes
+    expect(r.detail.interceptUs).toBeGreaterThan(200);
   });
 
   it('fits a line', () => {

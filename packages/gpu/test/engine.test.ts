@@ -122,7 +122,8 @@ describe('execution engine end to end (fault → batch → map → TLB → repla
     const { dev, streams } = await scenario(sim, amdGfx9);
     const before = sim.counters.get('gpu.fault.raised');
     const t0 = sim.now;
-    const r = await dev.engine.run(streams);
+    // all warps on one client (SM): its accesses are issued one after another
+    const r = await dev.engine.run(streams, { warpClient: new Uint16Array(32) });
     expect(r.faults).toBe(0);
     expect(sim.counters.get('gpu.fault.raised')).toBe(before);
     expect(r.tlbHits).toBeGreaterThan(r.walks);
@@ -247,6 +248,52 @@ describe('uTLB miss coalescing', () => {
   });
 });
 
+describe('a faulted client stops issuing until replay (stallClientOnFault)', () => {
+  // Client 0 has two warps: warp 0 faults on page A; warp 1 hits a mapped page in the same pass
+  // (in flight), then would miss page B. The SM must not issue B before the replay.
+  async function run(stallClientOnFault: boolean) {
+    const sim = createSim({ seed: 3 });
+    const dev = createGpuDevice(sim, { vramBytes: 2 ** 21, engine: { stallClientOnFault } });
+    const system = new Uint8Array(4 * 4096);
+    const u = dev.beginUpdate('ce');
+    dev.pageTable.map(BASE + 4096, PAGE_4K, dev.vram.alloc(PAGE_4K), {}, u.pt);
+    u.end();
+    const streams = makeStreams([
+      [[BASE, ACCESS.READ]],
+      [
+        [BASE + 4096, ACCESS.READ],
+        [BASE + 2 * 4096, ACCESS.READ],
+      ],
+    ]);
+    let done = false;
+    let result: Awaited<ReturnType<typeof dev.engine.run>> | null = null;
+    sim.sched.spawn('gpu', async () => {
+      result = await dev.engine.run(streams, { warpClient: Uint16Array.from([0, 0]) });
+      done = true;
+    });
+    let stats = { batches: 0, mapped: 0, cancelled: 0 };
+    sim.sched.spawn('driver', async () => {
+      stats = await tinyDriver(sim, dev, system, new Set(), () => done);
+    });
+    await sim.sched.run();
+    return { r: result!, stats };
+  }
+
+  it('with the stall, the second miss waits for the replay: two batches of one fault', async () => {
+    const { r, stats } = await run(true);
+    expect(r.completed).toBe(2);
+    expect(r.faults).toBe(2);
+    expect(stats.batches).toBe(2);
+  });
+
+  it('without it, the hitting warp runs ahead and both misses share the first batch', async () => {
+    const { r, stats } = await run(false);
+    expect(r.completed).toBe(2);
+    expect(r.faults).toBe(2);
+    expect(stats.batches).toBe(1);
+  });
+});
+
 describe('access cost by aperture', () => {
   it('an access served from system memory or a peer costs gpuSysAccessNs / gpuPeerAccessNs more than VRAM', async () => {
     const elapsed: Record<string, number> = {};
@@ -271,7 +318,32 @@ describe('access cost by aperture', () => {
       expect(r.walks).toBe(0);
       elapsed[name] = r.elapsedNs;
     }
-    expect(elapsed.sys! - elapsed.vid!).toBe(64 * 40);
-    expect(elapsed.peer! - elapsed.vid!).toBe(64 * 7);
+    // 4 warps on 4 clients (SMs) run in parallel: 16 passes, each as long as one access
+    expect(elapsed.sys! - elapsed.vid!).toBe(16 * 40);
+    expect(elapsed.peer! - elapsed.vid!).toBe(16 * 7);
+  });
+});
+
+describe('clients (SMs) run in parallel', () => {
+  it('a pass takes as long as its busiest client, not the sum over all warps', async () => {
+    const elapsed: number[] = [];
+    for (const clients of [
+      [0, 0, 0, 0],
+      [0, 1, 2, 3],
+      [0, 0, 1, 2],
+    ]) {
+      const sim = createSim();
+      const dev = createGpuDevice(sim);
+      const u = dev.beginUpdate('ce');
+      dev.pageTable.map(BASE, PAGE_4K, 0, {}, u.pt);
+      u.end();
+      const streams = makeStreams(
+        Array.from({ length: 4 }, () => Array(10).fill([BASE, ACCESS.READ] as const)),
+      );
+      await dev.engine.run(streams); // warm the TLB
+      elapsed.push((await dev.engine.run(streams, { warpClient: Uint16Array.from(clients) })).elapsedNs);
+    }
+    const hit = createSim().costs.gpuTlbHitNs;
+    expect(elapsed).toEqual([40 * hit, 10 * hit, 20 * hit]);
   });
 });

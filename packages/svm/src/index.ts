@@ -14,4 +14,5 @@ export * from './notifier-policy.ts';
 export * from './oracle.ts';
 export * from './page-mask.ts';
 export * from './thrashing.ts';
+export * from './uvmsmart.ts';
 export * from './world.ts';

@@ -1,0 +1,78 @@
+/**
+ * Issue 11, step 1: how faults arrive, and why UVM's tree prefetcher saves only ≈3× on the
+ * streaming workload. Deterministic (simulated time), a few seconds:
+ *
+ *     sh scripts/run.sh tsx packages/bench/bench/fault-arrival.ts [MiB,...] [--stall]
+ *
+ * Part 1 prints the first batches of streaming (32 MiB, uvm-tree): raw entries fetched, unique
+ * pages, duplicate ratio, KiB migrated (faulted + prefetched). Part 2 sweeps the "wave" (distinct
+ * pages the resident warps touch per round = numSMs × warpsPerSM × 128 B / 4 KiB) and prints the
+ * tree-vs-4K ratios of far faults and kernel time. Part 3: the ratios over footprints.
+ * `--stall` turns on GpuEngine.stallClientOnFault (a faulted SM issues nothing until replay).
+ */
+import { type ExperimentSpec, runExperiment } from '../src/experiment.ts';
+
+const args = process.argv.slice(2);
+const stall = args.includes('--stall');
+const sizes = (args.find((a) => /^[\d,]+$/.test(a)) ?? '8,32').split(',').map(Number);
+
+function spec(mib: number, granule: string, warpsPerSM = 32): ExperimentSpec {
+  return {
+    workload: { generator: 'streaming', params: { footprintBytes: mib << 20, warpsPerSM }, cpu: 'init' },
+    granule,
+    placement: 'vram',
+    vramBytes: Math.max(64, 2 * mib) << 20,
+  };
+}
+
+async function run(s: ExperimentSpec, perBatch?: string[]) {
+  let lastB = 0;
+  let lastF = 0;
+  return runExperiment(s, {
+    onWorld: (w) => {
+      const dev = w.devices[0]!;
+      dev.engine.stallClientOnFault = stall;
+      if (perBatch === undefined) return;
+      w.sim.trace.on('svm.fault.batch', (_d, unique, faulted, t0, t1) => {
+        const raw = dev.faultBuffer.fetched.value - lastF;
+        const kib = (dev.copyEngine.bytesH2d.value - lastB) / 1024;
+        lastF += raw;
+        lastB += kib * 1024;
+        perBatch.push(
+          `${String(raw).padStart(4)} ${String(unique).padStart(6)} ${(1 - unique / raw).toFixed(2).padStart(5)} ` +
+            `${String(faulted).padStart(7)} ${String(kib).padStart(8)} ${((t1 - t0) / 1000).toFixed(0).padStart(6)}`,
+        );
+      });
+    },
+  });
+}
+
+console.log(`stallClientOnFault: ${stall}\n\n== 1. first batches, streaming 32 MiB, uvm-tree`);
+const rows: string[] = [];
+await run(spec(32, 'uvm-tree'), rows);
+console.log(' raw unique  dup% faulted  KiB H2D     µs');
+console.log(rows.slice(0, 12).join('\n'));
+
+console.log('\n== 2. wave width (32 MiB): tree vs 4K on-demand');
+console.log('warpsPerSM  wave(pages)  tree far  tree ms   4k far    4k ms  ×far  ×time');
+for (const wps of [1, 4, 8, 32]) {
+  const t = await run(spec(32, 'uvm-tree', wps));
+  const k = await run(spec(32, '4k', wps));
+  console.log(
+    `${String(wps).padStart(10)} ${String((80 * wps * 128) / 4096).padStart(12)} ${String(t.farFaults).padStart(9)} ` +
+      `${(t.kernelTimeNs / 1e6).toFixed(1).padStart(8)} ${String(k.farFaults).padStart(8)} ${(k.kernelTimeNs / 1e6).toFixed(1).padStart(8)} ` +
+      `${(k.farFaults / t.farFaults).toFixed(1).padStart(5)} ${(k.kernelTimeNs / t.kernelTimeNs).toFixed(1).padStart(6)}`,
+  );
+}
+
+console.log('\n== 3. footprints (default 2560 warps): tree vs 4K on-demand');
+console.log('   MiB  tree far  tree ms   4k far    4k ms  ×far  ×time');
+for (const mib of sizes) {
+  const t = await run(spec(mib, 'uvm-tree'));
+  const k = await run(spec(mib, '4k'));
+  console.log(
+    `${String(mib).padStart(6)} ${String(t.farFaults).padStart(9)} ${(t.kernelTimeNs / 1e6).toFixed(1).padStart(8)} ` +
+      `${String(k.farFaults).padStart(8)} ${(k.kernelTimeNs / 1e6).toFixed(1).padStart(8)} ` +
+      `${(k.farFaults / t.farFaults).toFixed(1).padStart(5)} ${(k.kernelTimeNs / t.kernelTimeNs).toFixed(1).padStart(6)}`,
+  );
+}
