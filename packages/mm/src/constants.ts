@@ -90,6 +90,8 @@ export const MAP_FIXED_NOREPLACE = 0x100000;
 export const MAP_HUGE_SHIFT = 26;
 /** Mask of the hugetlb size field (after shifting). */
 export const MAP_HUGE_MASK = 0x3f;
+/** 2 MiB hugetlb pages. */
+export const MAP_HUGE_2MB = 21 * 2 ** MAP_HUGE_SHIFT;
 /** 1 GiB hugetlb pages. */
 export const MAP_HUGE_1GB = 30 * 2 ** MAP_HUGE_SHIFT;
 /** mmap's failure value as returned by our mmap: a negative errno (MAP_FAILED is (void*)-1 in C). */

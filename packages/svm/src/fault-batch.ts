@@ -12,16 +12,6 @@ import type { FaultHandlerOptions, GpuSvm } from './gpusvm.ts';
 import { alignDown, PAGE_SIZE, SZ_2M } from './granule.ts';
 import { pageMaskSet, pageMaskWeight } from './page-mask.ts';
 
-declare module '@hmmkit/sim' {
-  interface TraceEvents {
-    /**
-     * One fault batch serviced by {@link GpuSvm.startFaultHandler}: device id, entries fetched
-     * (after coalescing), unique pages serviced, start (fetch) and end (replay) virtual time.
-     */
-    'svm.fault.batch': [devId: number, entries: number, pages: number, startNs: number, endNs: number];
-  }
-}
-
 /**
  * Spawns the device's fault handler task (the bottom half of uvm_gpu_replayable_faults.c):
  * wait for faults → fetch a batch (coalesced, `faultBatchFixedNs`) → sort → service it per 2 MiB

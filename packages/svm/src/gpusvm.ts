@@ -74,6 +74,18 @@ import { type PageMask, pageMaskNew } from './page-mask.ts';
 import { attrsChanged, garbageCollectLocked, rangeRemove, type SvmNotifier, type SvmRange } from './range.ts';
 import { ThrashingDetector, type ThrashingParams } from './thrashing.ts';
 
+// Declared here, not in fault-batch.ts, so that the emitted gpusvm.d.ts (which every consumer loads)
+// carries the augmentation.
+declare module '@hmmkit/sim' {
+  interface TraceEvents {
+    /**
+     * One fault batch serviced by {@link GpuSvm.startFaultHandler}: device id, entries fetched
+     * (after coalescing), unique pages serviced, start (fetch) and end (replay) virtual time.
+     */
+    'svm.fault.batch': [devId: number, entries: number, pages: number, startNs: number, endNs: number];
+  }
+}
+
 export type { FoundRange } from './fault.ts';
 export { SvmNotifier, SvmRange } from './range.ts';
 
