@@ -115,6 +115,17 @@ export class HmmRange {
   devPrivateOwner: unknown;
 
   constructor(init: HmmRangeInit) {
+    // Other bad bounds are reported by hmmRangeFault; a BigInt or string cannot even be measured.
+    for (const key of ['start', 'end'] as const) {
+      if (typeof init[key] !== 'number') {
+        throw new ArgumentError(
+          'HmmRange',
+          key,
+          'must be a number (addresses are plain numbers, not BigInt)',
+          init[key],
+        );
+      }
+    }
     this.notifier = init.notifier;
     this.start = init.start;
     this.end = init.end;

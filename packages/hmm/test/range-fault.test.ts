@@ -277,6 +277,15 @@ describe('faulting: need_fault, granule, return codes', () => {
     expect(mm.rss).toBe(0);
   });
 
+  it('an HmmRange with a BigInt or string bound is an ArgumentError naming the bound, not a TypeError', async () => {
+    const { sub } = await env();
+    const bigStart = { notifier: sub, start: 0x1000n as unknown as number, end: 0x3000 };
+    expect(() => new HmmRange(bigStart)).toThrow(ArgumentError);
+    expect(() => new HmmRange(bigStart)).toThrow(/'start'/);
+    const strEnd = { notifier: sub, start: 0x1000, end: '0x3000' as unknown as number };
+    expect(() => new HmmRange(strEnd)).toThrow(/'end'/);
+  });
+
   it('swap entries are faulted back in when asked', async () => {
     const { mm, sub } = await env();
     const a = await anon(mm, 2);
