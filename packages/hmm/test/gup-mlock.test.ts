@@ -75,6 +75,24 @@ describe('pin_user_pages', () => {
     expect(2048 - drv.mem.freePages).toBe(0); // the device page went back to its pool
   });
 
+  it('move_pages skips a device-coherent page: -ENOENT for stat and move, the page stays (add_page_for_migration)', async () => {
+    const { mm, machine } = await env();
+    const drv = makeDriver(machine, 'coherent');
+    const a = await anon(mm, 2);
+    await mm.writeU32(a, 5);
+    await mm.writeU32(a + P, 6);
+    expect((await drv.toDeviceLocked(mm, a, 1)).args.cpages).toBe(1);
+    const devPfn = mm.readEntry(a).val;
+    expect(machine.phys.isDeviceCoherentPage(devPfn)).toBe(true);
+    const status = new Int32Array(2);
+    expect(await mm.movePages([a, a + P], null, status)).toBe(0);
+    expect([...status]).toEqual([-Errno.ENOENT, 0]);
+    expect(await mm.movePages([a, a + P], [0, 0], status)).toBe(0);
+    expect([...status]).toEqual([-Errno.ENOENT, 0]);
+    expect(mm.readEntry(a).val).toBe(devPfn);
+    expect(await mm.readU32(a)).toBe(5);
+  });
+
   it('bad input throws before anything is pinned; the mmap lock is required', async () => {
     const { mm } = await env();
     const a = await anon(mm, 1);

@@ -96,7 +96,7 @@ export function migrateVmaInsertPage(mm: Mm, vma: Vma, addr: number, pfn: number
 /**
  * Models move_pages(2) with MPOL_MF_MOVE (on this mm only): migrates each page at `pages[k]`
  * to `nodes[k]` (or, with `nodes` null, reports the node). `status[k]` gets the node or a
- * negative errno (-ENOENT: not present / zero page, -EFAULT: no VMA, -EBUSY: locked,
+ * negative errno (-ENOENT: not present / zero page / ZONE_DEVICE page, -EFAULT: no VMA, -EBUSY: locked,
  * -EACCES: shared with another process (MPOL_MF_MOVE)). Each migration unmaps every mapping
  * (CLEAR invalidations), copies, and remaps. Returns 0.
  */
@@ -131,6 +131,12 @@ export async function movePages(
         continue;
       }
       let pfn = e.val;
+      // add_page_for_migration() / do_pages_stat_array(): ZONE_DEVICE pages (present here only
+      // when device-coherent) are neither reported nor moved.
+      if (p.pgmapId[pfn] !== 0) {
+        status[k] = -Errno.ENOENT;
+        continue;
+      }
       if (nodes === null) {
         status[k] = p.node[pfn]!;
         continue;
