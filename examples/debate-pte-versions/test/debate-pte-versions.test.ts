@@ -1,9 +1,9 @@
 import { DEFAULT_COSTS } from '@hmmkit/sim';
 import { describe, expect, it } from 'vitest';
-import { run, WALKS_PER_MAP } from '../src/run.ts';
+import { run } from '../src/run.ts';
 
 describe('debate-pte-versions', () => {
-  it('times three walkers on v2 and v3, and a page walk stays far below the MMIO of a map', () => {
+  it('times three walkers on v2 and v3, checks that all walkers agree, and that the MMIO side of a map is deterministic', () => {
     const r = run({ walksPerRound: 20_000, rounds: 3 });
     // the three walkers decode every sampled address exactly as the hmmkit walker does
     expect(r.agree).toBe(true);
@@ -25,10 +25,10 @@ describe('debate-pte-versions', () => {
       expect(m.unmap4kNs).toBe(oneMap);
       expect(m.map2mCePerPageNs).toBeLessThan(m.map2mAs4kPerPageNs);
     }
-    // the thread's main claim, measured: the walks of a map cost less than its MMIO
-    for (const w of r.walkers.filter((x) => x.walker === 'branchy')) {
-      expect(w.nsPerWalk * WALKS_PER_MAP).toBeLessThan(oneMap);
-    }
+    // The thread's main claim (a map's walks cost less than its MMIO) compares real wall time
+    // with simulated MMIO: that comparison is printed by `npm run hmmkit -- run debate-pte-versions`
+    // and is never asserted here, since a loaded machine can slow a walk by any factor. What is
+    // deterministic is the MMIO side, checked above.
     // the tables are all there
     expect(r.lines.filter((l) => l.startsWith('| v2 ')).length).toBe(5);
     expect(r.lines.filter((l) => l.startsWith('| v3 ')).length).toBe(5);
