@@ -11,7 +11,10 @@
  *   a faulted leaf becomes valid, then bottom-up any node more than half valid (and not full) has
  *   its whole subtree filled (`traverse_and_fill_lp_tree`).
  *
- * Each is applied per 2 MiB VA block with the batch's faulted mask (hmmkit services a fault batch
+ * Its eviction policies (LRU 2M, LFU 2M, random 4K, sequential-local 64K, tree-based
+ * neighbourhood) are {@link EvictionPolicy} implementations for GpuSvm's eviction hook (below).
+ *
+ * Each prefetcher is applied per 2 MiB VA block with the batch's faulted mask (hmmkit services a fault batch
  * per block, as UVM does), where UVMSmart's GPGPU-Sim applies them per far fault; the range and
  * its bounds (VMA ∩ notifier window ∩ GPU VA ∩ existing range) are those of {@link uvmTreePolicy}
  * with prefetch disabled. Policies keep no state between calls, so Rp's "random" page is a hash of
@@ -19,7 +22,8 @@
  *
  * @module
  */
-import { ArgumentError } from '@hmmkit/sim';
+import { ArgumentError, Rng } from '@hmmkit/sim';
+import type { EvictionPolicy, EvictionView } from './eviction.ts';
 import {
   alignDown,
   type FaultContext,
@@ -153,6 +157,123 @@ export function uvmSmartPrefetcher(name: UvmSmartPrefetcher): GranulePolicy {
         pages,
       };
       return choice;
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Eviction (UVMSmart's eviction policies against GpuSvm's EvictionPolicy hook)
+
+/** UVMSmart eviction policy names (LRU 4K is missing: the hook's view has no per-page recency). */
+export const UVMSMART_EVICTIONS = [
+  'lru-2m',
+  'lfu-2m',
+  'random-4k',
+  'sequential-local-64k',
+  'tree-neighbourhood',
+] as const;
+/** One of {@link UVMSMART_EVICTIONS}. */
+export type UvmSmartEviction = (typeof UVMSMART_EVICTIONS)[number];
+
+/** The used chunk that minimises (key1, key2), or -1. */
+function pickChunk(view: EvictionView, key1: Float64Array, key2: Float64Array): number {
+  let best = -1;
+  for (let c = 0; c < view.chunks; c++) {
+    if (view.chunkUsed[c]! <= 0) continue;
+    if (best < 0 || key1[c]! < key1[best]! || (key1[c] === key1[best] && key2[c]! < key2[best]!)) best = c;
+  }
+  return best;
+}
+
+/** The leaves (64 KiB groups) of `chunk` holding pages, as a 32-entry 0/1 array. */
+function chunkLeaves(view: EvictionView, chunk: number): Uint8Array {
+  const leaves = new Uint8Array(LEAVES);
+  const base = chunk * PAGES_PER_BLOCK;
+  for (let i = 0; i < PAGES_PER_BLOCK; i++) if (view.rmapVa[base + i]! >= 0) leaves[Math.floor(i / LEAF)] = 1;
+  return leaves;
+}
+
+/** A mask of the used pages of `chunk` inside leaves `[first, outer)`. */
+function leafMask(view: EvictionView, chunk: number, leaves: Uint8Array): PageMask {
+  const m = pageMaskNew();
+  const base = chunk * PAGES_PER_BLOCK;
+  for (let i = 0; i < PAGES_PER_BLOCK; i++) {
+    if (leaves[Math.floor(i / LEAF)] === 1 && view.rmapVa[base + i]! >= 0) pageMaskSet(m, i);
+  }
+  return m;
+}
+
+/**
+ * Models one of UVMSmart's eviction policies (`gpu-sim.cc`): `lru-2m` (the chunk least recently
+ * mapped, whole: UVMSmart's default), `lfu-2m` (the chunk mapped least often, whole), `random-4k`
+ * (one random used page of a random used chunk per call), `sequential-local-64k` (the first used
+ * 64 KiB group of the least recently mapped chunk) and `tree-neighbourhood` (TBNe: that group, then,
+ * bottom-up, every node of the chunk's 64K-leaf tree left less than half valid is emptied too:
+ * `traverse_and_remove_lp_tree`). `seed` drives `random-4k`.
+ */
+export function uvmSmartEviction(name: UvmSmartEviction, seed = 1): EvictionPolicy {
+  if (!UVMSMART_EVICTIONS.includes(name)) {
+    throw new ArgumentError(
+      'uvmSmartEviction',
+      'name',
+      `must be one of ${UVMSMART_EVICTIONS.join(', ')}`,
+      name,
+    );
+  }
+  const rng = new Rng(seed);
+  return {
+    name: `uvmsmart-${name}`,
+    pickVictim(view) {
+      switch (name) {
+        case 'lru-2m': {
+          const c = pickChunk(view, view.chunkLastUseNs, view.chunkAllocStamp);
+          return c < 0 ? null : { chunk: c };
+        }
+        case 'lfu-2m': {
+          const c = pickChunk(view, view.chunkUses, view.chunkLastUseNs);
+          return c < 0 ? null : { chunk: c };
+        }
+        case 'random-4k': {
+          let used = 0;
+          for (let c = 0; c < view.chunks; c++) if (view.chunkUsed[c]! > 0) used++;
+          if (used === 0) return null;
+          let k = rng.below(used);
+          let chunk = 0;
+          for (; chunk < view.chunks; chunk++) if (view.chunkUsed[chunk]! > 0 && k-- === 0) break;
+          const base = chunk * PAGES_PER_BLOCK;
+          let p = rng.below(view.chunkUsed[chunk]!);
+          const pages = pageMaskNew();
+          for (let i = 0; i < PAGES_PER_BLOCK; i++) {
+            if (view.rmapVa[base + i]! >= 0 && p-- === 0) {
+              pageMaskSet(pages, i);
+              break;
+            }
+          }
+          return { chunk, pages };
+        }
+        default: {
+          const chunk = pickChunk(view, view.chunkLastUseNs, view.chunkAllocStamp);
+          if (chunk < 0) return null;
+          const valid = chunkLeaves(view, chunk);
+          const evict = new Uint8Array(LEAVES);
+          const first = valid.indexOf(1);
+          evict[first] = 1;
+          if (name === 'tree-neighbourhood') {
+            valid[first] = 0;
+            for (let size = 2; size <= LEAVES; size *= 2) {
+              for (let n = 0; n < LEAVES; n += size) {
+                let v = 0;
+                for (let l = n; l < n + size; l++) v += valid[l]!;
+                if (v > 0 && v * 2 < size) {
+                  for (let l = n; l < n + size; l++) if (valid[l] === 1) evict[l] = 1;
+                  valid.fill(0, n, n + size);
+                }
+              }
+            }
+          }
+          return { chunk, pages: leafMask(view, chunk, evict) };
+        }
+      }
     },
   };
 }

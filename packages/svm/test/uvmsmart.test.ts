@@ -2,6 +2,7 @@ import { ArgumentError } from '@hmmkit/sim';
 import { describe, expect, it } from 'vitest';
 import {
   chooseGranule,
+  type EvictionView,
   type FaultContextInit,
   type GranuleChoice,
   isGranuleError,
@@ -12,6 +13,7 @@ import {
   pageMaskToArray,
   SZ_2M,
   type UvmSmartPrefetcher,
+  uvmSmartEviction,
   uvmSmartPrefetcher,
 } from '../src/index.ts';
 
@@ -90,5 +92,72 @@ describe('UVMSmart prefetchers (ISCA’19)', () => {
 
   it('rejects an unknown name', () => {
     expect(() => uvmSmartPrefetcher('nope' as UvmSmartPrefetcher)).toThrow(ArgumentError);
+  });
+});
+
+/** A pool of `chunks` chunks; `used[c]` = list of used page indices of chunk c. */
+function view(used: number[][], lastUse: number[], uses: number[], alloc: number[]): EvictionView {
+  const chunks = used.length;
+  const rmapVa = new Float64Array(chunks * 512).fill(-1);
+  const chunkUsed = new Int32Array(chunks);
+  used.forEach((ps, c) => {
+    for (const p of ps) rmapVa[c * 512 + p] = block + (c * 512 + p) * K4;
+    chunkUsed[c] = ps.length;
+  });
+  return {
+    devIndex: 0,
+    now: 1e6,
+    chunks,
+    chunkUsed,
+    chunkAllocStamp: Float64Array.from(alloc),
+    chunkLastUseNs: Float64Array.from(lastUse),
+    chunkUses: Float64Array.from(uses),
+    rmapVa,
+  };
+}
+
+describe('UVMSmart eviction policies', () => {
+  const full = range(0, 512);
+  const v = view([full, full, [], full], [300, 100, 0, 200], [1, 9, 0, 5], [1, 2, 3, 4]);
+
+  it('lru-2m evicts the least recently used chunk whole; lfu-2m the least used', () => {
+    expect(uvmSmartEviction('lru-2m').pickVictim(v, 1)).toEqual({ chunk: 1 });
+    expect(uvmSmartEviction('lfu-2m').pickVictim(v, 1)).toEqual({ chunk: 0 });
+    expect(uvmSmartEviction('lru-2m').pickVictim(view([[], []], [0, 0], [0, 0], [0, 0]), 1)).toBeNull();
+  });
+
+  it('random-4k evicts one used page, different ones over calls', () => {
+    const p = uvmSmartEviction('random-4k', 7);
+    const seen = new Set<string>();
+    for (let k = 0; k < 20; k++) {
+      const r = p.pickVictim(v, 1)!;
+      expect(r.chunk).not.toBe(2); // the empty chunk
+      const pages = pageMaskToArray(r.pages!);
+      expect(pages.length).toBe(1);
+      seen.add(`${r.chunk}:${pages[0]}`);
+    }
+    expect(seen.size).toBeGreaterThan(10);
+  });
+
+  it('sequential-local-64k evicts the first used 64K group of the LRU chunk', () => {
+    const w = view([range(40, 512), full], [100, 200], [1, 1], [1, 2]);
+    const r = uvmSmartEviction('sequential-local-64k').pickVictim(w, 1)!;
+    expect(r.chunk).toBe(0);
+    expect(pageMaskToArray(r.pages!)).toEqual(range(40, 48)); // leaf 2 (pages 32–47), its used pages
+  });
+
+  it('tree-neighbourhood pre-evicts every subtree left under half valid (TBNe)', () => {
+    // leaves 0 and 1 used, leaf 2 used, rest empty: evicting leaf 0 leaves the 128K node 0–1 at
+    // 1/2 (kept), the 256K node 0–3 at 2/4 (kept), 512K 0–7 at 2/8 → emptied: leaves 1 and 2 go too
+    const w = view([range(0, 48)], [1], [1], [1]);
+    const r = uvmSmartEviction('tree-neighbourhood').pickVictim(w, 1)!;
+    expect(pageMaskToArray(r.pages!)).toEqual(range(0, 48));
+    // a full chunk: evicting one leaf leaves every node more than half valid
+    const r2 = uvmSmartEviction('tree-neighbourhood').pickVictim(view([full], [1], [1], [1]), 1)!;
+    expect(pageMaskToArray(r2.pages!)).toEqual(range(0, 16));
+  });
+
+  it('rejects an unknown name', () => {
+    expect(() => uvmSmartEviction('lru-4k' as never)).toThrow(ArgumentError);
   });
 });
