@@ -18,7 +18,10 @@ import { TLB_FLAG, type Tlb } from './tlb.ts';
 
 declare module '@hmmkit/sim' {
   interface TraceEvents {
-    /** A GPU access completed: engine, VA, ACCESS type, the translation used (aperture, pa of `va`, peer), data word after it (-1 without data). */
+    /**
+     * A GPU access is about to move data: engine, VA, ACCESS type, the translation it uses (aperture,
+     * pa of `va`, peer), and its data word (the value a WRITE stores or an ATOMIC adds; -1 without data).
+     */
     'gpu.access': [
       engine: GpuEngine,
       va: number,
@@ -414,6 +417,19 @@ export class GpuEngine implements FaultTarget {
           local += hitNs + apertureNs[tlb.apertures[slot]!]!;
           hits++;
           ok = true;
+          if (traced) {
+            const d = data === null ? -1 : data[i]!;
+            sim.trace.emit(
+              'gpu.access',
+              this,
+              va,
+              acc,
+              tlb.apertures[slot]!,
+              tlb.paOf(slot, va),
+              tlb.peers[slot]!,
+              d,
+            );
+          }
           if (data !== null && acc !== ACCESS.PREFETCH) {
             this.dataAccess(
               data,
@@ -424,17 +440,6 @@ export class GpuEngine implements FaultTarget {
               tlb.peers[slot]!,
             );
           }
-          if (traced)
-            sim.trace.emit(
-              'gpu.access',
-              this,
-              va,
-              acc,
-              tlb.apertures[slot]!,
-              tlb.paOf(slot, va),
-              tlb.peers[slot]!,
-              data === null ? -1 : data[i]!,
-            );
         } else {
           local += walkNs;
           walks++;
@@ -445,19 +450,12 @@ export class GpuEngine implements FaultTarget {
             ok = (f & need) === need;
             if (ok) {
               local += hitNs + apertureNs[tr.aperture]!;
+              if (traced) {
+                const d = data === null ? -1 : data[i]!;
+                sim.trace.emit('gpu.access', this, va, acc, tr.aperture, tr.pa, tr.peerId, d);
+              }
               if (data !== null && acc !== ACCESS.PREFETCH)
                 this.dataAccess(data, i, acc, tr.aperture, tr.pa, tr.peerId);
-              if (traced)
-                sim.trace.emit(
-                  'gpu.access',
-                  this,
-                  va,
-                  acc,
-                  tr.aperture,
-                  tr.pa,
-                  tr.peerId,
-                  data === null ? -1 : data[i]!,
-                );
             }
           } else if (st === WALK.SPARSE) {
             ok = true; // sparse: reads return zero, writes are dropped

@@ -8,6 +8,7 @@
  * @module
  */
 import type { AccessType } from '@hmmkit/gpu';
+import { alignDown, PAGE_SIZE } from '@hmmkit/mm';
 import { ArgumentError, Errno } from '@hmmkit/sim';
 import { DEFAULT_ATTRS, LOC, MAX_GRANULARITY, type RangeAttrs } from './attrs.ts';
 import {
@@ -24,8 +25,8 @@ import {
   pageMaskWeight,
 } from './page-mask.ts';
 
-/** Base page size. */
-export const PAGE_SIZE = 4096;
+// One home for the page size and ALIGN_DOWN: @hmmkit/mm (re-exported for svm's users).
+export { alignDown, PAGE_SIZE } from '@hmmkit/mm';
 /** 64 KiB. */
 export const SZ_64K = 0x10000;
 /** 2 MiB: the VA block of UVM, the PMD size of x86-64. */
@@ -148,11 +149,6 @@ export function isGranuleError(r: GranuleResult): r is GranuleError {
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-/** ALIGN_DOWN(a, s) for power-of-two s, safe above 2^32. */
-export function alignDown(a: number, s: number): number {
-  return a - (a % s);
-}
 
 /** A choice where range and fault span coincide. */
 function whole(start: number, end: number): GranuleChoice {

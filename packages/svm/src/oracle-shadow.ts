@@ -41,6 +41,11 @@ export class DataShadow {
     return this.pages.size;
   }
 
+  /** Whether the page of `va` has a shadow (some byte of it was stored). */
+  hasPage(va: number): boolean {
+    return this.pages.has(Math.floor(va / PAGE));
+  }
+
   /** Records a store of `n` bytes `src[off..off+n)` at `va` (may cross pages). */
   record(va: number, src: Uint8Array, off: number, n: number): void {
     let done = 0;

@@ -14,8 +14,8 @@
  *    there by the CPU or a GPU (the {@link DataShadow}); a lost write is a violation that names
  *    the seed that replays it.
  *
- * Rules 2 and 3 listen to the `gpu.access` and `mm.access` trace events, which cost nothing
- * while nobody listens.
+ * Rules 2 and 3 listen to the `gpu.access` (emitted before the access moves data, so a bad store
+ * is stopped before it lands) and `mm.access` trace events, which cost nothing while nobody listens.
  *
  * @module
  */
@@ -145,6 +145,9 @@ export class CoherenceOracle {
   private readonly walk = new PageWalk();
   private readonly byEngine = new Map<GpuEngine, GpuDevice>();
   private notifier: MmuNotifier | null = null;
+  /** Result of the last {@link lookup}. */
+  private cpuPfn = -1;
+  private cpuW = false;
   private readonly off: (() => void)[] = [];
   /** Scratch mapping for resolving one page of a TLB entry or an access. */
   private readonly page = {
@@ -205,9 +208,17 @@ export class CoherenceOracle {
 
   /** CPU pfn mapped at `va` and whether writable: `[pfn, writable]`, pfn -1 when not mapped. */
   cpuLookup(va: number): [number, boolean] {
+    this.lookup(va);
+    return [this.cpuPfn, this.cpuW];
+  }
+
+  /** {@link cpuLookup} without allocating: sets `cpuPfn` and `cpuW`. */
+  private lookup(va: number): void {
     const w = this.walk;
     this.mm.pt.walkUnit(va, va + 4096, w);
-    if (w.kind === WALK_HOLE) return [-1, false];
+    this.cpuPfn = -1;
+    this.cpuW = false;
+    if (w.kind === WALK_HOLE) return;
     let val: number;
     let flags: number;
     if (w.kind === WALK_PTE) {
@@ -218,8 +229,9 @@ export class CoherenceOracle {
       val = w.val + Math.floor((va - w.leafStart) / 4096);
     }
     const t = pteType(flags);
-    if (t !== PTE_PRESENT && t !== PTE_DEVICE_PRIVATE && t !== PTE_DEVICE_EXCLUSIVE) return [-1, false];
-    return [val, (flags & PTE_W) !== 0];
+    if (t !== PTE_PRESENT && t !== PTE_DEVICE_PRIVATE && t !== PTE_DEVICE_EXCLUSIVE) return;
+    this.cpuPfn = val;
+    this.cpuW = (flags & PTE_W) !== 0;
   }
 
   /**
@@ -286,7 +298,9 @@ export class CoherenceOracle {
 
   /** The verdict on a device page standing for `devicePfn` at `va`: reason, device pfn, CPU pfn. */
   private judge(devicePfn: number, va: number, writable: boolean): [CoherenceReason, number, number] | null {
-    const [cpuPfn, cpuW] = this.cpuLookup(va);
+    this.lookup(va);
+    const cpuPfn = this.cpuPfn;
+    const cpuW = this.cpuW;
     let reason: CoherenceReason | null = null;
     if (devicePfn < 0) reason = 'unknown-page';
     else if (cpuPfn < 0) reason = 'cpu-unmapped';
@@ -346,18 +360,23 @@ export class CoherenceOracle {
       }
     }
     const shadow = this.shadow;
-    if (shadow === null || data < 0 || !this.shadowed(va)) return;
-    if (acc !== ACCESS.WRITE) {
+    const port = engine.memoryPort;
+    if (shadow === null || data < 0 || port === null) return;
+    // A shadowed page is private anonymous (checked at its first store; it is forgotten when its
+    // PTE goes, which any VMA change over it needs), so only a first store asks for the VMA.
+    const known = shadow.hasPage(va);
+    // the event comes before the data moves: what a load will return is in memory now
+    const old =
+      acc === ACCESS.WRITE || (!known && acc === ACCESS.READ)
+        ? 0
+        : port.read32(aperture as Aperture, pa, peer);
+    if (acc !== ACCESS.WRITE && known) {
       this.checkedLoads++;
-      const bad = shadow.checkU32(va, data);
+      const bad = shadow.checkU32(va, old);
       if (bad !== null) this.lostWrite(dev.id, bad, when);
     }
-    if (acc === ACCESS.WRITE) shadow.recordU32(va, data);
-    else if (acc === ACCESS.ATOMIC) {
-      // the atomic's new value: read back through the same translation
-      const port = engine.memoryPort;
-      if (port !== null) shadow.recordU32(va, port.read32(aperture as Aperture, pa, peer));
-    }
+    if (acc === ACCESS.READ || (!known && !this.shadowed(va))) return;
+    shadow.recordU32(va, acc === ACCESS.WRITE ? data : (old + data) % 2 ** 32);
   }
 
   /** The CPU half of rule 3 (`mm.access` listener). */
@@ -370,11 +389,13 @@ export class CoherenceOracle {
     n: number,
   ): void {
     const shadow = this.shadow!;
-    if (mmId !== this.mm.id || !this.shadowed(va)) return;
+    if (mmId !== this.mm.id) return; // one chunk never crosses a page
+    const known = shadow.hasPage(va);
     if (write) {
-      shadow.record(va, buf, off, n);
+      if (known || this.shadowed(va)) shadow.record(va, buf, off, n);
       return;
     }
+    if (!known) return;
     this.checkedLoads++;
     const bad = shadow.check(va, buf, off, n);
     if (bad !== null) this.lostWrite(-1, bad, 'cpu-read');

@@ -127,6 +127,10 @@ export async function runKernel(
 export interface WorldVerdict {
   /** Invalidations the oracle checked at their range end. */
   readonly checkedInvalidations: number;
+  /** GPU accesses whose translation (and data) the oracle checked. */
+  readonly checkedAccesses: number;
+  /** Loads (GPU and CPU) checked against the data shadow. */
+  readonly checkedLoads: number;
   /** Coherence violations found (0 for a correct driver). */
   readonly violations: number;
   /** GPU TLB invalidations and full flushes, summed over every device. */
@@ -151,11 +155,14 @@ export function worldVerdict(world: SvmWorld): WorldVerdict {
   const violations = oracle.violations.length;
   const scope = devs.length === 1 ? 'a full check' : `a full check over ${devs.length} GPUs`;
   const line =
-    `oracle: ${oracle.checkedInvalidations} invalidations checked + ${scope} → ` +
+    `oracle: ${oracle.checkedInvalidations} invalidations + ${oracle.checkedAccesses} GPU accesses + ` +
+    `${oracle.checkedLoads} loads checked + ${scope} → ` +
     `${violations === 0 ? 'COHERENT' : `${violations} VIOLATIONS`}; ${tlbInvalidations} GPU TLB invalidations, ` +
     `${retries} fault retries; simulated time ${formatNs(sim.now)}`;
   return {
     checkedInvalidations: oracle.checkedInvalidations,
+    checkedAccesses: oracle.checkedAccesses,
+    checkedLoads: oracle.checkedLoads,
     violations,
     tlbInvalidations,
     retries,

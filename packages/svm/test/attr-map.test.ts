@@ -144,3 +144,48 @@ describe('AttrMap', () => {
     for (let p = 0; p < pages; p++) expect(m.lookup(p * 4096)).toEqual(ref[p]);
   });
 });
+
+describe('AttrMap intervals and change listeners', () => {
+  it('intervalAt gives the maximal span of equal attributes around an address', () => {
+    const m = new AttrMap({ numDevices: 2 });
+    m.advise(4 * M, 8 * M, { preferredLoc: deviceLoc(1) });
+    const at = (va: number) => {
+      const iv = m.intervalAt(va);
+      return [
+        iv.start / M,
+        iv.end === Number.MAX_SAFE_INTEGER ? Infinity : iv.end / M,
+        iv.attrs.preferredLoc,
+      ];
+    };
+    expect(at(M)).toEqual([0, 4, LOC.UNDEFINED]);
+    expect(at(5 * M)).toEqual([4, 8, deviceLoc(1)]);
+    expect(at(9 * M)).toEqual([8, Infinity, LOC.UNDEFINED]);
+  });
+
+  it('onChange hears every changed span (advise, restore, undo), nothing for a no-op or once unregistered', () => {
+    const m = new AttrMap({ numDevices: 2 });
+    const heard: [number, number][] = [];
+    const off = m.onChange((s, e) => heard.push([s / M, e / M]));
+    const c = m.advise(2 * M, 6 * M, { readMostly: true });
+    expect(heard).toEqual([[2, 6]]);
+    m.advise(2 * M, 6 * M, { readMostly: true }); // no change
+    expect(heard.length).toBe(1);
+    const snap = m.state;
+    m.advise(4 * M, 10 * M, { granularity: 0 });
+    // maximal spans with one before/after value each
+    expect(heard.slice(1)).toEqual([
+      [4, 6],
+      [6, 10],
+    ]);
+    m.restore(snap);
+    expect(heard.slice(3)).toEqual([
+      [4, 6],
+      [6, 10],
+    ]);
+    m.applyPatches(c.inversePatches);
+    expect(heard.slice(5)).toEqual([[2, 6]]);
+    off();
+    m.advise(0, M, { readMostly: true });
+    expect(heard.length).toBe(6);
+  });
+});

@@ -10,6 +10,8 @@ import {
 import {
   createMachine,
   MADV_DONTNEED,
+  MADV_FREE,
+  MADV_PAGEOUT,
   MAP_ANONYMOUS,
   MAP_PRIVATE,
   MAP_SHARED,
@@ -21,6 +23,7 @@ import { createSim, explore, InvariantError, type Sim } from '@hmmkit/sim';
 import { describe, expect, it } from 'vitest';
 import { CoherenceOracle, type CoherenceOracleOptions, describeViolation } from '../src/index.ts';
 import { MiniMirror } from './helpers/mini-mirror.ts';
+import { plantedStorm } from './helpers/planted-driver.ts';
 
 async function setup(sim: Sim, opts: CoherenceOracleOptions = {}) {
   const mm = new Mm(createMachine(sim));
@@ -194,6 +197,22 @@ describe('CoherenceOracle', () => {
     ]);
   });
 
+  it('rule 3 keeps content across swap-out and swap-in, and forgets MADV_FREE pages only once reclaimed', async () => {
+    const sim = createSim({ seed: 9 });
+    const { mm, oracle, a } = await setup(sim, { throwOnViolation: true });
+    await mm.writeU32(a, 41);
+    await mm.writeU32(a + 4096, 42);
+    expect(await mm.madvise(a, 4096, MADV_PAGEOUT)).toBe(0);
+    expect(oracle.cpuLookup(a)[0]).toBe(-1); // a swap entry: not mapped, content kept
+    expect(oracle.shadow!.hasPage(a)).toBe(true);
+    expect(await mm.readU32(a)).toBe(41); // swapped back in and compared
+    expect(await mm.madvise(a + 4096, 4096, MADV_FREE)).toBe(0);
+    expect(await mm.readU32(a + 4096)).toBe(42); // not reclaimed yet: the old data is still there
+    expect(await mm.madvise(a + 4096, 4096, MADV_PAGEOUT)).toBe(0); // reclaim discards a lazy-free page
+    expect(await mm.readU32(a + 4096)).toBe(0);
+    expect(oracle.violations).toEqual([]);
+  });
+
   it('rule 3 leaves shared mappings alone (one frame, several addresses)', async () => {
     const sim = createSim({ seed: 7 });
     const { mm, oracle } = await setup(sim);
@@ -203,6 +222,19 @@ describe('CoherenceOracle', () => {
     await child.writeU32(s, 2); // the parent sees the child's store: not a lost write
     expect(await mm.readU32(s)).toBe(2);
     expect(oracle.shadow!.size).toBe(0);
+  });
+
+  it('does not perturb what it watches: the same seed runs the same schedule with or without rules 2 and 3', async () => {
+    for (const seed of [1, 2, 3]) {
+      const full = createSim({ seed });
+      const lean = createSim({ seed });
+      const a = await plantedStorm(full, 'none');
+      const b = await plantedStorm(lean, 'none', { accesses: false, shadow: false });
+      expect(a.oracle.checkedAccesses).toBeGreaterThan(0);
+      expect(b.oracle.checkedAccesses).toBe(0);
+      expect(full.now).toBe(lean.now);
+      expect(full.sched.schedule).toEqual(lean.sched.schedule);
+    }
   });
 
   it('costs nothing when rules 2 and 3 are off: nobody listens to the access events', async () => {

@@ -21,7 +21,13 @@ import { Errno, Rng, RwSemaphore, type Sim } from '@hmmkit/sim';
 import { CoherenceOracle, type CoherenceOracleOptions } from '../../src/index.ts';
 
 /** The planted bugs. */
-export type PlantedBug = 'none' | 'no-read-retry' | 'no-set-seq' | 'no-tlb-flush' | 'zap-first-page';
+export type PlantedBug =
+  | 'none'
+  | 'no-read-retry'
+  | 'no-set-seq'
+  | 'no-tlb-flush'
+  | 'zap-first-page'
+  | 'ignore-pfn-write';
 
 /** A mirror of `[start, end)` on one GPU with one planted bug. */
 export class PlantedMirror {
@@ -99,7 +105,9 @@ export class PlantedMirror {
     for (let i = 0; i < range.npages; i++) {
       const f = range.hmmFlags[i]!;
       if ((f & hmm.HMM_PFN_VALID) === 0) continue;
-      const attrs = { aperture: APERTURE.SYS, writable: (f & hmm.HMM_PFN_WRITE) !== 0 };
+      // the planted bug maps every page writable, whatever HMM_PFN_WRITE says (no COW break)
+      const writable = this.bug === 'ignore-pfn-write' || (f & hmm.HMM_PFN_WRITE) !== 0;
+      const attrs = { aperture: APERTURE.SYS, writable };
       this.dev.pageTable.map(s + i * PAGE_4K, PAGE_4K, range.hmmPfns[i]! * PAGE_4K, attrs, u.pt);
     }
     u.tlb.invalidate(s, e - s); // a read-only → writable upgrade must not hit a stale entry
@@ -123,7 +131,8 @@ const PAGES = 16;
  * The storm: a GPU kernel (4 warps reading word 0 of every page and storing into words 1..4 of
  * pages 0..7, four passes) races a CPU task that, at seeded times, drops pages with
  * MADV_DONTNEED (then touches a spare buffer so the freed frames are reused, and stores new
- * values), write-protects pages 8..15 for a while, and stores into word 0. At the end the CPU
+ * values), write-protects pages 8..15 for a while, stores into word 0, or forks (every page
+ * turns copy-on-write; the child stores into its copy and exits). At the end the CPU
  * loads every word and munmaps the buffer (zapping whatever stale mapping is left), and the
  * oracle checks everything. Throws at the first violation when `oracle.throwOnViolation`.
  */
@@ -197,7 +206,7 @@ export async function plantedStorm(
     const cpu = sim.sched.spawn('cpu', async () => {
       for (let op = 0; op < 6; op++) {
         await sim.sched.sleep(int(1, 40) * 1000);
-        const kind = int(0, 3);
+        const kind = int(0, 5);
         if (kind <= 1) {
           const p = int(0, PAGES - 4);
           const n = int(1, 4);
@@ -209,9 +218,15 @@ export async function plantedStorm(
           await mm.mprotect(a + p * P, 2 * P, PROT_READ);
           await sim.sched.sleep(int(1, 10) * 1000);
           await mm.mprotect(a + p * P, 2 * P, prot);
-        } else {
+        } else if (kind === 3) {
           const p = int(0, PAGES);
           await mm.writeU32(a + p * P, 3000 + op * 16 + p);
+        } else {
+          // fork: every private page becomes copy-on-write; the child writes its own copy
+          const child = await mm.fork();
+          await child.writeU32(a + int(0, PAGES) * P + 64, 4000 + op);
+          await sim.sched.sleep(int(1, 10) * 1000);
+          await child.exit();
         }
       }
     });

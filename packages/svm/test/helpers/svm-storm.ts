@@ -45,6 +45,10 @@ export interface StormConfig {
   readonly placement: 'sys' | 'vram';
   readonly granule: keyof typeof STORM_GRANULES;
   readonly notifiers: keyof typeof STORM_NOTIFIERS;
+  /** GPUs (default 1); kernels take turns on them. */
+  readonly devices?: number;
+  /** VRAM only: the GPUs map each other's VRAM (PEER aperture) instead of faulting it back. */
+  readonly peer?: boolean;
 }
 
 /** What a storm run leaves for the test: the world (oracle inside) and the GPU's failed warps. */
@@ -67,7 +71,8 @@ export async function svmStorm(
     granule: STORM_GRANULES[cfg.granule]!(),
     notifiers: STORM_NOTIFIERS[cfg.notifiers]!(),
     throwOnViolation,
-    ...(cfg.placement === 'vram' ? { devmem: { migrate: 'fault' as const } } : {}),
+    devices: cfg.devices ?? 1,
+    ...(cfg.placement === 'vram' ? { devmem: { migrate: 'fault' as const, peer: cfg.peer ?? false } } : {}),
   });
   const { mm } = world;
   const rng = new Rng(sim.sched.seed * 104_729 + 3);
@@ -84,7 +89,7 @@ export async function svmStorm(
     const pages = Array.from({ length: 24 }, () => int(0, 512)).sort((x, y) => x - y);
     for (const p of pages) await mm.writeU32(a + p * P, 100 + p);
     const kernels = sim.sched.spawn('gpu', async () => {
-      for (let k = 0; k < 3; k++) {
+      for (let k = 0; k < 2 + world.devs.length; k++) {
         const warps = Array.from({ length: 6 }, (_, w) => {
           const acc: [number, AccessType, number][] = [];
           for (let i = 0; i < 12; i++) {
@@ -95,7 +100,7 @@ export async function svmStorm(
           }
           return acc;
         });
-        const r = await runKernel(world, 0, warps);
+        const r = await runKernel(world, k % world.devs.length, warps);
         failedWarps += r.failed;
         await sim.sched.sleep(int(0, 20) * 1000);
       }

@@ -1,0 +1,188 @@
+/**
+ * Binding and zapping device PTEs: the commit under the notifier lock (drm_gpusvm_range_pages_valid + the driver's bind), the largest page sizes CPU map order and contiguity allow, accessedBy devices, and the batched zap the invalidation and removal paths use.
+ *
+ * @module
+ */
+
+import { APERTURE, PAGE_2M, PAGE_64K } from '@hmmkit/gpu';
+import { HMM_PFN_WRITE, hmmPfnToMapOrder } from '@hmmkit/hmm';
+import { mmuIntervalReadRetry } from '@hmmkit/notifier';
+import { Errno } from '@hmmkit/sim';
+import type { GpuSvm } from './gpusvm.ts';
+import { PAGE_SIZE } from './granule.ts';
+import type { SvmRange } from './range.ts';
+
+/** Aperture mark of a page this device cannot map (another GPU's VRAM, no peer link). */
+const UNREACHABLE = -1;
+
+/**
+ * The driver's commit (drm_gpusvm's "driver_bind_range"): under the notifier lock, bind the range
+ * on `devIndex` and its accessedBy devices only if its pages are still valid — not unmapped, no
+ * invalidation since get_pages (read_retry on `range.notifierSeq`), page `i` valid (and writable
+ * for a write). Returns 0, -EAGAIN (retry the fault), or -EPERM / -EFAULT.
+ */
+export async function bindRange(
+  svm: GpuSvm,
+  range: SvmRange,
+  devIndex: number,
+  i: number,
+  wantW: boolean,
+): Promise<number> {
+  await svm.notifierLock.read();
+  try {
+    if (range.unmapped) return -Errno.EAGAIN;
+    // the deliberately broken driver has no read_retry here either
+    if (!svm.broken && mmuIntervalReadRetry(range.notifier.sub, range.notifierSeq)) return -Errno.EAGAIN;
+    if (range.pageValid[i] !== 1 || (wantW && (range.flags[i]! & HMM_PFN_WRITE) === 0)) {
+      return wantW ? -Errno.EPERM : -Errno.EFAULT;
+    }
+    bindLocked(svm, range, devIndex);
+    bindAccessedByLocked(svm, range, devIndex);
+    range.lastUse = svm.mm.sim.now;
+    return 0;
+  } finally {
+    svm.notifierLock.readUnlock();
+  }
+}
+
+/**
+ * Honours accessedBy (amdkfd maps a range on every GPU of its access bitmap when it validates
+ * it; UVM keeps accessed-by mappings wherever the data lives): binds the range's valid pages on
+ * each accessedBy device other than `devIndex` that can reach them — system pages always,
+ * another GPU's VRAM only in peer mode (notifier lock held).
+ */
+export function bindAccessedByLocked(svm: GpuSvm, range: SvmRange, devIndex: number): void {
+  const acc = svm.attrs.lookup(range.start).accessedBy;
+  if (acc === 0) return;
+  for (let k = 0; k < svm.devices.length; k++) {
+    if (k === devIndex || (acc & (2 ** k)) === 0 || !canReach(svm, range, k)) continue;
+    bindLocked(svm, range, k);
+  }
+}
+
+/** Whether device `k` can map every valid page of the range (no other GPU's VRAM unless peer). */
+export function canReach(svm: GpuSvm, range: SvmRange, k: number): boolean {
+  if (svm.peer) return true;
+  for (let i = 0; i < range.npages; i++) {
+    if (range.pageValid[i] !== 1) continue;
+    const e = svm.devmemIndexOf(range.pfns[i]!);
+    if (e >= 0 && e !== k) return false;
+  }
+  return true;
+}
+
+/**
+ * Programs device `devIndex`'s PTEs for every valid page of the range (notifier lock held):
+ * unmaps what the device had there, then maps with the largest page size the CPU map order,
+ * physical contiguity and alignment allow; one batched update.
+ */
+export function bindLocked(svm: GpuSvm, range: SvmRange, devIndex: number): void {
+  const dev = svm.devices[devIndex]!;
+  const bit = 1 << devIndex;
+  const u = dev.beginUpdate(svm.ptUpdate);
+  const pt = dev.pageTable;
+  const sizes = dev.format.pageSizes;
+  const can2M = svm.largePages && sizes.includes(PAGE_2M);
+  const can64K = svm.largePages && sizes.includes(PAGE_64K);
+  if ((range.devMapped & bit) !== 0) {
+    pt.unmap(range.start, range.end - range.start, u.pt);
+    u.tlb.invalidate(range.start, range.end - range.start);
+  }
+  const n = range.npages;
+  // Per page: device address and aperture (SYS = CPU page, VID = own VRAM, PEER = another GPU).
+  const pa = new Float64Array(n);
+  const ap = new Int8Array(n);
+  const peer = new Int8Array(n);
+  const now = svm.mm.sim.now;
+  const bind = svm.c.binds.value;
+  for (let i = 0; i < n; i++) {
+    if (range.pageValid[i] !== 1) continue;
+    const pfn = range.pfns[i]!;
+    const e = svm.devmemIndexOf(pfn);
+    if (e < 0) {
+      pa[i] = pfn * PAGE_SIZE;
+      ap[i] = APERTURE.SYS;
+    } else if (e !== devIndex && !svm.peer) {
+      // Another GPU's VRAM without a peer link (recorded by that GPU's get_pages): not mapped
+      // here; this device's own fault on it faults it back to system memory first.
+      ap[i] = UNREACHABLE;
+    } else {
+      const sd = svm.devmem[e]!;
+      pa[i] = sd.pfnToPa(pfn);
+      ap[i] = e === devIndex ? APERTURE.VID : APERTURE.PEER;
+      peer[i] = svm.devices[e]!.id;
+      sd.touch(pfn, now, bind); // last use and frequency, for the eviction policy
+    }
+  }
+  for (let i = 0; i < n; ) {
+    if (range.pageValid[i] !== 1 || ap[i] === UNREACHABLE) {
+      range.devMap[i] = range.devMap[i]! & ~bit;
+      i++;
+      continue;
+    }
+    const va = range.start + i * PAGE_SIZE;
+    const w = (range.flags[i]! & HMM_PFN_WRITE) !== 0;
+    let pages = 1;
+    // System memory needs the CPU to map a 2M folio (map order); device memory only contiguity.
+    const orderOk = ap[i] !== APERTURE.SYS || hmmPfnToMapOrder(range.flags[i]!) >= 9;
+    if (can2M && orderOk && va % PAGE_2M === 0 && i + 512 <= n && contiguous(range, pa, ap, i, 512, w)) {
+      pages = 512;
+    }
+    if (pages === 1 && can64K && va % PAGE_64K === 0 && i + 16 <= n && contiguous(range, pa, ap, i, 16, w)) {
+      pages = 16;
+    }
+    const size = pages * PAGE_SIZE;
+    const aperture = ap[i] as (typeof APERTURE)[keyof typeof APERTURE];
+    const attrs =
+      aperture === APERTURE.PEER ? { aperture, writable: w, peerId: peer[i]! } : { aperture, writable: w };
+    pt.map(va, size, pa[i]!, attrs, u.pt);
+    for (let k = 0; k < pages; k++) range.devMap[i + k] = range.devMap[i + k]! | bit;
+    if (pages === 512) svm.c.pte2m.value++;
+    else if (pages === 16) svm.c.pte64k.value++;
+    else svm.c.pte4k.value++;
+    i += pages;
+  }
+  u.end();
+  range.devMapped |= bit;
+  svm.c.binds.value++;
+}
+
+/** Pages [i, i+n) are valid, one aperture, contiguous and n-aligned in device address, one permission. */
+export function contiguous(
+  range: SvmRange,
+  pa: Float64Array,
+  ap: Int8Array,
+  i: number,
+  n: number,
+  w: boolean,
+): boolean {
+  const p0 = pa[i]!;
+  if (p0 % (n * PAGE_SIZE) !== 0) return false;
+  for (let k = 1; k < n; k++) {
+    if (range.pageValid[i + k] !== 1 || ap[i + k] !== ap[i] || pa[i + k] !== p0 + k * PAGE_SIZE) return false;
+    if (((range.flags[i + k]! & HMM_PFN_WRITE) !== 0) !== w) return false;
+  }
+  return true;
+}
+
+/** Zaps every device PTE of the ranges (one batched update per device) and drops their pages. */
+export function zapRangesLocked(svm: GpuSvm, ranges: readonly SvmRange[]): void {
+  let devs = 0;
+  for (const r of ranges) devs |= r.devMapped;
+  for (let d = 0; d < svm.devices.length; d++) {
+    if ((devs & (1 << d)) === 0) continue;
+    const dev = svm.devices[d]!;
+    const u = dev.beginUpdate(svm.ptUpdate);
+    for (const r of ranges) {
+      if ((r.devMapped & (1 << d)) === 0) continue;
+      dev.pageTable.unmap(r.start, r.end - r.start, u.pt);
+      u.tlb.invalidate(r.start, r.end - r.start);
+    }
+    u.end();
+  }
+  for (const r of ranges) {
+    r.devMapped = 0;
+    r.pageValid.fill(0);
+    r.devMap.fill(0);
+  }
+}

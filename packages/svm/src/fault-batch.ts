@@ -1,0 +1,141 @@
+/**
+ * The replayable fault handler (the bottom half of uvm_gpu_replayable_faults.c): fetch a batch, sort, service it one 2 MiB VA block at a time, flush, replay.
+ *
+ * @module
+ */
+
+import { ACCESS, type FaultBatch } from '@hmmkit/gpu';
+import { HMM_PFN_WRITE } from '@hmmkit/hmm';
+import { ArgumentError, type Task } from '@hmmkit/sim';
+import { handleFaultIn } from './fault.ts';
+import type { FaultHandlerOptions, GpuSvm } from './gpusvm.ts';
+import { alignDown, PAGE_SIZE, SZ_2M } from './granule.ts';
+import { pageMaskSet, pageMaskWeight } from './page-mask.ts';
+
+declare module '@hmmkit/sim' {
+  interface TraceEvents {
+    /**
+     * One fault batch serviced by {@link GpuSvm.startFaultHandler}: device id, entries fetched
+     * (after coalescing), unique pages serviced, start (fetch) and end (replay) virtual time.
+     */
+    'svm.fault.batch': [devId: number, entries: number, pages: number, startNs: number, endNs: number];
+  }
+}
+
+/**
+ * Spawns the device's fault handler task (the bottom half of uvm_gpu_replayable_faults.c):
+ * wait for faults → fetch a batch (coalesced, `faultBatchFixedNs`) → sort → service it per 2 MiB
+ * VA block ({@link serviceFaultBatch}) → with the default replay policy 'batch-flush'
+ * (UVM_PERF_FAULT_REPLAY_POLICY_BATCH_FLUSH) flush the buffer's stale duplicates raised
+ * meanwhile → one replay. 'batch' replays without the flush (UVM_PERF_FAULT_REPLAY_POLICY_BATCH:
+ * every stale duplicate is fetched and serviced again). Failed faults are cancelled. Ends when
+ * `stop()` holds and the buffer is empty.
+ */
+export function startFaultHandler(
+  svm: GpuSvm,
+  devIndex: number,
+  stop: () => boolean,
+  opts: FaultHandlerOptions = {},
+): Task {
+  const fn = 'GpuSvm.startFaultHandler';
+  const dev = svm.devices[devIndex];
+  if (dev === undefined) throw new ArgumentError(fn, 'devIndex', 'no such device', devIndex);
+  const replay = opts.replay ?? 'batch-flush';
+  if (replay !== 'batch-flush' && replay !== 'batch') {
+    throw new ArgumentError(fn, 'opts.replay', "must be 'batch-flush' or 'batch'", replay);
+  }
+  const sim = svm.mm.sim;
+  const max = sim.costs.faultBatchMax;
+  if (!Number.isInteger(max) || max < 1) {
+    // rejected here, before the handler starts, not by the first fetch mid-run
+    throw new ArgumentError(fn, 'sim.costs.faultBatchMax', 'must be a positive integer', max);
+  }
+  return sim.sched.spawn(`svm-faults-${dev.id}`, async () => {
+    const batch = dev.newFaultBatch();
+    const fb = dev.faultBuffer;
+    while (await fb.waitForFaults(stop)) {
+      const t0 = sim.now;
+      fb.fetch(batch);
+      sim.charge(sim.costs.faultBatchFixedNs);
+      batch.sort();
+      const pages = await serviceFaultBatch(svm, devIndex, batch);
+      if (replay === 'batch-flush') fb.flush();
+      fb.replay();
+      if (sim.trace.wants('svm.fault.batch')) {
+        sim.trace.emit('svm.fault.batch', dev.id, batch.count, pages, t0, sim.now);
+      }
+    }
+  });
+}
+
+/**
+ * Models service_fault_batch(): walks a fetched, sorted batch one 2 MiB VA block at a time. For
+ * each block it builds the mask of the block's faulted pages not yet mapped (for their access),
+ * charges `faultServicePerPageNs` once per such unique page (duplicates coalesced in the batch
+ * are not serviced twice), and services the block's faults with that mask and the block's
+ * prior fault count, so the granule policy (UVM's prefetcher) is consulted once per block with
+ * the whole batch in view and the block's pages are migrated and mapped together (one
+ * copy-engine transfer and one bind). Faults the first service left unmapped (another range,
+ * another granule) are serviced in turn. Failed faults are cancelled. Returns the number of
+ * unique pages serviced.
+ */
+export async function serviceFaultBatch(svm: GpuSvm, devIndex: number, batch: FaultBatch): Promise<number> {
+  const dev = svm.devices[devIndex];
+  if (dev === undefined)
+    throw new ArgumentError('GpuSvm.serviceFaultBatch', 'devIndex', 'no such device', devIndex);
+  const sim = svm.mm.sim;
+  const fb = dev.faultBuffer;
+  const order = batch.order;
+  const n = batch.count;
+  const mask = svm.batchMask;
+  let serviced = 0;
+  svm.c.faults.add(n); // every fetched (coalesced) entry is serviced, most by its block's first
+  for (let k = 0; k < n; ) {
+    const e0 = order[k]!;
+    const inst = batch.instance[e0]!;
+    const blockStart = alignDown(batch.va[e0]!, SZ_2M);
+    let k1 = k + 1;
+    while (
+      k1 < n &&
+      batch.instance[order[k1]!] === inst &&
+      alignDown(batch.va[order[k1]!]!, SZ_2M) === blockStart
+    ) {
+      k1++;
+    }
+    mask.fill(0);
+    for (let j = k; j < k1; j++) {
+      const e = order[j]!;
+      const va = batch.va[e]!;
+      if (!pageMappedFor(svm, devIndex, va, batch.access[e]!))
+        pageMaskSet(mask, (va - blockStart) / PAGE_SIZE);
+    }
+    const unique = pageMaskWeight(mask);
+    if (unique > 0) {
+      serviced += unique;
+      sim.charge(unique * sim.costs.faultServicePerPageNs);
+      const block = blockStart / SZ_2M;
+      const prior = svm.blockFaults.get(block) ?? 0;
+      svm.blockFaults.set(block, prior + unique);
+      for (let j = k; j < k1; j++) {
+        const e = order[j]!;
+        const va = batch.va[e]!;
+        const access = batch.access[e]!;
+        if (pageMappedFor(svm, devIndex, va, access)) continue; // serviced with an earlier fault
+        const ret = await handleFaultIn(svm, devIndex, va, access, mask, prior);
+        if (ret !== 0) fb.cancel(va, inst);
+      }
+    }
+    k = k1;
+  }
+  return serviced;
+}
+
+/** Whether device `devIndex` maps the page of `va` with the rights `access` needs. */
+export function pageMappedFor(svm: GpuSvm, devIndex: number, va: number, access: number): boolean {
+  const r = svm.rangeFind(va);
+  if (r === null) return false;
+  const i = Math.floor((va - r.start) / PAGE_SIZE);
+  if (r.pageValid[i] !== 1 || (r.devMap[i]! & (1 << devIndex)) === 0) return false;
+  const wantW = access === ACCESS.WRITE || access === ACCESS.ATOMIC;
+  return !wantW || (r.flags[i]! & HMM_PFN_WRITE) !== 0;
+}
