@@ -7,13 +7,15 @@ import { MAP_ANONYMOUS, MAP_FIXED, MAP_LOCKED, MAP_PRIVATE, PROT_READ, PROT_WRIT
 import { createSim, type Sim } from '@hmmkit/sim';
 import { describe, expect, it } from 'vitest';
 import type { Access, SvmWorld } from '../../src/index.ts';
-import { expectCoherent, M2, mmapRw, P, R, W, xeWorld } from './helpers.ts';
+import { expectCoherent, K64, M2, mmapRw, P, R, W, xeWorld } from './helpers.ts';
 import {
+  ATOMIC_BATCH,
   batchAccesses,
   EXEC_DATA,
   execAndWait,
   FAULT,
   FREE,
+  MADVISE_SWIZZLE,
   MMAP,
   NEW,
   RACE,
@@ -210,7 +212,7 @@ describe('xe_exec_system_allocator (other subtests)', () => {
       run(940 + k, async (w) => {
         const tasks = [0, 1].map((t) =>
           w.sim.sched.spawn(`engine-${t}`, async () => {
-            await testExec(w, { ...SHAPES.many!, execs: 32 }, flags);
+            await testExec(w, SHAPES.many!, flags);
           }),
         );
         for (const t of tasks) await w.sim.sched.join(t);
@@ -223,7 +225,7 @@ describe('xe_exec_system_allocator (other subtests)', () => {
   ] as const) {
     it(`xe_exec_system_allocator: ${name}`, () =>
       run(950 + flags, async (w) => {
-        const execs = 32;
+        const execs = 128;
         const stride = 4;
         const size = Math.ceil((EXEC_DATA.size * stride * execs * 2) / M2) * M2;
         const raw = await mmapRw(w, size + M2);
@@ -238,6 +240,13 @@ describe('xe_exec_system_allocator (other subtests)', () => {
         for (const t of tasks) await w.sim.sched.join(t);
       }));
   }
+
+  // MADVISE_OP | MADVISE_SWIZZLE | MIGRATE_ALL_PAGES | ATOMIC_BATCH; MIGRATE_ALL_PAGES changes
+  // nothing in this section of the original: the preferred-location swizzle plus an MI_ATOMIC inc
+  it('xe_exec_system_allocator: madvise-preffered-loc-sram-migrate-pages', () =>
+    run(970, async (w) => {
+      await testExec(w, { queues: 1, execs: 1, boSize: K64, stride: 0 }, MADVISE_SWIZZLE | ATOMIC_BATCH);
+    }));
 
   it('xe_exec_system_allocator: compute', () =>
     run(960, async (w) => {

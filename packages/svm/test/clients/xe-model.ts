@@ -26,7 +26,7 @@ import {
 import { Mutex, Rng } from '@hmmkit/sim';
 import { expect } from 'vitest';
 import { type Access, deviceLoc, type KernelRun, LOC, runKernel, type SvmWorld } from '../../src/index.ts';
-import { K64, M2, P, R, W } from './helpers.ts';
+import { A, K64, M2, P, R, W } from './helpers.ts';
 
 export const MMAP = 1 << 0;
 export const NEW = 1 << 1;
@@ -47,6 +47,7 @@ export const EVERY_OTHER_CHECK = 1 << 20;
 export const MULTI_FAULT = 1 << 21;
 export const PREFETCH = 1 << 22;
 export const MADVISE_SWIZZLE = 1 << 27;
+export const ATOMIC_BATCH = 1 << 29;
 
 /** sizeof(struct test_exec_data): batch[32], pad, vm_sync, exec_sync, data, expected_data. */
 const DATA = 160;
@@ -55,6 +56,10 @@ const OFF_DATA = 152;
 const OFF_EXPECTED = 156;
 const MI_STORE_DWORD_IMM = 0x10400002;
 const MI_BATCH_BUFFER_END = 0x05000000;
+/** MI_ATOMIC | MI_ATOMIC_INC. */
+const MI_ATOMIC_INC = 0x17800501;
+/** What an ATOMIC_BATCH exec leaves: the CPU stores one less, the GPU increments it. */
+const VAL_ATOMIC_EXPECTED = 56;
 const FENCE = 0xdeadbeef;
 const N_MULTI_FAULT = 4;
 
@@ -390,8 +395,12 @@ export async function testExec(
       Array.from({ length: n }, (_, j) => sdi + j * origSize),
       value,
     );
+  const atomic = (flags & ATOMIC_BATCH) !== 0;
+  if (atomic)
+    expect(flags & (MULTI_FAULT | EVERY_OTHER_CHECK | FAULT), 'ATOMIC_BATCH is modelled alone').toBe(0);
   const check = async (base: number, idx: number) => {
-    expect(await mm.readU32(base + idx * DATA + OFF_DATA), `data[${idx}]`).toBe(valueFor(idx));
+    const want = atomic ? VAL_ATOMIC_EXPECTED : valueFor(idx);
+    expect(await mm.readU32(base + idx * DATA + OFF_DATA), `data[${idx}]`).toBe(want);
   };
 
   let nextData = -1;
@@ -404,7 +413,18 @@ export async function testExec(
     if (flags & MADVISE_SWIZZLE) {
       svm.attrs.advise(data, data + boSize, { preferredLoc: i % 2 === 0 ? LOC.SYSMEM : here });
     }
-    if (flags & MULTI_FAULT) await writeBatch(data, idx, sdi, valueFor(idx), N_MULTI_FAULT);
+    if (atomic) {
+      // write_dword(atomic): data = expected - 1, then MI_ATOMIC_INC of it
+      await mm.writeU32(sdi, VAL_ATOMIC_EXPECTED - 1);
+      const b = data + idx * DATA;
+      for (const [k, word] of [
+        MI_ATOMIC_INC,
+        sdi % 2 ** 32,
+        Math.floor(sdi / 2 ** 32),
+        MI_BATCH_BUFFER_END,
+      ].entries())
+        await mm.writeU32(b + 4 * k, word);
+    } else if (flags & MULTI_FAULT) await writeBatch(data, idx, sdi, valueFor(idx), N_MULTI_FAULT);
     else if (!(flags & EVERY_OTHER_CHECK)) await writeBatch(data, idx, sdi, valueFor(idx));
     else if (i % 2 === 0) {
       await writeBatch(data, idx, sdi, valueFor(idx));
@@ -420,7 +440,10 @@ export async function testExec(
     const words = flags & MULTI_FAULT ? 4 * N_MULTI_FAULT : 4;
     const acc: Access[] = [];
     if (faultInject) acc.push([batchAt * 2, R, 0]);
-    else {
+    else if (atomic) {
+      for (let k = 0; k < 3; k++) acc.push([batchAt + 4 * k, R, 0]);
+      acc.push([sdi, A, 1], [fence, W, FENCE]);
+    } else {
       for (let k = 0; k < words; k++) acc.push([batchAt + 4 * k, R, 0]);
       const n = flags & MULTI_FAULT ? N_MULTI_FAULT : 1;
       for (let j = 0; j < n; j++) acc.push([sdi + j * origSize, W, valueFor(idx)]);
@@ -436,8 +459,9 @@ export async function testExec(
     expect(r.failed, `exec ${i} cancelled`).toBe(0);
     expect(await mm.readU32(fence)).toBe(FENCE);
     // the GPU fetched the batch the CPU wrote
-    expect(r.data[0]).toBe(MI_STORE_DWORD_IMM);
-    expect(r.data[3]).toBe(valueFor(idx));
+    expect(r.data[0]).toBe(atomic ? MI_ATOMIC_INC : MI_STORE_DWORD_IMM);
+    if (atomic) expect(r.data[3], 'the atomic returns the old value').toBe(VAL_ATOMIC_EXPECTED - 1);
+    else expect(r.data[3]).toBe(valueFor(idx));
     if (fenceAt >= 0) await mm.writeU32(fenceAt, 0);
     if (flags & MREMAP) {
       const old = data;
