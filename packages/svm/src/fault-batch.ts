@@ -11,6 +11,7 @@ import { handleFaultIn } from './fault.ts';
 import type { FaultHandlerOptions, GpuSvm } from './gpusvm.ts';
 import { alignDown, PAGE_SIZE, SZ_2M } from './granule.ts';
 import { pageMaskSet, pageMaskWeight } from './page-mask.ts';
+import { serviceNoRetryBatch } from './xnack.ts';
 
 /**
  * Spawns the device's fault handler task (the bottom half of uvm_gpu_replayable_faults.c):
@@ -19,7 +20,8 @@ import { pageMaskSet, pageMaskWeight } from './page-mask.ts';
  * (UVM_PERF_FAULT_REPLAY_POLICY_BATCH_FLUSH) flush the buffer's stale duplicates raised
  * meanwhile → one replay. 'batch' replays without the flush (UVM_PERF_FAULT_REPLAY_POLICY_BATCH:
  * every stale duplicate is fetched and serviced again). Failed faults are cancelled. Ends when
- * `stop()` holds and the buffer is empty.
+ * `stop()` holds and the buffer is empty. With XNACK off (`svm.noRetry`) a batch is serviced by
+ * {@link serviceNoRetryBatch} instead: no fault-driven migration, fatal faults kill the queue.
  */
 export function startFaultHandler(
   svm: GpuSvm,
@@ -48,7 +50,10 @@ export function startFaultHandler(
       fb.fetch(batch);
       sim.charge(sim.costs.faultBatchFixedNs);
       batch.sort();
-      const pages = await serviceFaultBatch(svm, devIndex, batch);
+      const pages =
+        svm.noRetry === null
+          ? await serviceFaultBatch(svm, devIndex, batch)
+          : await serviceNoRetryBatch(svm, devIndex, batch);
       if (replay === 'batch-flush') fb.flush();
       fb.replay();
       if (sim.trace.wants('svm.fault.batch')) {

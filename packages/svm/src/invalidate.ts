@@ -16,6 +16,7 @@ import type { GpuSvm } from './gpusvm.ts';
 import { alignDown, SZ_2M } from './granule.ts';
 import type { PageMask } from './page-mask.ts';
 import { rangesWithValidPages, type SvmNotifier, type SvmRange } from './range.ts';
+import { revoke } from './xnack.ts';
 
 /**
  * The interval-notifier callback (drm_gpusvm_notifier_invalidate + xe_svm_invalidate): under the
@@ -55,6 +56,8 @@ export async function invalidate(
       if (hit.length === 0) svm.c.falseInvalidations.value++;
     }
     zapRangesLocked(svm, hit);
+    // munmap removes the SVM range: with XNACK off the GPU may no longer touch it
+    if (mr.event === MmuNotifyEvent.UNMAP) revoke(svm, s, e);
     for (const r of hit) {
       if (mr.event === MmuNotifyEvent.UNMAP && !r.unmapped) {
         r.unmapped = true;

@@ -32,6 +32,7 @@ import { PAGE_SIZE, type Span, SZ_2M } from './granule.ts';
 import { withMigration } from './invalidate.ts';
 import { type PageMask, pageMaskTest } from './page-mask.ts';
 import type { SvmRange } from './range.ts';
+import { grant } from './xnack.ts';
 
 /** Whether a fault of device `devIndex` should first migrate its span to that device's VRAM. */
 export function wantsMigration(
@@ -581,6 +582,9 @@ export async function mapPrefetched(
       if (r < 0) return r;
       va = Math.max(va + PAGE_SIZE, svm.lastFaultEnd);
     }
+    // XNACK off: the device (and the accessedBy devices its bind mapped) may touch the span
+    grant(svm, k, start, end);
+    for (let j = 0; j < svm.devices.length; j++) if ((accessedBy & (2 ** j)) !== 0) grant(svm, j, start, end);
   }
   return 0;
 }
