@@ -59,9 +59,18 @@ export async function handleFaultIn(
   faulted: PageMask | null,
   faultMigrations: number,
 ): Promise<number> {
+  const t = svm.mm.sim.trace;
+  const devId = svm.devices[devIndex]!.id;
+  if (t.wants('svm.pagefault.start')) t.emit('svm.pagefault.start', devId, va, access);
   await svm.lock.lock();
   try {
-    return await faultLocked(svm, devIndex, va, access, faulted, faultMigrations, true);
+    // fault-driven migrations to VRAM hold the SVM lock: the counter's delta is this fault's
+    const before = svm.c.migrateToVramPages.value;
+    const ret = await faultLocked(svm, devIndex, va, access, faulted, faultMigrations, true);
+    if (t.wants('svm.pagefault.end')) {
+      t.emit('svm.pagefault.end', devId, va, svm.c.migrateToVramPages.value - before, ret);
+    }
+    return ret;
   } finally {
     svm.lock.unlock();
   }

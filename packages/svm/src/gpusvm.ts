@@ -90,9 +90,40 @@ declare module '@hmmkit/sim' {
      * read-only memory). The device's queue is killed.
      */
     'svm.memory.exception': [devId: number, va: number, access: number, errno: number];
+    /**
+     * A migration begins (KFD_SMI_EVENT_MIGRATE_START): first VA, pages in the span, from and to
+     * locations ({@link LOC} / `deviceLoc`), {@link MIGRATE_TRIGGER}. Every start has one end.
+     */
+    'svm.migrate.start': [start: number, pages: number, from: number, to: number, trigger: number];
+    /** The migration ended (KFD_SMI_EVENT_MIGRATE_END): as the start, plus the pages actually moved. */
+    'svm.migrate.end': [
+      start: number,
+      pages: number,
+      from: number,
+      to: number,
+      trigger: number,
+      moved: number,
+    ];
+    /** A GPU fault is being serviced (KFD_SMI_EVENT_PAGE_FAULT_START): device id, VA, ACCESS type. */
+    'svm.pagefault.start': [devId: number, va: number, access: number];
+    /**
+     * The fault was serviced (KFD_SMI_EVENT_PAGE_FAULT_END): device id, VA, pages it migrated to
+     * VRAM (0: mapped in place, KFD's "update"), result (0 or a negative errno).
+     */
+    'svm.pagefault.end': [devId: number, va: number, migrated: number, ret: number];
+    /**
+     * Device PTEs of `[start, end)` removed (KFD_SMI_EVENT_UNMAP_FROM_GPU): device id, span,
+     * {@link UNMAP_TRIGGER}.
+     */
+    'svm.unmap.gpu': [devId: number, start: number, end: number, trigger: number];
+    /** With XNACK off, a queue stopped for an SVM invalidation (KFD_SMI_EVENT_QUEUE_EVICTION): device id, trigger. */
+    'svm.queue.evict': [devId: number, trigger: number];
+    /** ... and resumed after its ranges were revalidated (KFD_SMI_EVENT_QUEUE_RESTORE): device id. */
+    'svm.queue.restore': [devId: number];
   }
 }
 
+export * from './events.ts';
 export type { FoundRange } from './fault.ts';
 export { SvmNotifier, SvmRange } from './range.ts';
 export type { MemoryException, MemoryExceptionListener } from './xnack.ts';

@@ -24,6 +24,7 @@
 
 import type { FaultBatch } from '@hmmkit/gpu';
 import { ArgumentError, Errno } from '@hmmkit/sim';
+import { QUEUE_EVICTION_TRIGGER } from './events.ts';
 import { faultLocked } from './fault.ts';
 import type { GpuSvm } from './gpusvm.ts';
 
@@ -169,6 +170,9 @@ export async function serviceNoRetryBatch(svm: GpuSvm, devIndex: number, batch: 
     }
     let ret = -Errno.EFAULT;
     if (nr.granted[devIndex]!.has(va)) {
+      const t = svm.mm.sim.trace;
+      const devId = svm.devices[devIndex]!.id;
+      if (t.wants('svm.queue.evict')) t.emit('svm.queue.evict', devId, QUEUE_EVICTION_TRIGGER.SVM);
       await svm.lock.lock();
       try {
         ret = await faultLocked(svm, devIndex, va, access, null, 0, false);
@@ -176,6 +180,7 @@ export async function serviceNoRetryBatch(svm: GpuSvm, devIndex: number, batch: 
         svm.lock.unlock();
       }
       if (ret === 0) {
+        if (t.wants('svm.queue.restore')) t.emit('svm.queue.restore', devId);
         nr.restores++;
         restored++;
         continue;
