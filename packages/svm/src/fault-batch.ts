@@ -7,6 +7,7 @@
 import { ACCESS, type FaultBatch } from '@hmmkit/gpu';
 import { HMM_PFN_WRITE } from '@hmmkit/hmm';
 import { ArgumentError, type Task } from '@hmmkit/sim';
+import { attrFlags, SVM_FLAG } from './attrs.ts';
 import { handleFaultIn } from './fault.ts';
 import type { FaultHandlerOptions, GpuSvm } from './gpusvm.ts';
 import { alignDown, PAGE_SIZE, SZ_2M } from './granule.ts';
@@ -132,5 +133,7 @@ export function pageMappedFor(svm: GpuSvm, devIndex: number, va: number, access:
   const i = Math.floor((va - r.start) / PAGE_SIZE);
   if (r.pageValid[i] !== 1 || (r.devMap[i]! & (1 << devIndex)) === 0) return false;
   const wantW = access === ACCESS.WRITE || access === ACCESS.ATOMIC;
-  return !wantW || (r.flags[i]! & HMM_PFN_WRITE) !== 0;
+  if (!wantW) return true;
+  // a GPU_RO range is mapped read-only whatever the CPU allows: a write is never "already mapped"
+  return (r.flags[i]! & HMM_PFN_WRITE) !== 0 && (attrFlags(svm.attrs.lookup(va)) & SVM_FLAG.GPU_RO) === 0;
 }

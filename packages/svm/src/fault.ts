@@ -8,7 +8,7 @@ import { ACCESS } from '@hmmkit/gpu';
 import { HMM_PFN_WRITE } from '@hmmkit/hmm';
 import { PTE_PRESENT, pteType, VM_WRITE, WALK_HOLE, WALK_PTE } from '@hmmkit/mm';
 import { Errno } from '@hmmkit/sim';
-import { deviceLoc } from './attrs.ts';
+import { attrFlags, deviceLoc, SVM_FLAG } from './attrs.ts';
 import { bindRange } from './bind.ts';
 import { rangeGetPages } from './get-pages.ts';
 import type { GpuSvm } from './gpusvm.ts';
@@ -149,6 +149,8 @@ export async function rangeFindOrInsert(
       const wantW = access === ACCESS.WRITE || access === ACCESS.ATOMIC;
       const vmaW = (vma.flags & VM_WRITE) !== 0;
       if (wantW && !vmaW) return -Errno.EPERM;
+      // amdkfd GPU_RO: a GPU write is refused, not serviced as a write (the range is mapped read-only)
+      if (wantW && (attrFlags(svm.attrs.lookup(va)) & SVM_FLAG.GPU_RO) !== 0) return -Errno.EPERM;
       write = svm.faultWrite === 'vma' ? vmaW : wantW;
       anon = vma.isAnonymous && !vma.isHugetlb;
       ctx = faultContext(svm, devIndex, va, access, vma.start, vma.end, vma.flags, win);

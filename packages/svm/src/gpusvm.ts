@@ -55,7 +55,7 @@ import { APERTURE, type FaultBatch, type GpuDevice, type Memory32 } from '@hmmki
 import { IntervalTree } from '@hmmkit/interval-tree';
 import { type Mm, PageWalk, TASK_SIZE } from '@hmmkit/mm';
 import { ArgumentError, type Counter, Errno, Mutex, RwSemaphore, type Task } from '@hmmkit/sim';
-import { AttrMap } from './attr-map.ts';
+import { AttrMap, type AttrUpdate } from './attr-map.ts';
 import { SvmDeviceMemory } from './devmem.ts';
 import { type EvictionPolicy, lruChunkEviction } from './eviction.ts';
 import { type FoundRange, handleFaultIn, rangeFindOrInsert } from './fault.ts';
@@ -67,6 +67,7 @@ import {
   PAGE_SIZE,
   rangesView,
 } from './granule.ts';
+import { getAttr, type SvmAttrReport, setAttr } from './kfd-attr.ts';
 import { evictChunk, migrateToDevice, migrateToRam, prefetch } from './migrate.ts';
 import { type NotifierPolicy, windowNotifiers } from './notifier-policy.ts';
 import type { DevicePageResolver } from './oracle.ts';
@@ -125,6 +126,7 @@ declare module '@hmmkit/sim' {
 
 export * from './events.ts';
 export type { FoundRange } from './fault.ts';
+export { rangeIsValid, type SvmAttrReport } from './kfd-attr.ts';
 export { SvmNotifier, SvmRange } from './range.ts';
 export type { MemoryException, MemoryExceptionListener } from './xnack.ts';
 export { SpanSet } from './xnack.ts';
@@ -494,6 +496,22 @@ export class GpuSvm {
   /** Explicit prefetch (KFD/xe PREFETCH_LOC, UVM migrate) that also maps; see {@link prefetch}. */
   prefetch(start: number, end: number, loc: number): Promise<number> {
     return prefetch(this, start, end, loc);
+  }
+
+  // ---------------------------------------------------------------------------- KFD attributes
+
+  /**
+   * Models amdkfd's SET_ATTR (svm_range_set_attr): -EFAULT unless every page of `[start, end)` is
+   * mapped by the CPU (nothing changed); applies `update`; flag changes (GPU_RO) remap at once; a
+   * `prefetchLoc` migrates and maps; with XNACK off maps on the accessed-by devices. See `kfd-attr.ts`.
+   */
+  setAttr(start: number, end: number, update: AttrUpdate): Promise<number> {
+    return setAttr(this, start, end, update);
+  }
+
+  /** Models amdkfd's GET_ATTR (svm_range_get_attr): every attribute of `[start, end)`, or -EFAULT. */
+  getAttr(start: number, end: number): Promise<SvmAttrReport | number> {
+    return getAttr(this, start, end);
   }
 
   // ---------------------------------------------------------------------------- XNACK off
