@@ -69,6 +69,22 @@ async function run(seed: number, opts: SvmWorldOptions, body: (w: SvmWorld) => P
 const toVram = (w: SvmWorld) => w.sim.counters.get('svm.migrate.toVram.pages');
 const toRam = (w: SvmWorld) => w.sim.counters.get('svm.migrate.toRam.pages');
 
+describe('KFDSVMRangeTest', () => {
+  it('KFDSVMRangeTest.HMMProfilingEvent', () =>
+    run(10, {}, async (w) => {
+      // the reader opens the SMI stream first; the first message is the prefetch's migrate start
+      const msgs: string[] = [];
+      w.sim.trace.on('svm.migrate.start', (start, pages, _from, _to, trigger) =>
+        msgs.push(`start ${start} ${pages} ${trigger}`),
+      );
+      const size = 16 << 10;
+      const buf = await mmapAnonymous(w.mm, size);
+      w.svm.attrs.advise(buf, buf + size, { setAccessedBy: 1 });
+      expect(await w.svm.prefetch(buf, buf + size, GPU)).toBe(size / P);
+      expect(msgs[0]).toBe(`start ${buf} ${size / P} ${MIGRATE_TRIGGER.PREFETCH}`);
+    }));
+});
+
 describe('SMI-style events', () => {
   it('prefetch, GPU fault, CPU fault and eviction each report their trigger; pages add up to the counters', () =>
     run(1, { devmem: { migrate: 'fault', bytes: 4 << 20 } }, async (w) => {
