@@ -7,8 +7,17 @@
  * @module
  */
 
-/** Why pages migrated (`KFD_MIGRATE_TRIGGER_{PREFETCH,PAGEFAULT_GPU,PAGEFAULT_CPU,TTM_EVICTION}`). */
-export const MIGRATE_TRIGGER = { PREFETCH: 0, GPU_FAULT: 1, CPU_FAULT: 2, TTM_EVICTION: 3 } as const;
+/**
+ * Why pages migrated (`KFD_MIGRATE_TRIGGER_{PREFETCH,PAGEFAULT_GPU,PAGEFAULT_CPU,TTM_EVICTION}`),
+ * plus ACCESS_COUNTER (UVM's UvmEventMigrationCauseAccessCounters; KFD has no access counters).
+ */
+export const MIGRATE_TRIGGER = {
+  PREFETCH: 0,
+  GPU_FAULT: 1,
+  CPU_FAULT: 2,
+  TTM_EVICTION: 3,
+  ACCESS_COUNTER: 4,
+} as const;
 /** A {@link MIGRATE_TRIGGER} value. */
 export type MigrateTrigger = (typeof MIGRATE_TRIGGER)[keyof typeof MIGRATE_TRIGGER];
 

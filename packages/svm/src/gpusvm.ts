@@ -55,6 +55,7 @@ import { APERTURE, type FaultBatch, type GpuDevice, type Memory32 } from '@hmmki
 import { IntervalTree } from '@hmmkit/interval-tree';
 import { type Mm, PageWalk, TASK_SIZE } from '@hmmkit/mm';
 import { ArgumentError, type Counter, Errno, Mutex, RwSemaphore, type Task } from '@hmmkit/sim';
+import { type AccessCounterOptions, AccessCounters, startAccessCounterHandler } from './access-counters.ts';
 import { AttrMap, type AttrUpdate } from './attr-map.ts';
 import { SvmDeviceMemory } from './devmem.ts';
 import { type EvictionPolicy, lruChunkEviction } from './eviction.ts';
@@ -124,6 +125,7 @@ declare module '@hmmkit/sim' {
   }
 }
 
+export type { AccessCounterOptions, AccessCounters } from './access-counters.ts';
 export * from './events.ts';
 export type { FoundRange } from './fault.ts';
 export { rangeIsValid, type SvmAttrReport } from './kfd-attr.ts';
@@ -171,6 +173,13 @@ export interface GpuSvmOptions {
    * See `xnack.ts`.
    */
   readonly xnack?: boolean;
+  /**
+   * Access counters (UVM, Volta+; default off): remote accesses through mappings (system memory,
+   * a peer's VRAM) are counted per region and a hot region is migrated to the accessing GPU by
+   * {@link GpuSvm.startAccessCounterHandler} instead of by a fault. `true` = UVM's defaults
+   * (2 MiB regions, threshold 256). See `access-counters.ts`.
+   */
+  readonly accessCounters?: boolean | AccessCounterOptions;
 }
 
 /** Options of {@link GpuSvm.startFaultHandler}. */
@@ -285,6 +294,8 @@ export class GpuSvm {
   readonly unionMask = pageMaskNew();
   /** @internal Migrations of ours in flight: span and page mask, read by the MIGRATE invalidation. */
   readonly migrating: { start: number; end: number; pages: PageMask | null }[] = [];
+  /** Access-counter state, or null when the option is off. */
+  readonly accessCounters: AccessCounters | null;
   /** XNACK-off state (granted VA per device, killed queues, exceptions); null with XNACK on. */
   noRetry: NoRetryState | null;
   /** @internal Memory exceptions delivered, oldest first. */
@@ -340,6 +351,8 @@ export class GpuSvm {
       thrashingPins: k.counter('svm.thrashing.pins'),
     };
     this.noRetry = (opts.xnack ?? true) ? null : new NoRetryState(devices.length);
+    const ac = opts.accessCounters ?? false;
+    this.accessCounters = ac === false ? null : new AccessCounters(this, ac === true ? {} : ac);
     const th = opts.thrashing ?? false;
     this.thrashing = th === false ? null : new ThrashingDetector(th === true ? {} : th);
     const dm = opts.devmem;
@@ -582,6 +595,14 @@ export class GpuSvm {
   resetQueue(devIndex: number): void {
     checkDevice(this, 'GpuSvm.resetQueue', devIndex);
     if (this.noRetry !== null) this.noRetry.killed[devIndex] = 0;
+  }
+
+  /**
+   * Spawns device `devIndex`'s access-counter handler (needs the `accessCounters` option and
+   * device memory); see {@link startAccessCounterHandler}. `runKernel` starts it when enabled.
+   */
+  startAccessCounterHandler(devIndex: number, stop: () => boolean): Task {
+    return startAccessCounterHandler(this, devIndex, stop);
   }
 
   /** Spawns device `devIndex`'s replayable fault handler task; see {@link startFaultHandler}. */

@@ -85,12 +85,12 @@ export async function migrateToDevice(
   fe: number,
   pages: PageMask | null = null,
   record = false,
+  trigger: number = record ? MIGRATE_TRIGGER.GPU_FAULT : MIGRATE_TRIGGER.PREFETCH,
 ): Promise<number> {
   const sd = svm.devmem[devIndex];
   if (sd === undefined) return -Errno.EOPNOTSUPP;
   const n = (fe - fs) / PAGE_SIZE;
   await ensureFree(svm, devIndex, n);
-  const trigger = record ? MIGRATE_TRIGGER.GPU_FAULT : MIGRATE_TRIGGER.PREFETCH;
   const to = deviceLoc(devIndex);
   migrateStart(svm, fs, n, LOC.SYSMEM, to, trigger);
   const moved = await withMigration(svm, fs, fe, pages, () =>
@@ -589,6 +589,23 @@ export async function prefetch(svm: GpuSvm, start: number, end: number, loc: num
   if (loc !== LOC.SYSMEM && (d < 0 || svm.devmem[d] === undefined)) {
     throw new ArgumentError(fn, 'loc', 'must be LOC.SYSMEM or the location of a device with devmem', loc);
   }
+  return prefetchIn(svm, start, end, loc, MIGRATE_TRIGGER.PREFETCH, false);
+}
+
+/**
+ * The body of {@link prefetch} (arguments checked) with the trigger its migrations report;
+ * `skipSpecial` skips hugetlb / special VMAs instead of failing with -EINVAL (the access-counter
+ * handler migrates what it can of a region).
+ */
+export async function prefetchIn(
+  svm: GpuSvm,
+  start: number,
+  end: number,
+  loc: number,
+  trigger: number,
+  skipSpecial: boolean,
+): Promise<number> {
+  const d = locDevice(loc);
   await svm.lock.lock();
   try {
     // Every VMA is checked before anything moves (KFD validates the whole range first): a
@@ -599,7 +616,11 @@ export async function prefetch(svm: GpuSvm, start: number, end: number, loc: num
       for (let pos = start; pos < end; ) {
         const vma = svm.mm.findVma(pos);
         if (vma === null || vma.start >= end) break;
-        if ((vma.flags & (VM_HUGETLB | VM_SPECIAL)) !== 0) return -Errno.EINVAL;
+        if ((vma.flags & (VM_HUGETLB | VM_SPECIAL)) !== 0) {
+          if (!skipSpecial) return -Errno.EINVAL;
+          pos = vma.end;
+          continue;
+        }
         spans.push({ start: Math.max(pos, vma.start), end: Math.min(end, vma.end) });
         pos = vma.end;
       }
@@ -611,7 +632,10 @@ export async function prefetch(svm: GpuSvm, start: number, end: number, loc: num
       // in 2 MiB pieces so eviction can make room piece by piece
       for (let a = s; a < e; ) {
         const b = Math.min(e, a - (a % SZ_2M) + SZ_2M);
-        const r = d >= 0 ? await migrateToDevice(svm, d, a, b) : await migrateSpanToRam(svm, a, b);
+        const r =
+          d >= 0
+            ? await migrateToDevice(svm, d, a, b, null, false, trigger)
+            : await migrateSpanToRam(svm, a, b);
         if (r < 0) return r;
         moved += r;
         a = b;

@@ -97,7 +97,8 @@ export interface KernelRun {
 }
 
 /**
- * Runs one kernel on device `device` with the svm's fault handler (the bottom half) in the loop,
+ * Runs one kernel on device `device` with the svm's fault handler (the bottom half) in the loop
+ * (and its access-counter handler when the svm has the `accessCounters` option),
  * from per-warp access lists or ready-made `streams` (e.g. a `@hmmkit/workloads` kernel's).
  * Call it from inside a scheduler task (e.g. `sim.sched.runMain(async () => ...)`).
  */
@@ -111,10 +112,17 @@ export async function runKernel(
   if (dev === undefined) throw new RangeError(`runKernel: no device ${device}`);
   let done = false;
   const handler = world.svm.startFaultHandler(device, () => done);
+  const svm = world.svm;
+  const counters =
+    svm.accessCounters !== null && svm.devmem[device] !== undefined
+      ? svm.startAccessCounterHandler(device, () => done)
+      : null;
   const r = await dev.engine.run(streams);
   done = true;
   dev.faultBuffer.kick();
+  svm.accessCounters?.wq.wakeUpAll();
   await world.sim.sched.join(handler);
+  if (counters !== null) await world.sim.sched.join(counters);
   return {
     data: streams.data ?? new Uint32Array(0),
     failed: r.failed,
