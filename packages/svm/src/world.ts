@@ -26,6 +26,7 @@ import {
   type ThpMode,
 } from '@hmmkit/mm';
 import { formatNs, type Sim } from '@hmmkit/sim';
+import { attrFlags, SVM_FLAG } from './attrs.ts';
 import { GpuSvm, type GpuSvmOptions } from './gpusvm.ts';
 import { CoherenceOracle } from './oracle.ts';
 
@@ -65,8 +66,10 @@ export async function createSvmWorld(sim: Sim, options: SvmWorldOptions = {}): P
   );
   const svm = new GpuSvm(mm, devs, options);
   svm.attachSystemMemory();
+  const attrs = svm.attrs;
   const oracle = new CoherenceOracle(mm, devs, {
     resolve: svm.resolver,
+    gpuReadOnly: (va) => (attrFlags(attrs.lookup(va)) & SVM_FLAG.GPU_RO) !== 0,
     throwOnViolation: options.throwOnViolation ?? false,
   });
   await oracle.attach();

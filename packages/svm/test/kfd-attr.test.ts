@@ -194,4 +194,20 @@ describe('GPU_RO', () => {
       }
       expect([await w.mm.readU32(buf), await w.mm.readU32(buf + P)]).toEqual([1, 2]);
     }));
+
+  it('the oracle flags a GPU write to a GPU_RO page (attrs.advise alone leaves an earlier writable mapping)', async () => {
+    const sim = createSim({ seed: 8 });
+    const w = await createSvmWorld(sim, { devmem: { migrate: 'never' } });
+    await sim.sched.runMain(async () => {
+      const buf = await mmapAnonymous(w.mm, 4 * P);
+      expect((await runKernel(w, 0, [[[buf, W, 1]]])).failed).toBe(0);
+      expect(w.oracle.violations).toEqual([]);
+      // the map changes, the device PTEs do not (setAttr is the call that remaps)
+      w.svm.attrs.advise(buf, buf + 4 * P, { setFlags: SVM_FLAG.GPU_RO });
+      expect((await runKernel(w, 0, [[[buf, W, 2]]])).failed).toBe(0);
+      expect(w.oracle.violations.map((v) => [v.reason, v.va, v.when])).toEqual([
+        ['write-to-gpu-ro', buf, 'gpu-write'],
+      ]);
+    });
+  });
 });
