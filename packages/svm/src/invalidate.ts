@@ -18,7 +18,6 @@ import { alignDown, SZ_2M } from './granule.ts';
 import { unmapFromGpus } from './migrate.ts';
 import type { PageMask } from './page-mask.ts';
 import { rangesWithValidPages, type SvmNotifier, type SvmRange } from './range.ts';
-import { revoke } from './xnack.ts';
 
 /**
  * The interval-notifier callback (drm_gpusvm_notifier_invalidate + xe_svm_invalidate): under the
@@ -67,8 +66,6 @@ export async function invalidate(
       for (const r of hit) unmapFromGpus(svm, r.devMapped, r.start, r.end, trigger);
     }
     zapRangesLocked(svm, hit);
-    // munmap removes the SVM range: with XNACK off the GPU may no longer touch it
-    if (mr.event === MmuNotifyEvent.UNMAP) revoke(svm, s, e);
     for (const r of hit) {
       if (mr.event === MmuNotifyEvent.UNMAP && !r.unmapped) {
         r.unmapped = true;

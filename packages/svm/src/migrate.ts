@@ -675,8 +675,10 @@ export async function mapPrefetched(
       va = Math.max(va + PAGE_SIZE, svm.lastFaultEnd);
     }
     // XNACK off: the device (and the accessedBy devices its bind mapped) may touch the span
-    grant(svm, k, start, end);
-    for (let j = 0; j < svm.devices.length; j++) if ((accessedBy & (2 ** j)) !== 0) grant(svm, j, start, end);
+    await grant(svm, k, start, end);
+    for (let j = 0; j < svm.devices.length; j++) {
+      if ((accessedBy & (2 ** j)) !== 0) await grant(svm, j, start, end);
+    }
   }
   return 0;
 }

@@ -23,6 +23,12 @@
  */
 
 import type { FaultBatch } from '@hmmkit/gpu';
+import {
+  MmuIntervalNotifier,
+  MmuNotifyEvent,
+  mmuIntervalNotifierInsert,
+  mmuIntervalSetSeq,
+} from '@hmmkit/notifier';
 import { ArgumentError, Errno } from '@hmmkit/sim';
 import { QUEUE_EVICTION_TRIGGER } from './events.ts';
 import { faultLocked } from './fault.ts';
@@ -98,6 +104,13 @@ export class SpanSet {
     l.push(...out);
   }
 
+  /** Whether the set holds all of `[start, end)`. */
+  covers(start: number, end: number): boolean {
+    const l = this.list;
+    for (let k = 0; k < l.length; k += 2) if (l[k]! <= start && end <= l[k + 1]!) return true;
+    return false;
+  }
+
   /** Whether `va` lies in the set. */
   has(va: number): boolean {
     const l = this.list;
@@ -126,6 +139,8 @@ export class NoRetryState {
   readonly granted: SpanSet[];
   /** Per device: 1 once its queue was killed by a fatal fault. */
   readonly killed: Uint8Array;
+  /** VA watched by a grant notifier of ours (its munmap revokes the grants). */
+  readonly watched = new SpanSet();
   /** Queue evictions serviced by a restore (a wave touched a granted page an invalidation unmapped). */
   restores = 0;
 
@@ -135,9 +150,26 @@ export class NoRetryState {
   }
 }
 
-/** Records that device `d` was given `[start, end)` (mapped on it before launch). */
-export function grant(svm: GpuSvm, d: number, start: number, end: number): void {
-  svm.noRetry?.granted[d]?.add(start, end);
+/**
+ * Records that device `d` was given `[start, end)` (mapped on it before launch). A span no grant
+ * covered yet gets an interval notifier of its own whose UNMAP invalidation revokes the grant, so
+ * munmap revokes it whether or not a range of ours still covers the span (ranges and their
+ * notifiers come and go with the garbage collector).
+ */
+export async function grant(svm: GpuSvm, d: number, start: number, end: number): Promise<void> {
+  const nr = svm.noRetry;
+  if (nr === null) return;
+  nr.granted[d]!.add(start, end);
+  if (nr.watched.covers(start, end)) return;
+  const sub = new MmuIntervalNotifier();
+  const ret = await mmuIntervalNotifierInsert(sub, svm.mm, start, end - start, {
+    invalidate: (s, mr, seq) => {
+      mmuIntervalSetSeq(s, seq);
+      if (mr.event === MmuNotifyEvent.UNMAP) revoke(svm, Math.max(mr.start, start), Math.min(mr.end, end));
+      return true;
+    },
+  });
+  if (ret === 0) nr.watched.add(start, end);
 }
 
 /** Forgets `[start, end)` on every device (munmap: KFD removes the SVM range). */
@@ -145,6 +177,7 @@ export function revoke(svm: GpuSvm, start: number, end: number): void {
   const nr = svm.noRetry;
   if (nr === null) return;
   for (const g of nr.granted) g.remove(start, end);
+  nr.watched.remove(start, end);
 }
 
 /**

@@ -147,6 +147,21 @@ describe('XNACK off', () => {
       expect([ok.failed, ok.faults]).toEqual([0, 0]);
     }));
 
+  it('munmap revokes the grant even after the collector removed the ranges (and notifiers) over it', () =>
+    run(7, async (w) => {
+      const buf = await mmapAnonymous(w.mm, 4 * P);
+      await register(w, buf, 4 * P, LOC.SYSMEM);
+      // an attribute split retires the range; the collector removes it and its notifier
+      w.svm.attrs.advise(buf + P, buf + 2 * P, { preferredLoc: GPU });
+      await w.svm.garbageCollect();
+      expect(w.svm.ranges.filter((r) => r.start < buf + 4 * P && r.end > buf).length).toBe(0);
+      expect(await w.mm.munmap(buf, 4 * P)).toBe(0);
+      await mmapAnonymous(w.mm, 4 * P, buf);
+      const r = await runKernel(w, 0, oneEach([[buf + 3 * P, R, 0]]));
+      expect(r.failed).toBe(1);
+      expect(w.svm.memoryExceptions.map((e) => e.va)).toEqual([buf + 3 * P]);
+    }));
+
   it('a CPU access that moves a VRAM page back is a queue eviction: the GPU continues on the new page', () =>
     run(5, async (w) => {
       const buf = await mmapAnonymous(w.mm, 4 * P);
