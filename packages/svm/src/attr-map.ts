@@ -9,7 +9,19 @@
  */
 import { ArgumentError } from '@hmmkit/sim';
 import { enablePatches, Immer, type Patch } from 'immer';
-import { attrsEqual, DEFAULT_ATTRS, LOC, MAX_DEVICES, MAX_GRANULARITY, type RangeAttrs } from './attrs.ts';
+import {
+  attrFlags,
+  attrPrefetchLoc,
+  attrsEqual,
+  DEFAULT_ATTRS,
+  DEFAULT_SVM_FLAGS,
+  LOC,
+  MAX_DEVICES,
+  MAX_GRANULARITY,
+  type RangeAttrs,
+  SVM_FLAG,
+  SVM_FLAGS_ALL,
+} from './attrs.ts';
 import { PAGE_SIZE } from './granule.ts';
 
 enablePatches();
@@ -37,6 +49,11 @@ export interface AttrUpdate {
   readonly clearAccessedBy?: number;
   readonly readMostly?: boolean;
   readonly granularity?: number;
+  /** amdkfd PREFETCH_LOC (recorded only; {@link GpuSvm.setAttr} also migrates). */
+  readonly prefetchLoc?: number;
+  /** amdkfd SET_FLAGS / CLR_FLAGS ({@link SVM_FLAG} bits; GPU_READ_MOSTLY sets/clears `readMostly`). */
+  readonly setFlags?: number;
+  readonly clearFlags?: number;
 }
 
 /** Patches of one `advise` (apply `inversePatches` with {@link AttrMap.applyPatches} to undo). */
@@ -135,11 +152,22 @@ function applyUpdate(a: RangeAttrs, u: AttrUpdate): RangeAttrs {
   let acc = u.accessedBy ?? a.accessedBy;
   if (u.setAccessedBy !== undefined) acc |= u.setAccessedBy;
   if (u.clearAccessedBy !== undefined) acc &= ~u.clearAccessedBy;
+  let flags = attrFlags(a);
+  if (u.setFlags !== undefined) flags |= u.setFlags;
+  if (u.clearFlags !== undefined) flags &= ~u.clearFlags;
+  let readMostly = u.readMostly ?? a.readMostly;
+  if (u.setFlags !== undefined || u.clearFlags !== undefined)
+    readMostly = (flags & SVM_FLAG.GPU_READ_MOSTLY) !== 0;
+  flags &= ~SVM_FLAG.GPU_READ_MOSTLY;
+  const prefetchLoc = u.prefetchLoc ?? attrPrefetchLoc(a);
   const r: RangeAttrs = {
     preferredLoc: u.preferredLoc ?? a.preferredLoc,
     accessedBy: acc >>> 0,
-    readMostly: u.readMostly ?? a.readMostly,
+    readMostly,
     granularity: u.granularity ?? a.granularity,
+    // absent while default, so values compare (and print) as before these attributes existed
+    ...(prefetchLoc === LOC.UNDEFINED ? {} : { prefetchLoc }),
+    ...(flags === DEFAULT_SVM_FLAGS ? {} : { flags }),
   };
   return attrsEqual(r, a) ? a : r;
 }
@@ -311,6 +339,31 @@ export class AttrMap {
     }
     if (u.readMostly !== undefined && typeof u.readMostly !== 'boolean') {
       throw new ArgumentError(fn, 'readMostly', 'must be a boolean', u.readMostly);
+    }
+    if (u.prefetchLoc !== undefined) {
+      const p = u.prefetchLoc;
+      if (!Number.isInteger(p) || p < LOC.UNDEFINED || p > this.numDevices) {
+        throw new ArgumentError(
+          fn,
+          'prefetchLoc',
+          `must be LOC.UNDEFINED, LOC.SYSMEM or 1..${this.numDevices}`,
+          p,
+        );
+      }
+    }
+    for (const k of ['setFlags', 'clearFlags'] as const) {
+      const v = u[k];
+      if (v !== undefined && (!Number.isInteger(v) || v < 0 || v > SVM_FLAGS_ALL)) {
+        throw new ArgumentError(fn, k, 'must be a mask of SVM_FLAG bits', v);
+      }
+    }
+    if ((u.setFlags !== undefined || u.clearFlags !== undefined) && u.readMostly !== undefined) {
+      throw new ArgumentError(
+        fn,
+        'readMostly',
+        'give readMostly or the GPU_READ_MOSTLY flag, not both',
+        u.readMostly,
+      );
     }
   }
 }

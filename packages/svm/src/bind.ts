@@ -8,6 +8,7 @@ import { APERTURE, PAGE_2M, PAGE_64K } from '@hmmkit/gpu';
 import { HMM_PFN_WRITE, hmmPfnToMapOrder } from '@hmmkit/hmm';
 import { mmuIntervalReadRetry } from '@hmmkit/notifier';
 import { Errno } from '@hmmkit/sim';
+import { attrFlags, SVM_FLAG } from './attrs.ts';
 import type { GpuSvm } from './gpusvm.ts';
 import { PAGE_SIZE } from './granule.ts';
 import type { SvmRange } from './range.ts';
@@ -89,6 +90,8 @@ export function bindLocked(svm: GpuSvm, range: SvmRange, devIndex: number): void
     u.tlb.invalidate(range.start, range.end - range.start);
   }
   const n = range.npages;
+  // amdkfd GPU_RO: the device maps the range read-only (a range never straddles an attribute change)
+  const gpuRo = (attrFlags(svm.attrs.lookup(range.start)) & SVM_FLAG.GPU_RO) !== 0;
   // Per page: device address and aperture (SYS = CPU page, VID = own VRAM, PEER = another GPU).
   const pa = new Float64Array(n);
   const ap = new Int8Array(n);
@@ -121,7 +124,7 @@ export function bindLocked(svm: GpuSvm, range: SvmRange, devIndex: number): void
       continue;
     }
     const va = range.start + i * PAGE_SIZE;
-    const w = (range.flags[i]! & HMM_PFN_WRITE) !== 0;
+    const w = (range.flags[i]! & HMM_PFN_WRITE) !== 0 && !gpuRo;
     let pages = 1;
     // System memory needs the CPU to map a 2M folio (map order); device memory only contiguity.
     const orderOk = ap[i] !== APERTURE.SYS || hmmPfnToMapOrder(range.flags[i]!) >= 9;

@@ -7,10 +7,12 @@
 import { ACCESS, type FaultBatch } from '@hmmkit/gpu';
 import { HMM_PFN_WRITE } from '@hmmkit/hmm';
 import { ArgumentError, type Task } from '@hmmkit/sim';
+import { attrFlags, SVM_FLAG } from './attrs.ts';
 import { handleFaultIn } from './fault.ts';
 import type { FaultHandlerOptions, GpuSvm } from './gpusvm.ts';
 import { alignDown, PAGE_SIZE, SZ_2M } from './granule.ts';
 import { pageMaskSet, pageMaskWeight } from './page-mask.ts';
+import { serviceNoRetryBatch } from './xnack.ts';
 
 /**
  * Spawns the device's fault handler task (the bottom half of uvm_gpu_replayable_faults.c):
@@ -19,7 +21,8 @@ import { pageMaskSet, pageMaskWeight } from './page-mask.ts';
  * (UVM_PERF_FAULT_REPLAY_POLICY_BATCH_FLUSH) flush the buffer's stale duplicates raised
  * meanwhile → one replay. 'batch' replays without the flush (UVM_PERF_FAULT_REPLAY_POLICY_BATCH:
  * every stale duplicate is fetched and serviced again). Failed faults are cancelled. Ends when
- * `stop()` holds and the buffer is empty.
+ * `stop()` holds and the buffer is empty. With XNACK off (`svm.noRetry`) a batch is serviced by
+ * {@link serviceNoRetryBatch} instead: no fault-driven migration, fatal faults kill the queue.
  */
 export function startFaultHandler(
   svm: GpuSvm,
@@ -48,7 +51,10 @@ export function startFaultHandler(
       fb.fetch(batch);
       sim.charge(sim.costs.faultBatchFixedNs);
       batch.sort();
-      const pages = await serviceFaultBatch(svm, devIndex, batch);
+      const pages =
+        svm.noRetry === null
+          ? await serviceFaultBatch(svm, devIndex, batch)
+          : await serviceNoRetryBatch(svm, devIndex, batch);
       if (replay === 'batch-flush') fb.flush();
       fb.replay();
       if (sim.trace.wants('svm.fault.batch')) {
@@ -127,5 +133,7 @@ export function pageMappedFor(svm: GpuSvm, devIndex: number, va: number, access:
   const i = Math.floor((va - r.start) / PAGE_SIZE);
   if (r.pageValid[i] !== 1 || (r.devMap[i]! & (1 << devIndex)) === 0) return false;
   const wantW = access === ACCESS.WRITE || access === ACCESS.ATOMIC;
-  return !wantW || (r.flags[i]! & HMM_PFN_WRITE) !== 0;
+  if (!wantW) return true;
+  // a GPU_RO range is mapped read-only whatever the CPU allows: a write is never "already mapped"
+  return (r.flags[i]! & HMM_PFN_WRITE) !== 0 && (attrFlags(svm.attrs.lookup(va)) & SVM_FLAG.GPU_RO) === 0;
 }

@@ -8,7 +8,7 @@ import { ACCESS } from '@hmmkit/gpu';
 import { HMM_PFN_WRITE } from '@hmmkit/hmm';
 import { PTE_PRESENT, pteType, VM_WRITE, WALK_HOLE, WALK_PTE } from '@hmmkit/mm';
 import { Errno } from '@hmmkit/sim';
-import { deviceLoc } from './attrs.ts';
+import { attrFlags, deviceLoc, SVM_FLAG } from './attrs.ts';
 import { bindRange } from './bind.ts';
 import { rangeGetPages } from './get-pages.ts';
 import type { GpuSvm } from './gpusvm.ts';
@@ -59,9 +59,18 @@ export async function handleFaultIn(
   faulted: PageMask | null,
   faultMigrations: number,
 ): Promise<number> {
+  const t = svm.mm.sim.trace;
+  const devId = svm.devices[devIndex]!.id;
+  if (t.wants('svm.pagefault.start')) t.emit('svm.pagefault.start', devId, va, access);
   await svm.lock.lock();
   try {
-    return await faultLocked(svm, devIndex, va, access, faulted, faultMigrations, true);
+    // fault-driven migrations to VRAM hold the SVM lock: the counter's delta is this fault's
+    const before = svm.c.migrateToVramPages.value;
+    const ret = await faultLocked(svm, devIndex, va, access, faulted, faultMigrations, true);
+    if (t.wants('svm.pagefault.end')) {
+      t.emit('svm.pagefault.end', devId, va, svm.c.migrateToVramPages.value - before, ret);
+    }
+    return ret;
   } finally {
     svm.lock.unlock();
   }
@@ -140,6 +149,8 @@ export async function rangeFindOrInsert(
       const wantW = access === ACCESS.WRITE || access === ACCESS.ATOMIC;
       const vmaW = (vma.flags & VM_WRITE) !== 0;
       if (wantW && !vmaW) return -Errno.EPERM;
+      // amdkfd GPU_RO: a GPU write is refused, not serviced as a write (the range is mapped read-only)
+      if (wantW && (attrFlags(svm.attrs.lookup(va)) & SVM_FLAG.GPU_RO) !== 0) return -Errno.EPERM;
       write = svm.faultWrite === 'vma' ? vmaW : wantW;
       anon = vma.isAnonymous && !vma.isHugetlb;
       ctx = faultContext(svm, devIndex, va, access, vma.start, vma.end, vma.flags, win);

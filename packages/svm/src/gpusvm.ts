@@ -54,8 +54,9 @@
 import { APERTURE, type FaultBatch, type GpuDevice, type Memory32 } from '@hmmkit/gpu';
 import { IntervalTree } from '@hmmkit/interval-tree';
 import { type Mm, PageWalk, TASK_SIZE } from '@hmmkit/mm';
-import { ArgumentError, type Counter, Mutex, RwSemaphore, type Task } from '@hmmkit/sim';
-import { AttrMap } from './attr-map.ts';
+import { ArgumentError, type Counter, Errno, Mutex, RwSemaphore, type Task } from '@hmmkit/sim';
+import { type AccessCounterOptions, AccessCounters, startAccessCounterHandler } from './access-counters.ts';
+import { AttrMap, type AttrUpdate } from './attr-map.ts';
 import { SvmDeviceMemory } from './devmem.ts';
 import { type EvictionPolicy, lruChunkEviction } from './eviction.ts';
 import { type FoundRange, handleFaultIn, rangeFindOrInsert } from './fault.ts';
@@ -67,12 +68,14 @@ import {
   PAGE_SIZE,
   rangesView,
 } from './granule.ts';
+import { getAttr, type SvmAttrReport, setAttr } from './kfd-attr.ts';
 import { evictChunk, migrateToDevice, migrateToRam, prefetch } from './migrate.ts';
 import { type NotifierPolicy, windowNotifiers } from './notifier-policy.ts';
 import type { DevicePageResolver } from './oracle.ts';
 import { type PageMask, pageMaskNew } from './page-mask.ts';
 import { attrsChanged, garbageCollectLocked, rangeRemove, type SvmNotifier, type SvmRange } from './range.ts';
 import { ThrashingDetector, type ThrashingParams } from './thrashing.ts';
+import { checkDevice, type MemoryException, type MemoryExceptionListener, NoRetryState } from './xnack.ts';
 
 // Declared here, not in fault-batch.ts, so that the emitted gpusvm.d.ts (which every consumer loads)
 // carries the augmentation.
@@ -83,11 +86,52 @@ declare module '@hmmkit/sim' {
      * (after coalescing), unique pages serviced, start (fetch) and end (replay) virtual time.
      */
     'svm.fault.batch': [devId: number, entries: number, pages: number, startNs: number, endNs: number];
+    /**
+     * A fatal GPU fault with XNACK off (KFD's HSA_EVENTTYPE_MEMORY): device id, page address,
+     * ACCESS type, negative errno (-EFAULT: nothing mapped for the device; -EPERM: write to
+     * read-only memory). The device's queue is killed.
+     */
+    'svm.memory.exception': [devId: number, va: number, access: number, errno: number];
+    /**
+     * A migration begins (KFD_SMI_EVENT_MIGRATE_START): first VA, pages in the span, from and to
+     * locations ({@link LOC} / `deviceLoc`), {@link MIGRATE_TRIGGER}. Every start has one end.
+     */
+    'svm.migrate.start': [start: number, pages: number, from: number, to: number, trigger: number];
+    /** The migration ended (KFD_SMI_EVENT_MIGRATE_END): as the start, plus the pages actually moved. */
+    'svm.migrate.end': [
+      start: number,
+      pages: number,
+      from: number,
+      to: number,
+      trigger: number,
+      moved: number,
+    ];
+    /** A GPU fault is being serviced (KFD_SMI_EVENT_PAGE_FAULT_START): device id, VA, ACCESS type. */
+    'svm.pagefault.start': [devId: number, va: number, access: number];
+    /**
+     * The fault was serviced (KFD_SMI_EVENT_PAGE_FAULT_END): device id, VA, pages it migrated to
+     * VRAM (0: mapped in place, KFD's "update"), result (0 or a negative errno).
+     */
+    'svm.pagefault.end': [devId: number, va: number, migrated: number, ret: number];
+    /**
+     * Device PTEs of `[start, end)` removed (KFD_SMI_EVENT_UNMAP_FROM_GPU): device id, span,
+     * {@link UNMAP_TRIGGER}.
+     */
+    'svm.unmap.gpu': [devId: number, start: number, end: number, trigger: number];
+    /** With XNACK off, a queue stopped for an SVM invalidation (KFD_SMI_EVENT_QUEUE_EVICTION): device id, trigger. */
+    'svm.queue.evict': [devId: number, trigger: number];
+    /** ... and resumed after its ranges were revalidated (KFD_SMI_EVENT_QUEUE_RESTORE): device id. */
+    'svm.queue.restore': [devId: number];
   }
 }
 
+export type { AccessCounterOptions, AccessCounters } from './access-counters.ts';
+export * from './events.ts';
 export type { FoundRange } from './fault.ts';
+export { rangeIsValid, type SvmAttrReport } from './kfd-attr.ts';
 export { SvmNotifier, SvmRange } from './range.ts';
+export type { MemoryException, MemoryExceptionListener } from './xnack.ts';
+export { SpanSet } from './xnack.ts';
 
 /** Options of {@link GpuSvm}. */
 export interface GpuSvmOptions {
@@ -121,6 +165,21 @@ export interface GpuSvmOptions {
    * lapse are pinned in system memory and mapped remotely for the pin time. Default off.
    */
   readonly thrashing?: boolean | Partial<ThrashingParams>;
+  /**
+   * Retryable GPU faults (amdkfd's XNACK mode; default true). With `false` a fault cannot be
+   * replayed: a kernel may touch only what was mapped for its device before the launch
+   * ({@link GpuSvm.prefetch}, which maps the target and accessedBy devices), and a fault
+   * elsewhere is fatal — a {@link MemoryException} is delivered and the device's queue killed.
+   * See `xnack.ts`.
+   */
+  readonly xnack?: boolean;
+  /**
+   * Access counters (UVM, Volta+; default off): remote accesses through mappings (system memory,
+   * a peer's VRAM) are counted per region and a hot region is migrated to the accessing GPU by
+   * {@link GpuSvm.startAccessCounterHandler} instead of by a fault. `true` = UVM's defaults
+   * (2 MiB regions, threshold 256). See `access-counters.ts`.
+   */
+  readonly accessCounters?: boolean | AccessCounterOptions;
 }
 
 /** Options of {@link GpuSvm.startFaultHandler}. */
@@ -235,6 +294,14 @@ export class GpuSvm {
   readonly unionMask = pageMaskNew();
   /** @internal Migrations of ours in flight: span and page mask, read by the MIGRATE invalidation. */
   readonly migrating: { start: number; end: number; pages: PageMask | null }[] = [];
+  /** Access-counter state, or null when the option is off. */
+  readonly accessCounters: AccessCounters | null;
+  /** XNACK-off state (granted VA per device, killed queues, exceptions); null with XNACK on. */
+  noRetry: NoRetryState | null;
+  /** @internal Memory exceptions delivered, oldest first. */
+  readonly exceptions: MemoryException[] = [];
+  /** @internal Listeners of memory exceptions. */
+  readonly exceptionListeners: MemoryExceptionListener[] = [];
 
   constructor(mm: Mm, devices: readonly GpuDevice[], opts: GpuSvmOptions = {}) {
     const fn = 'GpuSvm';
@@ -283,6 +350,9 @@ export class GpuSvm {
       migrateFailures: k.counter('svm.migrate.failures'),
       thrashingPins: k.counter('svm.thrashing.pins'),
     };
+    this.noRetry = (opts.xnack ?? true) ? null : new NoRetryState(devices.length);
+    const ac = opts.accessCounters ?? false;
+    this.accessCounters = ac === false ? null : new AccessCounters(this, ac === true ? {} : ac);
     const th = opts.thrashing ?? false;
     this.thrashing = th === false ? null : new ThrashingDetector(th === true ? {} : th);
     const dm = opts.devmem;
@@ -439,6 +509,100 @@ export class GpuSvm {
   /** Explicit prefetch (KFD/xe PREFETCH_LOC, UVM migrate) that also maps; see {@link prefetch}. */
   prefetch(start: number, end: number, loc: number): Promise<number> {
     return prefetch(this, start, end, loc);
+  }
+
+  // ---------------------------------------------------------------------------- KFD attributes
+
+  /**
+   * Models amdkfd's SET_ATTR (svm_range_set_attr): -EFAULT unless every page of `[start, end)` is
+   * mapped by the CPU (nothing changed); applies `update`; flag changes (GPU_RO) remap at once; a
+   * `prefetchLoc` migrates and maps; with XNACK off maps on the accessed-by devices. See `kfd-attr.ts`.
+   */
+  setAttr(start: number, end: number, update: AttrUpdate): Promise<number> {
+    return setAttr(this, start, end, update);
+  }
+
+  /** Models amdkfd's GET_ATTR (svm_range_get_attr): every attribute of `[start, end)`, or -EFAULT. */
+  getAttr(start: number, end: number): Promise<SvmAttrReport | number> {
+    return getAttr(this, start, end);
+  }
+
+  // ---------------------------------------------------------------------------- XNACK off
+
+  /** Whether GPU faults are retryable (KFD's XNACK mode; the `xnack` option). */
+  get xnack(): boolean {
+    return this.noRetry === null;
+  }
+
+  /**
+   * Models kfd_ioctl_set_xnack_mode(): switches retryable faults on or off. Refused with -EBUSY
+   * while a kernel runs on any device (KFD: while the process has queues). Switching off starts
+   * with nothing granted: what kernels touch must be prefetched afterwards. Returns 0 or -EBUSY.
+   */
+  setXnack(enable: boolean): number {
+    if (typeof enable !== 'boolean')
+      throw new ArgumentError('GpuSvm.setXnack', 'enable', 'must be a boolean', enable);
+    if (this.devices.some((d) => d.engine.busy)) return -Errno.EBUSY;
+    if (enable) this.noRetry = null;
+    else this.noRetry ??= new NoRetryState(this.devices.length);
+    return 0;
+  }
+
+  /**
+   * Registers a listener of memory exceptions (fatal faults with XNACK off); returns the
+   * function that removes it. With XNACK on no fault is fatal, so none is delivered.
+   */
+  onMemoryException(listener: MemoryExceptionListener): () => void {
+    const ls = this.exceptionListeners;
+    ls.push(listener);
+    return () => {
+      const k = ls.indexOf(listener);
+      if (k >= 0) ls.splice(k, 1);
+    };
+  }
+
+  /**
+   * The next memory exception of device `devIndex` (hsaKmtWaitOnEvent on an HSA_EVENTTYPE_MEMORY
+   * event). With XNACK on the promise never settles, as no fault is fatal.
+   */
+  nextMemoryException(devIndex: number): Promise<MemoryException> {
+    checkDevice(this, 'GpuSvm.nextMemoryException', devIndex);
+    return new Promise((resolve) => {
+      const off = this.onMemoryException((e) => {
+        if (e.devIndex !== devIndex) return;
+        off();
+        resolve(e);
+      });
+    });
+  }
+
+  /** Memory exceptions delivered so far (empty with XNACK on). */
+  get memoryExceptions(): readonly MemoryException[] {
+    return this.exceptions;
+  }
+
+  /** Whether device `devIndex`'s queue was killed by a fatal fault (always false with XNACK on). */
+  queueKilled(devIndex: number): boolean {
+    checkDevice(this, 'GpuSvm.queueKilled', devIndex);
+    return this.noRetry?.killed[devIndex] === 1;
+  }
+
+  /**
+   * A new queue on device `devIndex` after a kill (KFD: the process destroys and recreates its
+   * queues). Its mappings were torn down: what it touches must be prefetched again, or the
+   * granted pages are revalidated on their first fault.
+   */
+  resetQueue(devIndex: number): void {
+    checkDevice(this, 'GpuSvm.resetQueue', devIndex);
+    if (this.noRetry !== null) this.noRetry.killed[devIndex] = 0;
+  }
+
+  /**
+   * Spawns device `devIndex`'s access-counter handler (needs the `accessCounters` option and
+   * device memory); see {@link startAccessCounterHandler}. `runKernel` starts it when enabled.
+   */
+  startAccessCounterHandler(devIndex: number, stop: () => boolean): Task {
+    return startAccessCounterHandler(this, devIndex, stop);
   }
 
   /** Spawns device `devIndex`'s replayable fault handler task; see {@link startFaultHandler}. */

@@ -12,8 +12,10 @@ import {
   mmuNotifierRangeBlockable,
 } from '@hmmkit/notifier';
 import { zapRangesLocked } from './bind.ts';
+import { UNMAP_TRIGGER } from './events.ts';
 import type { GpuSvm } from './gpusvm.ts';
 import { alignDown, SZ_2M } from './granule.ts';
+import { unmapFromGpus } from './migrate.ts';
 import type { PageMask } from './page-mask.ts';
 import { rangesWithValidPages, type SvmNotifier, type SvmRange } from './range.ts';
 
@@ -53,6 +55,15 @@ export async function invalidate(
       });
       // a foreign invalidation with no range of ours under it (our own migrations are expected)
       if (hit.length === 0) svm.c.falseInvalidations.value++;
+    }
+    if (svm.mm.sim.trace.wants('svm.unmap.gpu')) {
+      const trigger =
+        mr.event === MmuNotifyEvent.UNMAP
+          ? UNMAP_TRIGGER.UNMAP_FROM_CPU
+          : mr.event === MmuNotifyEvent.MIGRATE
+            ? UNMAP_TRIGGER.MMU_NOTIFY_MIGRATE
+            : UNMAP_TRIGGER.MMU_NOTIFY;
+      for (const r of hit) unmapFromGpus(svm, r.devMapped, r.start, r.end, trigger);
     }
     zapRangesLocked(svm, hit);
     for (const r of hit) {

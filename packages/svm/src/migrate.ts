@@ -20,11 +20,12 @@ import {
   migrateVmaPages,
   migrateVmaSetup,
 } from '@hmmkit/hmm';
-import { VM_FAULT_SIGBUS, VM_HUGETLB, VM_SPECIAL, type VmFault } from '@hmmkit/mm';
+import { FAULT_FLAG_REMOTE, VM_FAULT_SIGBUS, VM_HUGETLB, VM_SPECIAL, type VmFault } from '@hmmkit/mm';
 import { ArgumentError, Errno } from '@hmmkit/sim';
 import { deviceLoc, LOC, locDevice } from './attrs.ts';
 import { zapRangesLocked } from './bind.ts';
 import type { SvmDeviceMemory } from './devmem.ts';
+import { MIGRATE_TRIGGER, UNMAP_TRIGGER } from './events.ts';
 import { lruChunkEviction } from './eviction.ts';
 import { faultLocked } from './fault.ts';
 import type { GpuSvm } from './gpusvm.ts';
@@ -32,6 +33,7 @@ import { PAGE_SIZE, type Span, SZ_2M } from './granule.ts';
 import { withMigration } from './invalidate.ts';
 import { type PageMask, pageMaskTest } from './page-mask.ts';
 import type { SvmRange } from './range.ts';
+import { grant } from './xnack.ts';
 
 /** Whether a fault of device `devIndex` should first migrate its span to that device's VRAM. */
 export function wantsMigration(
@@ -83,12 +85,55 @@ export async function migrateToDevice(
   fe: number,
   pages: PageMask | null = null,
   record = false,
+  trigger: number = record ? MIGRATE_TRIGGER.GPU_FAULT : MIGRATE_TRIGGER.PREFETCH,
 ): Promise<number> {
   const sd = svm.devmem[devIndex];
   if (sd === undefined) return -Errno.EOPNOTSUPP;
   const n = (fe - fs) / PAGE_SIZE;
   await ensureFree(svm, devIndex, n);
-  return withMigration(svm, fs, fe, pages, () => migrateToDeviceIn(svm, sd, devIndex, fs, fe, pages, record));
+  const to = deviceLoc(devIndex);
+  migrateStart(svm, fs, n, LOC.SYSMEM, to, trigger);
+  const moved = await withMigration(svm, fs, fe, pages, () =>
+    migrateToDeviceIn(svm, sd, devIndex, fs, fe, pages, record),
+  );
+  migrateEnd(svm, fs, n, LOC.SYSMEM, to, trigger, Math.max(moved, 0));
+  return moved;
+}
+
+/** Emits `svm.migrate.start` (only when someone listens). */
+export function migrateStart(
+  svm: GpuSvm,
+  start: number,
+  pages: number,
+  from: number,
+  to: number,
+  trigger: number,
+): void {
+  const t = svm.mm.sim.trace;
+  if (t.wants('svm.migrate.start')) t.emit('svm.migrate.start', start, pages, from, to, trigger);
+}
+
+/** Emits `svm.migrate.end` (only when someone listens). */
+export function migrateEnd(
+  svm: GpuSvm,
+  start: number,
+  pages: number,
+  from: number,
+  to: number,
+  trigger: number,
+  moved: number,
+): void {
+  const t = svm.mm.sim.trace;
+  if (t.wants('svm.migrate.end')) t.emit('svm.migrate.end', start, pages, from, to, trigger, moved);
+}
+
+/** Emits `svm.unmap.gpu` for every device of the `devs` bitmask (only when someone listens). */
+export function unmapFromGpus(svm: GpuSvm, devs: number, start: number, end: number, trigger: number): void {
+  const t = svm.mm.sim.trace;
+  if (!t.wants('svm.unmap.gpu')) return;
+  for (let d = 0; d < svm.devices.length; d++) {
+    if ((devs & (1 << d)) !== 0) t.emit('svm.unmap.gpu', svm.devices[d]!.id, start, end, trigger);
+  }
 }
 
 /** {@link migrateToDevice} after eviction, with the migration registered for the notifier. */
@@ -239,9 +284,14 @@ export async function evacuateOtherDevices(
         flags: MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
       });
       if ((await migrateVmaSetup(args)) !== 0) continue;
-      await copyBack(svm, args.src, args.dst, args.npages, -1, devIndex);
+      const k = svm.peer ? -1 : svm.owners.indexOf(owner);
+      const from = k < 0 ? LOC.UNDEFINED : deviceLoc(k);
+      const n = (fe - fs) / PAGE_SIZE;
+      migrateStart(svm, fs, n, from, LOC.SYSMEM, MIGRATE_TRIGGER.PREFETCH);
+      const m = await copyBack(svm, args.src, args.dst, args.npages, -1, devIndex);
       await migrateVmaPages(args);
       await migrateVmaFinalize(args);
+      migrateEnd(svm, fs, n, from, LOC.SYSMEM, MIGRATE_TRIGGER.PREFETCH, m);
     }
   } finally {
     mm.mmapLock.readUnlock();
@@ -350,9 +400,16 @@ export async function migrateToRamIn(svm: GpuSvm, vmf: VmFault, start: number, e
     faultPage: vmf.page,
   });
   if ((await migrateVmaSetup(args)) !== 0) return VM_FAULT_SIGBUS;
-  await copyBack(svm, args.src, args.dst, args.npages, start);
+  // hmm_range_fault of another device faults with FAULT_FLAG_REMOTE: a GPU-fault migration
+  const trigger =
+    (vmf.flags & FAULT_FLAG_REMOTE) !== 0 ? MIGRATE_TRIGGER.GPU_FAULT : MIGRATE_TRIGGER.CPU_FAULT;
+  const from = k < 0 ? LOC.UNDEFINED : deviceLoc(k);
+  const n = (end - start) / PAGE_SIZE;
+  migrateStart(svm, start, n, from, LOC.SYSMEM, trigger);
+  const moved = await copyBack(svm, args.src, args.dst, args.npages, start);
   await migrateVmaPages(args);
   await migrateVmaFinalize(args);
+  migrateEnd(svm, start, n, from, LOC.SYSMEM, trigger, moved);
   return 0;
 }
 
@@ -412,6 +469,16 @@ export async function evictChunk(
     throw new ArgumentError('GpuSvm.evictChunk', 'pages', 'must be null or a 512-page mask', pages);
   }
   const inVictim = (k: number): boolean => pages === null || pageMaskTest(pages, k);
+  let victims = 0;
+  let first = -1;
+  for (let k = 0; k < 512; k++) {
+    const va = sd.rmapVa[chunk * 512 + k]!;
+    if (va < 0 || !inVictim(k)) continue;
+    victims++;
+    if (first < 0 || va < first) first = va;
+  }
+  const from = deviceLoc(devIndex);
+  migrateStart(svm, first, victims, from, LOC.SYSMEM, MIGRATE_TRIGGER.TTM_EVICTION);
   const hit = new Set<SvmRange>();
   for (let k = 0; k < 512; k++) {
     const va = sd.rmapVa[chunk * 512 + k]!;
@@ -422,6 +489,7 @@ export async function evictChunk(
   if (hit.size > 0) {
     await svm.notifierLock.write();
     try {
+      for (const r of hit) unmapFromGpus(svm, r.devMapped, r.start, r.end, UNMAP_TRIGGER.MMU_NOTIFY_MIGRATE);
       zapRangesLocked(svm, [...hit]);
     } finally {
       svm.notifierLock.writeUnlock();
@@ -446,6 +514,7 @@ export async function evictChunk(
     k = k1;
   }
   svm.c.evictions.value++;
+  migrateEnd(svm, first, victims, from, LOC.SYSMEM, MIGRATE_TRIGGER.TTM_EVICTION, moved);
   return moved;
 }
 
@@ -520,6 +589,23 @@ export async function prefetch(svm: GpuSvm, start: number, end: number, loc: num
   if (loc !== LOC.SYSMEM && (d < 0 || svm.devmem[d] === undefined)) {
     throw new ArgumentError(fn, 'loc', 'must be LOC.SYSMEM or the location of a device with devmem', loc);
   }
+  return prefetchIn(svm, start, end, loc, MIGRATE_TRIGGER.PREFETCH, false);
+}
+
+/**
+ * The body of {@link prefetch} (arguments checked) with the trigger its migrations report;
+ * `skipSpecial` skips hugetlb / special VMAs instead of failing with -EINVAL (the access-counter
+ * handler migrates what it can of a region).
+ */
+export async function prefetchIn(
+  svm: GpuSvm,
+  start: number,
+  end: number,
+  loc: number,
+  trigger: number,
+  skipSpecial: boolean,
+): Promise<number> {
+  const d = locDevice(loc);
   await svm.lock.lock();
   try {
     // Every VMA is checked before anything moves (KFD validates the whole range first): a
@@ -530,7 +616,11 @@ export async function prefetch(svm: GpuSvm, start: number, end: number, loc: num
       for (let pos = start; pos < end; ) {
         const vma = svm.mm.findVma(pos);
         if (vma === null || vma.start >= end) break;
-        if ((vma.flags & (VM_HUGETLB | VM_SPECIAL)) !== 0) return -Errno.EINVAL;
+        if ((vma.flags & (VM_HUGETLB | VM_SPECIAL)) !== 0) {
+          if (!skipSpecial) return -Errno.EINVAL;
+          pos = vma.end;
+          continue;
+        }
         spans.push({ start: Math.max(pos, vma.start), end: Math.min(end, vma.end) });
         pos = vma.end;
       }
@@ -542,7 +632,10 @@ export async function prefetch(svm: GpuSvm, start: number, end: number, loc: num
       // in 2 MiB pieces so eviction can make room piece by piece
       for (let a = s; a < e; ) {
         const b = Math.min(e, a - (a % SZ_2M) + SZ_2M);
-        const r = d >= 0 ? await migrateToDevice(svm, d, a, b) : await migrateSpanToRam(svm, a, b);
+        const r =
+          d >= 0
+            ? await migrateToDevice(svm, d, a, b, null, false, trigger)
+            : await migrateSpanToRam(svm, a, b);
         if (r < 0) return r;
         moved += r;
         a = b;
@@ -581,6 +674,11 @@ export async function mapPrefetched(
       if (r < 0) return r;
       va = Math.max(va + PAGE_SIZE, svm.lastFaultEnd);
     }
+    // XNACK off: the device (and the accessedBy devices its bind mapped) may touch the span
+    await grant(svm, k, start, end);
+    for (let j = 0; j < svm.devices.length; j++) {
+      if ((accessedBy & (2 ** j)) !== 0) await grant(svm, j, start, end);
+    }
   }
   return 0;
 }
@@ -607,9 +705,16 @@ export async function migrateSpanToRamIn(svm: GpuSvm, start: number, end: number
         flags: MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
       });
       if ((await migrateVmaSetup(args)) !== 0) continue;
-      moved += await copyBack(svm, args.src, args.dst, args.npages);
+      // the source device: the owner's (one owner for all devices in peer mode: not known)
+      const k = svm.peer ? -1 : svm.owners.indexOf(owner);
+      const from = k < 0 ? LOC.UNDEFINED : deviceLoc(k);
+      const n = (end - start) / PAGE_SIZE;
+      migrateStart(svm, start, n, from, LOC.SYSMEM, MIGRATE_TRIGGER.PREFETCH);
+      const m = await copyBack(svm, args.src, args.dst, args.npages);
+      moved += m;
       await migrateVmaPages(args);
       await migrateVmaFinalize(args);
+      migrateEnd(svm, start, n, from, LOC.SYSMEM, MIGRATE_TRIGGER.PREFETCH, m);
     }
   } finally {
     mm.mmapLock.readUnlock();

@@ -77,6 +77,7 @@ export type CoherenceReason =
   | 'pfn-mismatch'
   | 'writable-after-wp'
   | 'write-to-readonly'
+  | 'write-to-gpu-ro'
   | 'unknown-page'
   | 'lost-write';
 
@@ -120,6 +121,11 @@ export interface CoherenceOracleOptions {
   readonly accesses?: boolean;
   /** Keep the data shadow and check every load (rule 3; default true). */
   readonly shadow?: boolean;
+  /**
+   * Whether `va` is read-only for the devices (amdkfd's GPU_RO attribute): a GPU write or atomic
+   * there is a violation `write-to-gpu-ro` whatever the CPU allows (rule 2). Default: none is.
+   */
+  readonly gpuReadOnly?: (va: number) => boolean;
 }
 
 const ACCESS_WHEN = ['gpu-prefetch', 'gpu-read', 'gpu-write', 'gpu-atomic'] as const;
@@ -142,6 +148,7 @@ export class CoherenceOracle {
   private readonly throwing: boolean;
   private readonly checkTlb: boolean;
   private readonly checkAccesses: boolean;
+  private readonly gpuReadOnly: ((va: number) => boolean) | null;
   private readonly walk = new PageWalk();
   private readonly byEngine = new Map<GpuEngine, GpuDevice>();
   private notifier: MmuNotifier | null = null;
@@ -167,6 +174,7 @@ export class CoherenceOracle {
     this.throwing = opts.throwOnViolation ?? true;
     this.checkTlb = opts.tlb ?? true;
     this.checkAccesses = opts.accesses ?? true;
+    this.gpuReadOnly = opts.gpuReadOnly ?? null;
     this.shadow = (opts.shadow ?? true) ? new DataShadow() : null;
     for (const d of devices) this.byEngine.set(d.engine, d);
   }
@@ -353,10 +361,15 @@ export class CoherenceOracle {
       m.writable = write;
       m.atomic = acc === ACCESS.ATOMIC;
       m.peerId = peer;
-      const r = this.judge(this.resolve(dev, m, page), va, write);
+      const devicePfn = this.resolve(dev, m, page);
+      const r = this.judge(devicePfn, va, write);
       if (r !== null) {
         if (r[0] === 'writable-after-wp') r[0] = 'write-to-readonly';
         this.report([this.violation(dev.id, va, r, 'access', when)]);
+      } else if (write && this.gpuReadOnly?.(va) === true) {
+        this.report([
+          this.violation(dev.id, va, ['write-to-gpu-ro', devicePfn, this.cpuPfn], 'access', when),
+        ]);
       }
     }
     const shadow = this.shadow;

@@ -26,6 +26,7 @@ import {
   type ThpMode,
 } from '@hmmkit/mm';
 import { formatNs, type Sim } from '@hmmkit/sim';
+import { attrFlags, SVM_FLAG } from './attrs.ts';
 import { GpuSvm, type GpuSvmOptions } from './gpusvm.ts';
 import { CoherenceOracle } from './oracle.ts';
 
@@ -65,8 +66,10 @@ export async function createSvmWorld(sim: Sim, options: SvmWorldOptions = {}): P
   );
   const svm = new GpuSvm(mm, devs, options);
   svm.attachSystemMemory();
+  const attrs = svm.attrs;
   const oracle = new CoherenceOracle(mm, devs, {
     resolve: svm.resolver,
+    gpuReadOnly: (va) => (attrFlags(attrs.lookup(va)) & SVM_FLAG.GPU_RO) !== 0,
     throwOnViolation: options.throwOnViolation ?? false,
   });
   await oracle.attach();
@@ -97,7 +100,8 @@ export interface KernelRun {
 }
 
 /**
- * Runs one kernel on device `device` with the svm's fault handler (the bottom half) in the loop,
+ * Runs one kernel on device `device` with the svm's fault handler (the bottom half) in the loop
+ * (and its access-counter handler when the svm has the `accessCounters` option),
  * from per-warp access lists or ready-made `streams` (e.g. a `@hmmkit/workloads` kernel's).
  * Call it from inside a scheduler task (e.g. `sim.sched.runMain(async () => ...)`).
  */
@@ -111,10 +115,17 @@ export async function runKernel(
   if (dev === undefined) throw new RangeError(`runKernel: no device ${device}`);
   let done = false;
   const handler = world.svm.startFaultHandler(device, () => done);
+  const svm = world.svm;
+  const counters =
+    svm.accessCounters !== null && svm.devmem[device] !== undefined
+      ? svm.startAccessCounterHandler(device, () => done)
+      : null;
   const r = await dev.engine.run(streams);
   done = true;
   dev.faultBuffer.kick();
+  svm.accessCounters?.wq.wakeUpAll();
   await world.sim.sched.join(handler);
+  if (counters !== null) await world.sim.sched.join(counters);
   return {
     data: streams.data ?? new Uint32Array(0),
     failed: r.failed,
