@@ -854,7 +854,7 @@ export async function dmirrorDeviceRemoveChunks(md: DmirrorDevice): Promise<void
     const npages = c.mem.nrPages;
     const src = new Float64Array(npages);
     const dst = new Float64Array(npages);
-    await migrateDeviceRange(src, c.start, npages);
+    await migrateDeviceRange(src, c.start, npages, md.machine);
     for (let i = 0; i < npages; i++) {
       const s = src[i]!;
       const spage = migratePfnToPfn(s);
@@ -865,8 +865,8 @@ export async function dmirrorDeviceRemoveChunks(md: DmirrorDevice): Promise<void
       phys.copyPage(dpage, md.backingPage(spage));
       dst[i] = migratePfn(dpage) + (migratePfnFlags(s) & MIGRATE_PFN_WRITE);
     }
-    await migrateDevicePages(src, dst, npages);
-    await migrateDeviceFinalize(src, dst, npages);
+    await migrateDevicePages(src, dst, npages, md.machine);
+    await migrateDeviceFinalize(src, dst, npages, md.machine);
   }
   md.retireChunks();
 }

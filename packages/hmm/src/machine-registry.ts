@@ -7,6 +7,10 @@
  */
 import type { Machine } from '@hmmkit/mm';
 
+// A trap worth knowing: WeakRef.deref() keeps its target alive until the current job's microtask
+// queue drains, which a loop of `await`s over many simulations never lets happen. A lookup here in
+// such a loop therefore keeps every machine it derefs alive; frameworks pass their machine to
+// migrateDeviceRange/Pages/Finalize so that this lookup is the exception, not the rule.
 const machines: WeakRef<Machine>[] = [];
 const seen = new WeakSet<Machine>();
 

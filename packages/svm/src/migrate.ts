@@ -507,10 +507,12 @@ export async function evictChunk(
     const n = k1 - k;
     const src = new Float64Array(n);
     const dst = new Float64Array(n);
-    await migrateDeviceRange(src, sd.chunkStartPfn(chunk) + k, n);
+    // The machine is passed, not looked up from the pfn: no global registry lookup per eviction.
+    const machine = sd.mem.machine;
+    await migrateDeviceRange(src, sd.chunkStartPfn(chunk) + k, n, machine);
     moved += await copyBack(svm, src, dst, n);
-    await migrateDevicePages(src, dst, n);
-    await migrateDeviceFinalize(src, dst, n);
+    await migrateDevicePages(src, dst, n, machine);
+    await migrateDeviceFinalize(src, dst, n, machine);
     k = k1;
   }
   svm.c.evictions.value++;
