@@ -7,10 +7,11 @@
  */
 import type { Machine } from '@hmmkit/mm';
 
-// A trap worth knowing: WeakRef.deref() keeps its target alive until the current job's microtask
-// queue drains, which a loop of `await`s over many simulations never lets happen. A lookup here in
-// such a loop therefore keeps every machine it derefs alive; frameworks pass their machine to
-// migrateDeviceRange/Pages/Finalize so that this lookup is the exception, not the rule.
+// A trap worth knowing: both `new WeakRef(x)` and `deref()` keep x alive until the current job's
+// microtask queue drains, which a loop of `await`s over many simulations never lets happen. So
+// every machine registered here stays alive in such a loop until it yields to the event loop
+// (long seed loops do: see packages/svm/bench/soak.ts). Frameworks pass their machine to
+// migrateDeviceRange/Pages/Finalize, so the lookup below is the exception, not the rule.
 const machines: WeakRef<Machine>[] = [];
 const seen = new WeakSet<Machine>();
 
