@@ -397,6 +397,32 @@ describe('eviction without a VA: migrate_device_range / pages / finalize', () =>
     await expect(migrateDeviceRange(src, 1, 1)).rejects.toBeInstanceOf(ArgumentError);
     await child.exit();
   });
+
+  it('pfn-only calls resolve against the latest machine; an older machine is passed explicitly', async () => {
+    const first = await env();
+    const drv1 = makeDriver(first.machine);
+    const a = await anon(first.mm, 1);
+    await first.mm.writeU32(a, 41);
+    await drv1.toDeviceLocked(first.mm, a, 1);
+    const second = await env(); // a later machine with device memory at the same pfns
+    makeDriver(second.machine);
+    const src = new Float64Array(1);
+    // Without the machine, hmm looks at the latest one, where that device page is free.
+    expect(await migrateDeviceRange(src, drv1.mem.start, 1)).toBe(0);
+    expect(migratePfnFlags(src[0]!) & MIGRATE_PFN_MIGRATE).toBe(0);
+    // With it, the first machine's page is selected and can be brought back.
+    expect(await migrateDeviceRange(src, drv1.mem.start, 1, first.machine)).toBe(0);
+    expect(migratePfnFlags(src[0]!) & MIGRATE_PFN_MIGRATE).toBe(MIGRATE_PFN_MIGRATE);
+    const dst = new Float64Array(1);
+    const d = first.machine.phys.allocPage(0);
+    first.machine.phys.trylockPage(d);
+    copyFrame(first.machine.phys, d, migratePfnToPfn(src[0]!));
+    dst[0] = migratePfn(d);
+    await migrateDevicePages(src, dst, 1, first.machine);
+    await migrateDeviceFinalize(src, dst, 1, first.machine);
+    expect(typeAt(first.mm, a)).toBe(PTE_PRESENT);
+    expect(await first.mm.readU32(a)).toBe(41);
+  });
 });
 
 describe('make_device_exclusive', () => {

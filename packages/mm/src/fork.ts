@@ -139,7 +139,10 @@ export async function exitMmap(mm: Mm): Promise<void> {
       for (const v of all) {
         await zapRange(mm, v, v.start, v.end, true);
         unlinkVma(mm, v);
-        v.anonVma?.mms.delete(mm);
+        if (v.anonVma !== null) {
+          v.anonVma.mms.delete(mm);
+          mm.machine.releaseAnonVma(v.anonVma);
+        }
       }
       await invEnd(mm, r);
     }

@@ -59,8 +59,10 @@ export class Machine {
   useHugeZeroPage: boolean;
   /** Counters. */
   readonly stats: MmStats;
-  private readonly anonVmas = new Map<number, WeakRef<AnonVma>>();
-  private readonly anonVmaGc = new FinalizationRegistry<number>((id) => this.anonVmas.delete(id));
+  // Strong references, released when the family's last mm exits (the last put_anon_vma()). Not
+  // WeakRefs: `new WeakRef()` and `deref()` keep their target (and through its mms, this machine)
+  // alive until the microtask queue drains, which a long chain of simulations never lets happen.
+  private readonly anonVmas = new Map<number, AnonVma>();
   private nextAnonId = 1;
 
   constructor(sim: Sim, options: MachineOptions = {}) {
@@ -92,14 +94,18 @@ export class Machine {
   /** Models anon_vma_alloc(): a new rmap family. */
   newAnonVma(): AnonVma {
     const a = new AnonVma(this.nextAnonId++);
-    this.anonVmas.set(a.id, new WeakRef(a));
-    this.anonVmaGc.register(a, a.id);
+    this.anonVmas.set(a.id, a);
     return a;
+  }
+
+  /** Models the last put_anon_vma(): the family is gone once no mm maps through it. */
+  releaseAnonVma(a: AnonVma): void {
+    if (a.mms.size === 0) this.anonVmas.delete(a.id);
   }
 
   /** The family with id `id` (page->mapping of an anonymous page), or null. */
   anonVmaById(id: number): AnonVma | null {
-    return this.anonVmas.get(id)?.deref() ?? null;
+    return this.anonVmas.get(id) ?? null;
   }
 }
 

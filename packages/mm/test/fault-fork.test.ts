@@ -239,6 +239,20 @@ describe('exit', () => {
     expect(await mm.mmap(0, PAGE_SIZE, RW, ANON)).toBe(-Errno.ENOMEM);
   });
 
+  it('an anon_vma family lives until the last mm mapping through it exits (put_anon_vma)', async () => {
+    const { mm, machine } = setup();
+    const a = await mm.mmap(0, PAGE_SIZE, RW, ANON);
+    await mm.writeU8(a, 1);
+    const fam = mm.vmas.lookup(a)!.anonVma!;
+    expect(machine.anonVmaById(fam.id)).toBe(fam);
+    const child = await mm.fork();
+    await mm.exit();
+    expect(machine.anonVmaById(fam.id)).toBe(fam); // the child still maps through it
+    expect(await child.readU8(a)).toBe(1);
+    await child.exit();
+    expect(machine.anonVmaById(fam.id)).toBeNull();
+  });
+
   it('mmget keeps the address space alive until the last mmput', async () => {
     const { mm } = setup();
     const a = await mm.mmap(0, PAGE_SIZE, RW, ANON);

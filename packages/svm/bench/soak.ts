@@ -27,10 +27,6 @@ for (let s = from; s < from + seeds; s++) {
   let r: SoakResult;
   try {
     r = await soakSeed(s);
-    // Back to the event loop: until the microtask queue drains, every WeakRef target deref'd
-    // meanwhile stays alive (hmm's machine registry), so one long promise chain keeps every
-    // seed's machine (~5 MB each) and the process runs out of memory after a few thousand seeds.
-    await new Promise((resolve) => setImmediate(resolve));
   } catch (e) {
     badSeeds++;
     const c = GRID[s % GRID.length]!;

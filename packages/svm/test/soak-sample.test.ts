@@ -18,7 +18,6 @@ describe('soak sample', () => {
       let accesses = 0;
       for (let s = from; s < from + 50; s++) {
         const r = await soakSeed(s);
-        await new Promise((resolve) => setImmediate(resolve)); // let WeakRef targets go (see bench/soak.ts)
         points.add(`${r.config.granule}/${r.config.notifiers}/${r.config.placement}`);
         accesses += r.gpuAccesses;
         if (r.violations > 0 || r.mismatches > 0)
