@@ -2,7 +2,7 @@
  * Format presets: NVIDIA MMU v2 (Pascal..Ada), NVIDIA MMU v3 (Hopper, Blackwell), AMD GFX9
  * GPUVM, and a small format for tests. Bit positions follow `dev_mmu.h` (`hwref/.../dev_mmu.h`
  * in open-gpu-kernel-modules), `uvm_pascal_mmu.c`, `uvm_hopper_mmu.c`, nouveau `vmmgp100.c`
- * and `amdgpu_vm.h`; see `shared/spec/uvm-costs.md` §3.
+ * and `amdgpu_vm.h`.
  *
  * @module
  */

@@ -2,9 +2,9 @@
  * The cost model: every simulated cost is a named parameter with a default, a unit and the
  * source of that default, so a user changes the model in one place and every report follows.
  *
- * Defaults come from `shared/spec/uvm-costs.md` §2.7 (NVIDIA UVM sources, Allen & Ge SC'21,
- * UVMSmart, the nova-core review figures). Parameters marked `estimate` have no published
- * measurement behind them; sweep them.
+ * Defaults come from NVIDIA UVM's sources (open-gpu-kernel-modules, kernel-open/nvidia-uvm), Allen &
+ * Ge (SC 2021), UVMSmart (Ganguly et al., ISCA 2019, and its simulator) and the nova-core review
+ * figures. Parameters marked `estimate` have no published measurement behind them; sweep them.
  *
  * @module
  */
@@ -42,7 +42,7 @@ export const COST_PARAMS = {
     1500,
     'ns',
     [500, 3000],
-    'uvm-costs.md §2.7: +1–2 µs/page when a CPU fault is needed',
+    'estimate, no published measurement: +1–2 µs/page when a CPU fault is needed',
     'handle_mm_fault() for one 4K page, excluding zeroing/copying',
     true,
   ),
@@ -66,7 +66,7 @@ export const COST_PARAMS = {
     2000,
     'ns',
     [500, 10000],
-    'uvm-costs.md §2.7: CPU unmap + host TLB shootdown',
+    'estimate: CPU unmap + host TLB shootdown',
     'one flush_tlb_range() with IPIs, per operation',
     true,
   ),
@@ -82,7 +82,7 @@ export const COST_PARAMS = {
     100,
     'ns',
     [20, 500],
-    'uvm-costs.md §2.7: hmm_range_fault 0.1 µs/page when PTEs are present',
+    'estimate, no published measurement: hmm_range_fault 0.1 µs/page when PTEs are present',
     'hmm_range_fault() cost per page already present',
     true,
   ),
@@ -99,21 +99,21 @@ export const COST_PARAMS = {
     25000,
     'ns',
     [10000, 50000],
-    'UVMSmart 45 µs; 20–50 µs literature range (uvm-costs.md §2.7)',
+    'UVMSmart 45 µs; 20–50 µs literature range',
     'stall from a GPU far fault until the driver starts on its batch',
   ),
   faultBatchFixedNs: p(
     40000,
     'ns',
     [20000, 100000],
-    'Allen & Ge fit intercepts 30–50 µs (uvm-costs.md §2.1)',
+    'Allen & Ge fit intercepts 30–50 µs (SC 2021)',
     'fixed cost per fault batch: fetch, sort, replay, flush',
   ),
   faultServicePerPageNs: p(
     3000,
     'ns',
     [2000, 5000],
-    'Allen & Ge no-prefetch slopes 0.7–1.25 µs/KB = 2.9–5.1 µs/page all-in (uvm-costs.md §2.1), less the ' +
+    'Allen & Ge no-prefetch slopes 0.7–1.25 µs/KB = 2.9–5.1 µs/page all-in (SC 2021), less the ' +
       'copy, PTE push and walk charged separately (≈0.3 µs/page at 1 MiB per block)',
     'driver service per unique faulted 4K page of a batch, excluding the copy, PTE writes, TLB ' +
       'invalidates, hmm walk and CPU TLB flush (charged separately)',
@@ -122,7 +122,7 @@ export const COST_PARAMS = {
     200,
     'ns/KiB',
     [100, 300],
-    'Allen & Ge prefetch fit 0.2 µs/KB (uvm-costs.md §2.1)',
+    'Allen & Ge prefetch fit 0.2 µs/KB (SC 2021)',
     'all-in cost per KiB of a large prefetch region: a calibration reference, not charged (the copy, ' +
       'walk and PTE costs reproduce it; docs/calibration.md target a)',
   ),
@@ -130,14 +130,14 @@ export const COST_PARAMS = {
     256,
     'count',
     [32, 1024],
-    'UVM uvm_perf_fault_batch_count (uvm-costs.md §1.2)',
+    'UVM uvm_perf_fault_batch_count (nvidia-uvm)',
     'maximum faults fetched per batch',
   ),
   faultDuplicateRatio: p(
     0.8,
     'count',
     [0.5, 0.92],
-    'Allen & Ge duplicate fraction (uvm-costs.md §2.1)',
+    'Allen & Ge duplicate fraction (SC 2021)',
     'fraction of GPU faults that duplicate another in flight (workload calibration)',
   ),
   // ---- copy engine and interconnect ----
@@ -145,35 +145,35 @@ export const COST_PARAMS = {
     2000,
     'ns',
     [1000, 5000],
-    '4K memcpy ≈ 2 µs (Allen & Ge, uvm-costs.md §2.1)',
+    '4K memcpy ≈ 2 µs (Allen & Ge, SC 2021)',
     'shortest possible copy-engine transfer (setup latency floor)',
   ),
   pcieAtanA: p(
     12,
     'GB/s',
     [12, 48],
-    'UVMSmart calculate_transfer_time, a = 12 for PCIe3 x16 (uvm-costs.md §2.6)',
+    'UVMSmart calculate_transfer_time, a = 12 for PCIe3 x16',
     'asymptotic link rate of the atan bandwidth curve',
   ),
   pcieAtanB: p(
     0.07292,
     '1/KiB',
     [0.03, 0.15],
-    'UVMSmart calculate_transfer_time b (uvm-costs.md §2.6)',
+    'UVMSmart calculate_transfer_time b',
     'steepness of the atan bandwidth curve per KiB',
   ),
   evictRootChunkNs: p(
     170000,
     'ns',
     [100000, 250000],
-    'Allen & Ge: +150–200 µs per 2 MiB eviction (uvm-costs.md §2.1)',
+    'Allen & Ge: +150–200 µs per 2 MiB eviction (SC 2021)',
     'evicting one 2 MiB VRAM root chunk (D2H copy + unmap)',
   ),
   cpuUnmapPerVaBlockNs: p(
     30000,
     'ns',
     [10000, 50000],
-    'uvm-costs.md §2.7 estimate, calibrated to a 0–45 % batch share',
+    'estimate, calibrated to the 0–45 % batch share Allen & Ge (SC 2021) measured',
     'unmapping the CPU side of one 2 MiB VA block before a migration to the GPU: a reference, not ' +
       'charged (mm charges cpuTlbShootdownNs once per 2 MiB block a migration unmaps)',
     true,
@@ -183,21 +183,21 @@ export const COST_PARAMS = {
     1400,
     'ns',
     [1000, 5000],
-    'nova-core review, dri-devel April 2026 (uvm-costs.md §2.5)',
+    'nova-core review, dri-devel April 2026',
     'one GPU TLB invalidate (one range or one full flush)',
   ),
   tlbBatchMaxRanges: p(
     8,
     'count',
     [4, 16],
-    'UVM tlb_batch.max_ranges (uvm-costs.md §1.2)',
+    'UVM tlb_batch.max_ranges (nvidia-uvm)',
     'ranges batched before a full TLB flush is issued instead',
   ),
   pteWriteBar0Ns: p(
     1000,
     'ns',
     [500, 2000],
-    'nova-core review: ~1 µs per PTE write through PRAMIN/BAR0 (uvm-costs.md §2.5)',
+    'nova-core review: ~1 µs per PTE write through PRAMIN/BAR0',
     'one 8-byte PTE/PDE write by the CPU through the BAR0 window',
   ),
   pteWriteBatchFixedNs: p(
@@ -220,7 +220,7 @@ export const COST_PARAMS = {
     100,
     'ns',
     [66, 500],
-    'MGPUSim / UVMSmart 100 cycles at 1 GHz (uvm-costs.md §2.7)',
+    'MGPUSim / UVMSmart 100 cycles at 1 GHz',
     'one GPU page-table walk after a TLB miss',
   ),
   gpuTlbHitNs: p(1, 'ns', [0, 10], 'one cycle at 1 GHz', 'a GPU access that hits the TLB', true),
@@ -228,7 +228,7 @@ export const COST_PARAMS = {
     10,
     'ns',
     [2, 50],
-    '128 B warp-wide access over PCIe3 x16 at ≈12 GB/s (uvm-costs.md §2.6 peak)',
+    '128 B warp-wide access over PCIe3 x16 at ≈12 GB/s',
     'extra cost of a GPU access served from system memory (SYS aperture) over one served from its VRAM',
     true,
   ),
@@ -244,7 +244,7 @@ export const COST_PARAMS = {
     5000,
     'ns',
     [5000, 150000],
-    'real 5–10 µs; UVMSmart uses 150 µs (uvm-costs.md §2.7)',
+    'real 5–10 µs; UVMSmart uses 150 µs',
     'launching one GPU kernel',
   ),
 } as const satisfies Record<string, CostParamInfo>;
