@@ -17,6 +17,7 @@ import {
   SZ_2M,
   SZ_64K,
   SZ_512M,
+  uvmSmartPrefetcher,
   uvmTreePolicy,
   wholeMmNotifier,
   wholeVmaPolicy,
@@ -41,6 +42,14 @@ export const GRANULE_POLICIES = {
   'uvm-noprefetch': () => uvmTreePolicy({ enable: false }),
   /** The whole VMA at once (the policy reviewers reject; here to measure why). */
   'whole-vma': () => wholeVmaPolicy(),
+  /** UVMSmart (Ganguly et al., ISCA 2019) on-demand paging: the faulted 4K page only. */
+  'uvmsmart-on-demand': () => uvmSmartPrefetcher('on-demand'),
+  /** UVMSmart random 4K prefetcher: the faulted page plus one random page of its 2 MiB block. */
+  'uvmsmart-random-4k': () => uvmSmartPrefetcher('random-4k'),
+  /** UVMSmart sequential-local prefetcher: the faulted page's 64 KiB basic block. */
+  'uvmsmart-seq-64k': () => uvmSmartPrefetcher('sequential-local-64k'),
+  /** UVMSmart tree-based neighbourhood prefetcher (UVM's tree, as their simulator models it). */
+  'uvmsmart-tree': () => uvmSmartPrefetcher('tree-neighbourhood'),
 } as const satisfies Record<string, () => GranulePolicy>;
 
 /** A key of {@link GRANULE_POLICIES}. */
