@@ -13,6 +13,8 @@ if [ ! -x /usr/bin/chromium ]; then
     echo "hmmkit: could not install chromium; the report test will fail" >&2
 fi
 status=0
-turbo run lint typecheck build test --continue --output-logs=errors-only || status=$?
+# Three tasks at a time on 2 cores: with turbo's default of 10, parallel vitest pools stretched single test
+# files to 50 s; at 3 the whole run is faster (2 m 18 s vs 2 m 27 s) and no file takes over 15 s.
+turbo run lint typecheck build test --continue --output-logs=errors-only --concurrency=3 || status=$?
 node scripts/summary.mjs || status=$?
 exit $status
