@@ -35,6 +35,12 @@ export interface GpuDeviceOptions {
   readonly tablePoolBase?: number;
   /** Prefix of this device's counters (default 'gpu'; use e.g. 'gpu1' to keep devices apart). */
   readonly counterPrefix?: string;
+  /**
+   * Use this VRAM instead of allocating one (`vramBytes` is then ignored): a second context of the
+   * same GPU — its own page table, TLB, fault buffer and engine (an address space, as an ASID or
+   * VMID names one) over the one physical memory.
+   */
+  readonly vram?: Vram;
 }
 
 /** 32-bit word access to a memory (VRAM has it; system memory and peers are attached). */
@@ -106,7 +112,7 @@ export class GpuDevice {
       .map((s) => Math.log2(s))
       .filter((s) => s === 12 || s === 16 || s === 21);
     this.tlb = new Tlb(sim, { pageShifts: shifts, counterPrefix: px, ...options.tlb });
-    this.vram = new Vram(options.vramBytes ?? 256 * 2 ** 20);
+    this.vram = options.vram ?? new Vram(options.vramBytes ?? 256 * 2 ** 20);
     this.copyEngine = new CopyEngine(sim, this.vram, options.copyEngines ?? 2, px);
     this.faultBuffer = new FaultBuffer(
       sim,

@@ -13,6 +13,7 @@ import { DeviceMemory } from '@hmmkit/hmm';
 import type { Machine, VmFault } from '@hmmkit/mm';
 import { ArgumentError } from '@hmmkit/sim';
 import { type EvictionView, lruChunkEviction } from './eviction.ts';
+import type { PageMask } from './page-mask.ts';
 
 /** 4 KiB pages per 2 MiB VRAM chunk. */
 const CHUNK_PAGES = 512;
@@ -37,6 +38,15 @@ export class SvmDeviceMemory {
   readonly chunkUses: Float64Array;
   /** The bind that last counted in {@link chunkUses}, per chunk. */
   private readonly chunkLastBind: Float64Array;
+  /** Tag of the GpuSvm that allocated each device page (0 unless the pool is shared by several VMs). */
+  readonly rmapTag: Uint8Array;
+  /**
+   * Set when several VMs share the pool (`vm.ts`): evicts a victim chunk whose pages may belong to
+   * other VMs (each VM's pages through its own GpuSvm). Null: {@link evictChunk} of the caller.
+   */
+  evictor:
+    | ((svm: unknown, devIndex: number, chunk: number, pages: PageMask | null) => Promise<number>)
+    | null = null;
   private stamp = 0;
   private readonly chunkOfPa = new Map<number, number>();
   /** Pages in use per 2 MiB VA block (block index → count), from the reverse map. */
@@ -66,6 +76,7 @@ export class SvmDeviceMemory {
     for (let i = 0; i < pas.length; i++) this.chunkOfPa.set(pas[i]!, i);
     const n = pas.length * CHUNK_PAGES;
     this.rmapVa = new Float64Array(n).fill(-1);
+    this.rmapTag = new Uint8Array(n);
     this.chunkStamp = new Float64Array(pas.length);
     this.chunkUsed = new Int32Array(pas.length);
     this.chunkLastUseNs = new Float64Array(pas.length);
@@ -108,13 +119,14 @@ export class SvmDeviceMemory {
     return this.mem.start + c * CHUNK_PAGES + Math.floor((pa % CHUNK_BYTES) / 4096);
   }
 
-  /** Allocates one device page for `va` (locked, refcount 1) or returns -1. */
-  allocPage(va: number): number {
+  /** Allocates one device page for `va` (locked, refcount 1) of the VM tagged `tag`, or returns -1. */
+  allocPage(va: number, tag = 0): number {
     const pfn = this.mem.allocPage();
     if (pfn < 0) return -1;
     const k = pfn - this.mem.start;
     const c = Math.floor(k / CHUNK_PAGES);
     this.rmapVa[k] = va;
+    this.rmapTag[k] = tag;
     this.countBlock(va, 1);
     this.chunkUsed[c]!++;
     this.chunkStamp[c] = ++this.stamp; // UVM: the chunk goes to the LRU tail on allocation

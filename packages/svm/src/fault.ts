@@ -146,6 +146,8 @@ export async function rangeFindOrInsert(
     try {
       const vma = svm.mm.vmaLookup(va);
       if (vma === null) return -Errno.ENOENT;
+      // a GPU VM with buffer objects: no mirror here (xe_vm_find_vma_by_addr found no mirror VMA)
+      if (svm.mirrorSpan !== null && svm.mirrorSpan(va) === null) return -Errno.EFAULT;
       const wantW = access === ACCESS.WRITE || access === ACCESS.ATOMIC;
       const vmaW = (vma.flags & VM_WRITE) !== 0;
       if (wantW && !vmaW) return -Errno.EPERM;
@@ -222,8 +224,12 @@ export function faultContext(
     vmaFlags,
     windowStart: win.start,
     windowEnd: win.end,
-    gpuvaStart: svm.mmStart,
-    gpuvaEnd: Math.min(svm.mmEnd, 2 ** svm.devices[devIndex]!.format.vaBits),
+    gpuvaStart: Math.max(svm.mmStart, svm.mirrorSpan?.(va)?.start ?? 0),
+    gpuvaEnd: Math.min(
+      svm.mmEnd,
+      2 ** svm.devices[devIndex]!.format.vaBits,
+      svm.mirrorSpan?.(va)?.end ?? Number.MAX_SAFE_INTEGER,
+    ),
     ranges: svm.existing,
     cpuMapOrder: cpuMapOrder(svm, va),
     destination: deviceLoc(devIndex),

@@ -208,6 +208,22 @@ export interface DevmemOptions {
   readonly peer?: boolean;
   /** Picks what to evict when a pool is full (default {@link lruChunkEviction}: UVM's LRU chunk). */
   readonly eviction?: EvictionPolicy;
+  /**
+   * Device memory shared with other VMs of the same GPUs (set by `GpuVmDevice`, `vm.ts`): one pool
+   * per device instead of a pool of this GpuSvm's own, the devices' pgmap owner, and this VM's tag
+   * in the pools' reverse map. `bytes` and `peer` are then ignored.
+   */
+  readonly shared?: SharedDevmem;
+}
+
+/** Device memory several GpuSvms (one per GPU VM) share: see {@link DevmemOptions.shared}. */
+export interface SharedDevmem {
+  /** One pool per device of the GpuSvm, in device order. */
+  readonly pools: readonly SvmDeviceMemory[];
+  /** The pgmap owner of every pool (xe: the device; all its VMs share the drm_pagemap). */
+  readonly owner: object;
+  /** This VM's tag in the pools' reverse map (1..255). */
+  readonly tag: number;
 }
 
 /** Counters of one GpuSvm (`svm.*`). */
@@ -296,6 +312,14 @@ export class GpuSvm {
   readonly migrating: { start: number; end: number; pages: PageMask | null }[] = [];
   /** Access-counter state, or null when the option is off. */
   readonly accessCounters: AccessCounters | null;
+  /** @internal This VM's tag in shared device memory (0: the pools are this GpuSvm's own). */
+  readonly poolTag: number;
+  /**
+   * @internal Set by a GPU VM (`vm.ts`): the CPU-address-mirror span holding `va`, or null where
+   * the VM has no mirror (a buffer object is bound there, or nothing). Ranges never leave it (xe
+   * passes the mirror VMA's bounds to drm_gpusvm_range_find_or_insert). Null: everything is mirrored.
+   */
+  mirrorSpan: ((va: number) => { readonly start: number; readonly end: number } | null) | null = null;
   /** XNACK-off state (granted VA per device, killed queues, exceptions); null with XNACK on. */
   noRetry: NoRetryState | null;
   /** @internal Memory exceptions delivered, oldest first. */
@@ -360,8 +384,15 @@ export class GpuSvm {
     const peer = dm?.peer ?? false;
     this.peer = peer;
     this.eviction = dm?.eviction ?? lruChunkEviction();
-    this.owners = devices.map(() => (peer ? this.owner : {}));
-    if (dm !== undefined) {
+    const sh = dm?.shared;
+    this.owners = devices.map(() => sh?.owner ?? (peer ? this.owner : {}));
+    this.poolTag = sh?.tag ?? 0;
+    if (sh !== undefined) {
+      if (sh.pools.length !== devices.length || !Number.isInteger(sh.tag) || sh.tag < 1 || sh.tag > 255) {
+        throw new ArgumentError(fn, 'devmem.shared', 'needs one pool per device and a tag in 1..255', sh.tag);
+      }
+      this.devmem = sh.pools;
+    } else if (dm !== undefined) {
       if (peer && devices.some((d) => d.id > 7)) {
         throw new ArgumentError(
           fn,

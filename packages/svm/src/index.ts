@@ -15,4 +15,5 @@ export * from './oracle.ts';
 export * from './page-mask.ts';
 export * from './thrashing.ts';
 export * from './uvmsmart.ts';
+export * from './vm.ts';
 export * from './world.ts';

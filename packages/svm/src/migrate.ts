@@ -230,7 +230,7 @@ export function fillDevicePages(
     if ((migratePfnFlags(e) & MIGRATE_PFN_MIGRATE) === 0) continue;
     const va = args.start + i * PAGE_SIZE;
     if (!want(va)) continue; // collected with the span, not moved: restored by finalize
-    const d = sd.allocPage(va);
+    const d = sd.allocPage(va, svm.poolTag);
     if (d < 0) break;
     const spfn = migratePfnToPfn(e);
     const pa = sd.pfnToPa(d);
@@ -441,7 +441,9 @@ export async function ensureFree(svm: GpuSvm, devIndex: number, n: number): Prom
       );
     }
     const before = sd.mem.freePages;
-    await evictChunk(svm, devIndex, v.chunk, v.pages ?? null);
+    // a pool shared by several VMs evicts each VM's pages through that VM (vm.ts)
+    if (sd.evictor !== null) await sd.evictor(svm, devIndex, v.chunk, v.pages ?? null);
+    else await evictChunk(svm, devIndex, v.chunk, v.pages ?? null);
     if (sd.mem.freePages <= before) return;
   }
 }

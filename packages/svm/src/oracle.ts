@@ -126,6 +126,12 @@ export interface CoherenceOracleOptions {
    * there is a violation `write-to-gpu-ro` whatever the CPU allows (rule 2). Default: none is.
    */
   readonly gpuReadOnly?: (va: number) => boolean;
+  /**
+   * Whether device mappings at `va` belong to a buffer object bound with VM_BIND rather than to the
+   * CPU-address mirror (a GPU VM, `vm.ts`): they stand for the object's memory, not the CPU page
+   * there, so rules 1–3 skip them. Default: everything is mirrored.
+   */
+  readonly unmirrored?: (va: number) => boolean;
 }
 
 const ACCESS_WHEN = ['gpu-prefetch', 'gpu-read', 'gpu-write', 'gpu-atomic'] as const;
@@ -149,6 +155,7 @@ export class CoherenceOracle {
   private readonly checkTlb: boolean;
   private readonly checkAccesses: boolean;
   private readonly gpuReadOnly: ((va: number) => boolean) | null;
+  private readonly unmirrored: ((va: number) => boolean) | null;
   private readonly walk = new PageWalk();
   private readonly byEngine = new Map<GpuEngine, GpuDevice>();
   private notifier: MmuNotifier | null = null;
@@ -175,6 +182,7 @@ export class CoherenceOracle {
     this.checkTlb = opts.tlb ?? true;
     this.checkAccesses = opts.accesses ?? true;
     this.gpuReadOnly = opts.gpuReadOnly ?? null;
+    this.unmirrored = opts.unmirrored ?? null;
     this.shadow = (opts.shadow ?? true) ? new DataShadow() : null;
     for (const d of devices) this.byEngine.set(d.engine, d);
   }
@@ -306,6 +314,7 @@ export class CoherenceOracle {
 
   /** The verdict on a device page standing for `devicePfn` at `va`: reason, device pfn, CPU pfn. */
   private judge(devicePfn: number, va: number, writable: boolean): [CoherenceReason, number, number] | null {
+    if (this.unmirrored?.(va) === true) return null;
     this.lookup(va);
     const cpuPfn = this.cpuPfn;
     const cpuW = this.cpuW;
@@ -348,6 +357,7 @@ export class CoherenceOracle {
     if (acc === ACCESS.PREFETCH) return;
     const dev = this.byEngine.get(engine);
     if (dev === undefined) return; // another process's device
+    if (this.unmirrored?.(va) === true) return; // a buffer object's page, not the CPU's
     const write = acc !== ACCESS.READ;
     const when = ACCESS_WHEN[acc]!;
     if (this.checkAccesses) {

@@ -1,0 +1,419 @@
+/**
+ * GPU VMs: several address spaces on one GPU, and buffer objects bound beside the mirror.
+ *
+ * - {@link GpuVmDevice} is one physical GPU: its VRAM, and one SVM device-memory pool (one
+ *   drm_pagemap, one pgmap owner) that every VM on the device allocates from, with one LRU over
+ *   all of them — so one process's pressure evicts another's pages (xe: TTM's LRU is per device,
+ *   and drm_pagemap_evict_to_ram moves whatever the victim holds). A victim chunk's pages are
+ *   evicted through the VM that allocated each (the pool's reverse map carries a VM tag, as a
+ *   drm_pagemap_devmem allocation records its mm).
+ * - {@link GpuVm} is one GPU VM (xe_vm, one per process or open file; several per mm are allowed,
+ *   as IGT's threads do): its own context of the device — page table (its ASID), TLB, fault
+ *   buffer and engine — a {@link GpuSvm} over the process's mm (its own notifiers, ranges and
+ *   invalidations) and its own coherence oracle. Its VA space is drm_gpuvm-like: spans of
+ *   CPU-address mirror (DRM_XE_VM_BIND_FLAG_CPU_ADDR_MIRROR; created over the whole VA unless
+ *   `mirror: false`) and spans where a {@link BufferObject} is bound (VM_BIND MAP). Mirror ranges
+ *   never leave their mirror span; a BO span is mapped at bind time and never faults.
+ *
+ * Rules (xe_vm_bind_ioctl, Linux 6.15): binding over mirror space that still has SVM ranges, or
+ * unbinding such mirror space, returns -EBUSY (xe_svm_has_mapping); garbage is collected first.
+ * Deviations: a BO may not be bound over another BO, and a BO binding is removed whole (drm_gpuvm
+ * would split it: REMAP); both throw an ArgumentError here and change nothing. The context's TLB
+ * and fault buffer are the VM's own (hardware shares them, tagged by ASID; xe finds the VM of a
+ * fault by its ASID). VRAM for BOs and for the SVM pool is split at device creation (`svmBytes`):
+ * BOs do not evict SVM pages, nor SVM pages BOs.
+ *
+ * @module
+ */
+import { APERTURE, createGpuDevice, type GpuDevice, type PtFormat } from '@hmmkit/gpu';
+import { type Machine, type Mm, VM_FAULT_SIGBUS } from '@hmmkit/mm';
+import { ArgumentError, Errno, type Sim, StateError } from '@hmmkit/sim';
+import { attrFlags, SVM_FLAG } from './attrs.ts';
+import { BufferObject } from './bo.ts';
+import { SvmDeviceMemory } from './devmem.ts';
+import type { EvictionPolicy } from './eviction.ts';
+import { GpuSvm, type GpuSvmOptions } from './gpusvm.ts';
+import { migrateToRam } from './migrate.ts';
+import { CoherenceOracle } from './oracle.ts';
+import { type PageMask, pageMaskNew, pageMaskSet, pageMaskTest } from './page-mask.ts';
+import type { SvmWorld } from './world.ts';
+
+export { BufferObject } from './bo.ts';
+
+const PAGE = 4096;
+
+/** Options of {@link GpuVmDevice}. */
+export interface GpuVmDeviceOptions {
+  /** Device id (default 0); counters are `gpu<id>.vm<n>.*` per VM. */
+  readonly id?: number;
+  /** VRAM bytes (default 64 MiB). */
+  readonly vramBytes?: number;
+  /** VRAM given to the shared SVM pool, a multiple of 2 MiB (default 3/4 of VRAM); the rest is for BOs. */
+  readonly svmBytes?: number;
+  /** Page-table format (default the gpu package's). */
+  readonly format?: PtFormat;
+  /** Eviction policy of the shared pool (default LRU chunk). */
+  readonly eviction?: EvictionPolicy;
+}
+
+/** Options of {@link GpuVmDevice.createVm}. */
+export interface GpuVmOptions
+  extends Pick<GpuSvmOptions, 'granule' | 'notifiers' | 'largePages' | 'faultWrite' | 'thrashing'> {
+  /** When a GPU fault migrates to VRAM (default 'fault', as xe). */
+  readonly migrate?: 'fault' | 'preferred' | 'never';
+  /** Bind the CPU-address mirror over the whole VA at creation (default true). */
+  readonly mirror?: boolean;
+  /** Make the VM's oracle throw at the first violation (default false: it records them). */
+  readonly throwOnViolation?: boolean;
+}
+
+/** One span of a VM's VA: mirror, or a BO bound at `boOffset`. */
+interface VaSpan {
+  start: number;
+  end: number;
+  bo: BufferObject | null;
+  boOffset: number;
+}
+
+/** One physical GPU whose VRAM and SVM pool are shared by several {@link GpuVm}s. */
+export class GpuVmDevice {
+  readonly sim: Sim;
+  readonly machine: Machine;
+  /** The physical device: owns the VRAM (its own page table and engine are not used by VMs). */
+  readonly gpu: GpuDevice;
+  /** The pgmap owner of the device's SVM pages (xe: one per device, shared by its VMs). */
+  readonly owner: object = {};
+  /** The SVM device-memory pool every VM allocates from. */
+  readonly pool: SvmDeviceMemory;
+  readonly eviction: EvictionPolicy | undefined;
+  /** VMs by tag (index 0 unused; null after destroy). */
+  private readonly vms: (GpuVm | null)[] = [null];
+
+  constructor(machine: Machine, opts: GpuVmDeviceOptions = {}) {
+    this.sim = machine.sim;
+    this.machine = machine;
+    const id = opts.id ?? 0;
+    const vramBytes = opts.vramBytes ?? 64 << 20;
+    this.gpu = createGpuDevice(machine.sim, {
+      id,
+      vramBytes,
+      counterPrefix: `gpu${id}`,
+      ...(opts.format === undefined ? {} : { format: opts.format }),
+    });
+    const svmBytes = opts.svmBytes ?? Math.floor((vramBytes * 3) / 4 / 0x200000) * 0x200000;
+    this.eviction = opts.eviction;
+    this.pool = new SvmDeviceMemory(machine, this.gpu, this.owner, svmBytes, async (vmf) => {
+      const vm = this.vms.find((v) => v !== null && v.mm === vmf.mm && v.svm.rangeFind(vmf.address) !== null);
+      const any = vm ?? this.vms.find((v) => v !== null && v.mm === vmf.mm);
+      if (any === undefined || any === null) return VM_FAULT_SIGBUS; // no VM of this mm: the pages are orphans
+      return migrateToRam(any.svm, vmf);
+    });
+    this.pool.evictor = (_svm, _devIndex, chunk, pages) => this.evict(chunk, pages);
+  }
+
+  /** The live VMs. */
+  get liveVms(): readonly GpuVm[] {
+    return this.vms.filter((v): v is GpuVm => v !== null);
+  }
+
+  /**
+   * Models xe_vm_create() in fault mode: a new GPU VM over `mm` (a process, or another open file
+   * of the same process), with its own device context and GpuSvm, and its coherence oracle attached.
+   */
+  async createVm(mm: Mm, opts: GpuVmOptions = {}): Promise<GpuVm> {
+    if (mm.machine !== this.machine) {
+      throw new ArgumentError('GpuVmDevice.createVm', 'mm', 'must live on the device’s machine', mm.id);
+    }
+    let tag = this.vms.indexOf(null, 1);
+    if (tag < 0) tag = this.vms.length;
+    if (tag > 255) throw new StateError('GpuVmDevice.createVm', 'at most 255 VMs per device');
+    const vm = new GpuVm(this, mm, tag, opts);
+    this.vms[tag] = vm;
+    await vm.oracle.attach();
+    return vm;
+  }
+
+  /** @internal Forgets a destroyed VM. */
+  drop(vm: GpuVm): void {
+    if (this.vms[vm.tag] === vm) this.vms[vm.tag] = null;
+  }
+
+  /** Models xe_bo_create() in this device's VRAM (BO memory, outside the SVM pool); -ENOMEM when full. */
+  createBo(size: number): BufferObject | number {
+    return BufferObject.create(this.gpu.vram, this.gpu.id, size);
+  }
+
+  /** Evicts a victim chunk of the shared pool: each VM's pages through that VM's GpuSvm. */
+  private async evict(chunk: number, pages: PageMask | null): Promise<number> {
+    const sd = this.pool;
+    let moved = 0;
+    for (let t = 1; t < this.vms.length; t++) {
+      let mask: PageMask | null = null;
+      for (let k = 0; k < 512; k++) {
+        const p = chunk * 512 + k;
+        if (sd.rmapVa[p]! < 0 || sd.rmapTag[p] !== t || (pages !== null && !pageMaskTest(pages, k))) continue;
+        mask ??= pageMaskNew();
+        pageMaskSet(mask, k);
+      }
+      const vm = this.vms[t];
+      if (mask === null || vm === null || vm === undefined) continue;
+      moved += await vm.svm.evictChunk(0, chunk, mask);
+    }
+    return moved;
+  }
+}
+
+/** One GPU VM on a {@link GpuVmDevice}: mirror spans and bound buffer objects. */
+export class GpuVm {
+  readonly device: GpuVmDevice;
+  readonly mm: Mm;
+  /** Tag of the VM on its device (1..255); its counters are `gpu<id>.vm<tag>.*`. */
+  readonly tag: number;
+  /** The VM's context of the device: its page table (ASID), TLB, fault buffer and engine. */
+  readonly dev: GpuDevice;
+  /** The SVM framework of the VM's mirror. */
+  readonly svm: GpuSvm;
+  /** The VM's coherence oracle (BO spans are not mirrored and not checked against the CPU). */
+  readonly oracle: CoherenceOracle;
+  /** The VM as an {@link SvmWorld} (one device), for `runKernel` and the scenario helpers. */
+  readonly world: SvmWorld;
+  /** VA spans in order: mirror (bo null) or a bound BO. */
+  private readonly spans: VaSpan[] = [];
+  private destroyed = false;
+
+  /** Use {@link GpuVmDevice.createVm}. */
+  constructor(device: GpuVmDevice, mm: Mm, tag: number, opts: GpuVmOptions) {
+    this.device = device;
+    this.mm = mm;
+    this.tag = tag;
+    const gpu = device.gpu;
+    this.dev = createGpuDevice(device.sim, {
+      id: gpu.id,
+      vram: gpu.vram,
+      format: gpu.format,
+      counterPrefix: `gpu${gpu.id}.vm${tag}`,
+    });
+    this.svm = new GpuSvm(mm, [this.dev], {
+      ...opts,
+      devmem: {
+        migrate: opts.migrate ?? 'fault',
+        shared: { pools: [device.pool], owner: device.owner, tag },
+        ...(device.eviction === undefined ? {} : { eviction: device.eviction }),
+      },
+    });
+    this.svm.attachSystemMemory();
+    if (opts.mirror ?? true)
+      this.spans.push({ start: this.svm.mmStart, end: this.vaEnd, bo: null, boOffset: 0 });
+    this.svm.mirrorSpan = (va) => {
+      const s = this.spanAt(va);
+      return s === null || s.bo !== null ? null : s;
+    };
+    const attrs = this.svm.attrs;
+    this.oracle = new CoherenceOracle(mm, [this.dev], {
+      resolve: this.svm.resolver,
+      gpuReadOnly: (va) => (attrFlags(attrs.lookup(va)) & SVM_FLAG.GPU_RO) !== 0,
+      unmirrored: (va) => this.spanAt(va)?.bo != null,
+      throwOnViolation: opts.throwOnViolation ?? false,
+    });
+    this.world = { sim: device.sim, mm, devs: [this.dev], svm: this.svm, oracle: this.oracle };
+  }
+
+  /** End of the VM's VA (the mirror's end and the device's VA bits). */
+  get vaEnd(): number {
+    return Math.min(this.svm.mmEnd, 2 ** this.dev.format.vaBits);
+  }
+
+  /** The BO bound at `va` and the offset in it, or null (mirror or nothing). */
+  boAt(va: number): { readonly bo: BufferObject; readonly offset: number } | null {
+    const s = this.spanAt(va);
+    return s === null || s.bo === null ? null : { bo: s.bo, offset: s.boOffset + (va - s.start) };
+  }
+
+  /** Whether `va` is in CPU-address-mirror space. */
+  isMirrored(va: number): boolean {
+    const s = this.spanAt(va);
+    return s !== null && s.bo === null;
+  }
+
+  /**
+   * Models DRM_XE_VM_BIND_OP_MAP of a BO (drm_gpuvm_sm_map over mirror space or a hole): binds
+   * `[boOffset, boOffset + size)` of `bo` at `[va, va + size)` and maps it now. Returns 0, or
+   * -EBUSY when mirror space there still has SVM ranges (nothing changed). Throws an ArgumentError
+   * (nothing changed) for unaligned or out-of-bounds arguments, a BO of another device or a closed
+   * handle, or a span overlapping another BO's binding.
+   */
+  async bindBo(bo: BufferObject, boOffset: number, va: number, size: number): Promise<number> {
+    const fn = 'GpuVm.bindBo';
+    this.checkSpan(fn, va, size);
+    if (!(bo instanceof BufferObject) || bo.vram !== this.dev.vram) {
+      throw new ArgumentError(fn, 'bo', 'must be a BO of this VM’s device', bo);
+    }
+    if (!bo.alive || bo.bindings < 0) throw new ArgumentError(fn, 'bo', 'handle is closed', bo);
+    if (
+      !Number.isSafeInteger(boOffset) ||
+      boOffset < 0 ||
+      boOffset % PAGE !== 0 ||
+      boOffset + size > bo.size
+    ) {
+      throw new ArgumentError(fn, 'boOffset', 'must be page aligned with the span inside the BO', boOffset);
+    }
+    for (const s of this.spans) {
+      if (s.bo !== null && s.start < va + size && va < s.end) {
+        throw new ArgumentError(fn, 'va', 'overlaps a bound BO (unbind it or map the mirror first)', va);
+      }
+    }
+    bo.get(); // throws (nothing changed) when the handle is closed
+    const busy = await this.mirrorBusy(va, va + size);
+    if (busy) {
+      bo.put();
+      return -Errno.EBUSY;
+    }
+    this.carve(va, va + size);
+    this.insert({ start: va, end: va + size, bo, boOffset });
+    const u = this.dev.beginUpdate(this.svm.ptUpdate);
+    for (let k = 0; k < size / PAGE; k++) {
+      this.dev.pageTable.map(
+        va + k * PAGE,
+        PAGE,
+        bo.pagePa[boOffset / PAGE + k]!,
+        { aperture: APERTURE.VID, writable: true },
+        u.pt,
+      );
+    }
+    u.end();
+    return 0;
+  }
+
+  /**
+   * Models DRM_XE_VM_BIND_OP_MAP with DRM_XE_VM_BIND_FLAG_CPU_ADDR_MIRROR: `[va, va + size)`
+   * becomes mirror space; BO bindings inside it are unbound (each must lie wholly inside). Returns 0.
+   */
+  async bindMirror(va: number, size: number): Promise<number> {
+    const fn = 'GpuVm.bindMirror';
+    this.checkSpan(fn, va, size);
+    this.checkWholeBos(fn, va, va + size);
+    this.unbindBosIn(va, va + size);
+    this.carve(va, va + size);
+    this.insert({ start: va, end: va + size, bo: null, boOffset: 0 });
+    this.merge();
+    return 0;
+  }
+
+  /**
+   * Models DRM_XE_VM_BIND_OP_UNMAP: removes BO bindings (each wholly inside) and mirror space in
+   * `[va, va + size)`. Returns 0, or -EBUSY when the mirror there still has SVM ranges (nothing
+   * changed): IGT's unbind_system_allocator() after execs that left ranges.
+   */
+  async unbind(va: number, size: number): Promise<number> {
+    const fn = 'GpuVm.unbind';
+    this.checkSpan(fn, va, size);
+    this.checkWholeBos(fn, va, va + size);
+    if (await this.mirrorBusy(va, va + size)) return -Errno.EBUSY;
+    this.unbindBosIn(va, va + size);
+    this.carve(va, va + size);
+    return 0;
+  }
+
+  /** Models xe_vm_destroy(): removes every SVM range and BO binding; the VM is gone from its device. */
+  async destroy(): Promise<void> {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    await this.svm.fini();
+    this.unbindBosIn(0, Number.MAX_SAFE_INTEGER);
+    this.spans.length = 0;
+    this.oracle.detachAccesses();
+    this.device.drop(this);
+  }
+
+  // ------------------------------------------------------------------------------- internals
+
+  private checkSpan(fn: string, va: number, size: number): void {
+    if (this.destroyed) throw new StateError(fn, 'the VM was destroyed');
+    if (!Number.isSafeInteger(va) || va < 0 || va % PAGE !== 0) {
+      throw new ArgumentError(fn, 'va', 'must be a page-aligned uint', va);
+    }
+    if (!Number.isSafeInteger(size) || size <= 0 || size % PAGE !== 0 || va + size > this.vaEnd) {
+      throw new ArgumentError(fn, 'size', 'must be a positive multiple of 4096 inside the VM', size);
+    }
+  }
+
+  private checkWholeBos(fn: string, start: number, end: number): void {
+    for (const s of this.spans) {
+      if (s.bo !== null && s.start < end && start < s.end && (s.start < start || s.end > end)) {
+        throw new ArgumentError(
+          fn,
+          'size',
+          'must cover a bound BO wholly (partial unbinds are not modelled)',
+          s.start,
+        );
+      }
+    }
+  }
+
+  /** Whether mirror space in `[start, end)` holds SVM ranges (after garbage collection). */
+  private async mirrorBusy(start: number, end: number): Promise<boolean> {
+    await this.svm.garbageCollect();
+    return this.svm.ranges.some((r) => !r.unmapped && r.start < end && start < r.end);
+  }
+
+  private unbindBosIn(start: number, end: number): void {
+    const gone = this.spans.filter((s) => s.bo !== null && s.start >= start && s.end <= end);
+    if (gone.length === 0) return;
+    const u = this.dev.beginUpdate(this.svm.ptUpdate);
+    for (const s of gone) {
+      this.dev.pageTable.unmap(s.start, s.end - s.start, u.pt);
+      u.tlb.invalidate(s.start, s.end - s.start);
+    }
+    u.end();
+    for (const s of gone) {
+      this.spans.splice(this.spans.indexOf(s), 1);
+      s.bo!.put();
+    }
+  }
+
+  /** Cuts `[start, end)` out of the mirror spans (BO spans there are gone already). */
+  private carve(start: number, end: number): void {
+    const out: VaSpan[] = [];
+    for (const s of this.spans) {
+      if (s.bo !== null || s.end <= start || s.start >= end) {
+        out.push(s);
+        continue;
+      }
+      if (s.start < start) out.push({ start: s.start, end: start, bo: null, boOffset: 0 });
+      if (s.end > end) out.push({ start: end, end: s.end, bo: null, boOffset: 0 });
+    }
+    this.spans.length = 0;
+    this.spans.push(...out);
+  }
+
+  private insert(s: VaSpan): void {
+    let k = 0;
+    while (k < this.spans.length && this.spans[k]!.start < s.start) k++;
+    this.spans.splice(k, 0, s);
+  }
+
+  /** Joins adjacent mirror spans. */
+  private merge(): void {
+    for (let k = 0; k + 1 < this.spans.length; ) {
+      const a = this.spans[k]!;
+      const b = this.spans[k + 1]!;
+      if (a.bo === null && b.bo === null && a.end === b.start) {
+        a.end = b.end;
+        this.spans.splice(k + 1, 1);
+      } else k++;
+    }
+  }
+
+  private spanAt(va: number): VaSpan | null {
+    let lo = 0;
+    let hi = this.spans.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const s = this.spans[mid]!;
+      if (va < s.start) hi = mid - 1;
+      else if (va >= s.end) lo = mid + 1;
+      else return s;
+    }
+    return null;
+  }
+}
