@@ -70,6 +70,11 @@ export class BufferObject {
     return this.handleOpen || this.refs > 0;
   }
 
+  /** Whether the handle is open (not yet closed). */
+  get open(): boolean {
+    return this.handleOpen;
+  }
+
   /** Bindings that reference the BO. */
   get bindings(): number {
     return this.refs;

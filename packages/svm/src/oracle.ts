@@ -131,7 +131,7 @@ export interface CoherenceOracleOptions {
    * CPU-address mirror (a GPU VM, `vm.ts`): they stand for the object's memory, not the CPU page
    * there, so rules 1–3 skip them. Default: everything is mirrored.
    */
-  readonly unmirrored?: (va: number) => boolean;
+  readonly unmirrored?: (dev: GpuDevice, va: number) => boolean;
 }
 
 const ACCESS_WHEN = ['gpu-prefetch', 'gpu-read', 'gpu-write', 'gpu-atomic'] as const;
@@ -155,7 +155,7 @@ export class CoherenceOracle {
   private readonly checkTlb: boolean;
   private readonly checkAccesses: boolean;
   private readonly gpuReadOnly: ((va: number) => boolean) | null;
-  private readonly unmirrored: ((va: number) => boolean) | null;
+  private readonly unmirrored: ((dev: GpuDevice, va: number) => boolean) | null;
   private readonly walk = new PageWalk();
   private readonly byEngine = new Map<GpuEngine, GpuDevice>();
   private notifier: MmuNotifier | null = null;
@@ -176,7 +176,7 @@ export class CoherenceOracle {
 
   constructor(mm: Mm, devices: readonly GpuDevice[], opts: CoherenceOracleOptions = {}) {
     this.mm = mm;
-    this.devices = devices;
+    this.devices = [...devices];
     this.resolve = opts.resolve ?? identitySysResolver;
     this.throwing = opts.throwOnViolation ?? true;
     this.checkTlb = opts.tlb ?? true;
@@ -185,6 +185,16 @@ export class CoherenceOracle {
     this.unmirrored = opts.unmirrored ?? null;
     this.shadow = (opts.shadow ?? true) ? new DataShadow() : null;
     for (const d of devices) this.byEngine.set(d.engine, d);
+  }
+
+  /**
+   * Checks one more device against this mm (another GPU VM of the same process: every VM's GPU
+   * stores must reach the one data shadow of the mm).
+   */
+  addDevice(dev: GpuDevice): void {
+    if (this.byEngine.has(dev.engine)) return;
+    (this.devices as GpuDevice[]).push(dev);
+    this.byEngine.set(dev.engine, dev);
   }
 
   /**
@@ -266,7 +276,7 @@ export class CoherenceOracle {
         const a = Math.max(m.va, lo);
         const b = Math.min(m.va + m.size, hi);
         for (let va = a; va < b; va += 4096) {
-          const r = this.judge(this.resolve(dev, m, va), va, m.writable);
+          const r = this.judge(dev, this.resolve(dev, m, va), va, m.writable);
           if (r !== null) found.push(this.violation(dev.id, va, r, 'pte', when));
         }
       });
@@ -306,15 +316,20 @@ export class CoherenceOracle {
       m.peerId = tlb.peers[i]!;
       const b = Math.min(base + size, hi);
       for (let va = Math.max(base, lo); va < b; va += 4096) {
-        const r = this.judge(this.resolve(dev, m, va), va, m.writable);
+        const r = this.judge(dev, this.resolve(dev, m, va), va, m.writable);
         if (r !== null) found.push(this.violation(dev.id, va, r, 'tlb', when));
       }
     }
   }
 
   /** The verdict on a device page standing for `devicePfn` at `va`: reason, device pfn, CPU pfn. */
-  private judge(devicePfn: number, va: number, writable: boolean): [CoherenceReason, number, number] | null {
-    if (this.unmirrored?.(va) === true) return null;
+  private judge(
+    dev: GpuDevice,
+    devicePfn: number,
+    va: number,
+    writable: boolean,
+  ): [CoherenceReason, number, number] | null {
+    if (this.unmirrored?.(dev, va) === true) return null;
     this.lookup(va);
     const cpuPfn = this.cpuPfn;
     const cpuW = this.cpuW;
@@ -357,7 +372,7 @@ export class CoherenceOracle {
     if (acc === ACCESS.PREFETCH) return;
     const dev = this.byEngine.get(engine);
     if (dev === undefined) return; // another process's device
-    if (this.unmirrored?.(va) === true) return; // a buffer object's page, not the CPU's
+    if (this.unmirrored?.(dev, va) === true) return; // a buffer object's page, not the CPU's
     const write = acc !== ACCESS.READ;
     const when = ACCESS_WHEN[acc]!;
     if (this.checkAccesses) {
@@ -372,7 +387,7 @@ export class CoherenceOracle {
       m.atomic = acc === ACCESS.ATOMIC;
       m.peerId = peer;
       const devicePfn = this.resolve(dev, m, page);
-      const r = this.judge(devicePfn, va, write);
+      const r = this.judge(dev, devicePfn, va, write);
       if (r !== null) {
         if (r[0] === 'writable-after-wp') r[0] = 'write-to-readonly';
         this.report([this.violation(dev.id, va, r, 'access', when)]);

@@ -27,8 +27,7 @@
  */
 import { APERTURE, createGpuDevice, type GpuDevice, type PtFormat } from '@hmmkit/gpu';
 import { type Machine, type Mm, VM_FAULT_SIGBUS } from '@hmmkit/mm';
-import { ArgumentError, Errno, type Sim, StateError } from '@hmmkit/sim';
-import { attrFlags, SVM_FLAG } from './attrs.ts';
+import { ArgumentError, type Counter, Errno, type Sim, StateError } from '@hmmkit/sim';
 import { BufferObject } from './bo.ts';
 import { SvmDeviceMemory } from './devmem.ts';
 import type { EvictionPolicy } from './eviction.ts';
@@ -86,6 +85,11 @@ export class GpuVmDevice {
   /** The SVM device-memory pool every VM allocates from. */
   readonly pool: SvmDeviceMemory;
   readonly eviction: EvictionPolicy | undefined;
+  /** Pages evicted from one VM to make room for another (`gpu<id>.vm.evict.foreign.pages`). */
+  readonly foreignEvictions: Counter;
+  /** One coherence oracle per process: it checks every VM of that mm (one data shadow). */
+  private readonly oracles = new Map<Mm, CoherenceOracle>();
+  private readonly byDev = new Map<GpuDevice, GpuVm>();
   /** VMs by tag (index 0 unused; null after destroy). */
   private readonly vms: (GpuVm | null)[] = [null];
 
@@ -108,7 +112,8 @@ export class GpuVmDevice {
       if (any === undefined || any === null) return VM_FAULT_SIGBUS; // no VM of this mm: the pages are orphans
       return migrateToRam(any.svm, vmf);
     });
-    this.pool.evictor = (_svm, _devIndex, chunk, pages) => this.evict(chunk, pages);
+    this.pool.evictor = (svm, _devIndex, chunk, pages) => this.evict(svm, chunk, pages);
+    this.foreignEvictions = machine.sim.counters.counter(`gpu${id}.vm.evict.foreign.pages`);
   }
 
   /** The live VMs. */
@@ -127,9 +132,19 @@ export class GpuVmDevice {
     let tag = this.vms.indexOf(null, 1);
     if (tag < 0) tag = this.vms.length;
     if (tag > 255) throw new StateError('GpuVmDevice.createVm', 'at most 255 VMs per device');
-    const vm = new GpuVm(this, mm, tag, opts);
+    let oracle = this.oracles.get(mm);
+    const fresh = oracle === undefined;
+    oracle ??= new CoherenceOracle(mm, [], {
+      resolve: (dev, m, va) => this.byDev.get(dev)?.svm.resolver(dev, m, va) ?? -1,
+      unmirrored: (dev, va) => this.byDev.get(dev)?.boAt(va) != null,
+      throwOnViolation: opts.throwOnViolation ?? false,
+    });
+    this.oracles.set(mm, oracle);
+    const vm = new GpuVm(this, mm, tag, opts, oracle);
     this.vms[tag] = vm;
-    await vm.oracle.attach();
+    this.byDev.set(vm.dev, vm);
+    oracle.addDevice(vm.dev);
+    if (fresh) await oracle.attach();
     return vm;
   }
 
@@ -144,7 +159,7 @@ export class GpuVmDevice {
   }
 
   /** Evicts a victim chunk of the shared pool: each VM's pages through that VM's GpuSvm. */
-  private async evict(chunk: number, pages: PageMask | null): Promise<number> {
+  private async evict(caller: unknown, chunk: number, pages: PageMask | null): Promise<number> {
     const sd = this.pool;
     let moved = 0;
     for (let t = 1; t < this.vms.length; t++) {
@@ -157,7 +172,9 @@ export class GpuVmDevice {
       }
       const vm = this.vms[t];
       if (mask === null || vm === null || vm === undefined) continue;
-      moved += await vm.svm.evictChunk(0, chunk, mask);
+      const m = await vm.svm.evictChunk(0, chunk, mask);
+      if (vm.svm !== caller) this.foreignEvictions.value += m;
+      moved += m;
     }
     return moved;
   }
@@ -173,7 +190,11 @@ export class GpuVm {
   readonly dev: GpuDevice;
   /** The SVM framework of the VM's mirror. */
   readonly svm: GpuSvm;
-  /** The VM's coherence oracle (BO spans are not mirrored and not checked against the CPU). */
+  /**
+   * The coherence oracle of the VM's process, shared by every VM of that mm (BO spans are not
+   * mirrored and not checked against the CPU; the GPU_RO rule is not applied: its attribute is
+   * per VM).
+   */
   readonly oracle: CoherenceOracle;
   /** The VM as an {@link SvmWorld} (one device), for `runKernel` and the scenario helpers. */
   readonly world: SvmWorld;
@@ -182,7 +203,7 @@ export class GpuVm {
   private destroyed = false;
 
   /** Use {@link GpuVmDevice.createVm}. */
-  constructor(device: GpuVmDevice, mm: Mm, tag: number, opts: GpuVmOptions) {
+  constructor(device: GpuVmDevice, mm: Mm, tag: number, opts: GpuVmOptions, oracle: CoherenceOracle) {
     this.device = device;
     this.mm = mm;
     this.tag = tag;
@@ -208,13 +229,7 @@ export class GpuVm {
       const s = this.spanAt(va);
       return s === null || s.bo !== null ? null : s;
     };
-    const attrs = this.svm.attrs;
-    this.oracle = new CoherenceOracle(mm, [this.dev], {
-      resolve: this.svm.resolver,
-      gpuReadOnly: (va) => (attrFlags(attrs.lookup(va)) & SVM_FLAG.GPU_RO) !== 0,
-      unmirrored: (va) => this.spanAt(va)?.bo != null,
-      throwOnViolation: opts.throwOnViolation ?? false,
-    });
+    this.oracle = oracle;
     this.world = { sim: device.sim, mm, devs: [this.dev], svm: this.svm, oracle: this.oracle };
   }
 
@@ -248,7 +263,7 @@ export class GpuVm {
     if (!(bo instanceof BufferObject) || bo.vram !== this.dev.vram) {
       throw new ArgumentError(fn, 'bo', 'must be a BO of this VM’s device', bo);
     }
-    if (!bo.alive || bo.bindings < 0) throw new ArgumentError(fn, 'bo', 'handle is closed', bo);
+    if (!bo.open) throw new ArgumentError(fn, 'bo', 'handle is closed', bo);
     if (
       !Number.isSafeInteger(boOffset) ||
       boOffset < 0 ||
@@ -321,7 +336,6 @@ export class GpuVm {
     await this.svm.fini();
     this.unbindBosIn(0, Number.MAX_SAFE_INTEGER);
     this.spans.length = 0;
-    this.oracle.detachAccesses();
     this.device.drop(this);
   }
 

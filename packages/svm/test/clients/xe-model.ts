@@ -302,6 +302,10 @@ export interface TestExecOptions {
   readonly dev?: number;
   /** A shared allocation (threads-shared-vm-shared-alloc): the base address of this thread's data. */
   readonly alloc?: number;
+  /** Runs once the first allocation is made and memset (BO_UNMAP binds and unbinds a BO over it). */
+  readonly afterAlloc?: (data: number, size: number) => Promise<void>;
+  /** Runs after the last exec, before anything is freed (BUSY: unbind_system_allocator()). */
+  readonly afterExecs?: (data: number, size: number) => Promise<void>;
 }
 
 /**
@@ -366,6 +370,7 @@ export async function testExec(
 
   let data = opts.alloc ?? (await allocate(false));
   const ownData = opts.alloc === undefined;
+  if (opts.afterAlloc !== undefined) await opts.afterAlloc(data, boSize);
   let fenceAt = -1;
   if (!(flags & RACE)) {
     fenceAt = await mm.mmap(0, P, rw, MAP_SHARED | MAP_ANONYMOUS);
@@ -501,6 +506,7 @@ export async function testExec(
     }
     prevIdx = idx;
   }
+  if (opts.afterExecs !== undefined) await opts.afterExecs(data, boSize);
   for (const a of toFree) expect(await mm.munmap(a, boSize)).toBe(0);
   if (fenceAt >= 0) expect(await mm.munmap(fenceAt, P)).toBe(0);
   if (ownData) expect(await mm.munmap(data, boSize)).toBe(0);

@@ -1,0 +1,421 @@
+/**
+ * xe_exec_system_allocator (IGT tests/intel/xe_exec_system_allocator.c): the sections that need
+ * several GPU VMs on one device or buffer objects bound beside the CPU-address mirror (issue 14
+ * §4), on `GpuVmDevice` / `GpuVm` (`src/vm.ts`): *-busy, malloc-bo-unmap, new-bo-map,
+ * threads-many-* (a VM per thread), process-many-* (a process and a VM per engine) and
+ * processes-evict-malloc(-mix-bo). Each VM's oracle must stay clean.
+ */
+import {
+  createMachine,
+  MAP_ANONYMOUS,
+  MAP_PRIVATE,
+  MAP_SHARED,
+  Mm,
+  PROT_NONE,
+  PROT_READ,
+  PROT_WRITE,
+} from '@hmmkit/mm';
+import { ArgumentError, createSim, Errno } from '@hmmkit/sim';
+import { describe, expect, it } from 'vitest';
+import {
+  type Access,
+  type BufferObject,
+  type GpuVm,
+  GpuVmDevice,
+  type GpuVmDeviceOptions,
+} from '../../src/index.ts';
+import { expectCoherent, M2, P, R, W } from './helpers.ts';
+import {
+  batchAccesses,
+  EXEC_DATA,
+  execAndWait,
+  FREE,
+  MMAP,
+  NEW,
+  RACE,
+  SHAPES,
+  SKIP_MEMSET,
+  testExec,
+  USER_FENCE,
+  writeStoreBatch,
+} from './xe-model.ts';
+
+const RW = PROT_READ | PROT_WRITE;
+const MI_STORE_DWORD_IMM = 0x10400002;
+
+/** A device, `procs` processes (an mm each) and `vmsPerMm` VMs on each; checks every oracle at the end. */
+async function vmRun(
+  seed: number,
+  shape: { procs?: number; vmsPerMm?: number; dev?: GpuVmDeviceOptions },
+  body: (vms: GpuVm[], dev: GpuVmDevice) => Promise<void>,
+): Promise<void> {
+  const sim = createSim({ seed });
+  const machine = createMachine(sim, { thp: 'never' });
+  const dev = new GpuVmDevice(machine, { vramBytes: 32 << 20, ...shape.dev });
+  const vms: GpuVm[] = [];
+  for (let p = 0; p < (shape.procs ?? 1); p++) {
+    const mm = new Mm(machine);
+    for (let v = 0; v < (shape.vmsPerMm ?? 1); v++) vms.push(await dev.createVm(mm));
+  }
+  await sim.sched.runMain(async () => {
+    await body(vms, dev);
+    for (const vm of vms) expectCoherent(vm.world);
+  });
+}
+
+/** Runs `fn` for every VM in its own task ("thread" or "process") and joins them. */
+async function concurrently(vms: GpuVm[], fn: (vm: GpuVm, k: number) => Promise<void>): Promise<void> {
+  const sched = vms[0]!.device.sim.sched;
+  const tasks = vms.map((vm, k) => sched.spawn(`engine-${k}`, () => fn(vm, k)));
+  for (const t of tasks) await sched.join(t);
+}
+
+/** unbind_system_allocator(): DRM_XE_VM_BIND_OP_UNMAP of the whole mirror. */
+const unbindSystemAllocator = (vm: GpuVm) => vm.unbind(vm.svm.mmStart, vm.vaEnd - vm.svm.mmStart);
+
+describe('xe_exec_system_allocator: sections with buffer objects and several VMs', () => {
+  // BUSY: after the execs the mirror still holds ranges, so unbinding it is refused (-EBUSY) and
+  // nothing changes; once the allocations are gone (ranges collected) it succeeds.
+  for (const [name, flags, shape] of [
+    ['once-malloc-busy', 0, 'once'],
+    ['twice-malloc-busy', 0, 'twice'],
+    ['once-large-malloc-busy', 0, 'once-large'],
+    ['once-new-busy', NEW, 'once'],
+    ['twice-new-busy', NEW, 'twice'],
+    ['once-malloc-busy-nomemset', SKIP_MEMSET, 'once'],
+    ['twice-new-busy-nomemset', NEW | SKIP_MEMSET, 'twice'],
+  ] as const) {
+    it(`xe_exec_system_allocator: ${name}`, () =>
+      vmRun(1400 + flags, {}, async ([vm]) => {
+        let seen = 0;
+        await testExec(vm!.world, SHAPES[shape]!, flags, {
+          afterExecs: async (data) => {
+            expect(await unbindSystemAllocator(vm!)).toBe(-Errno.EBUSY);
+            expect(vm!.isMirrored(data), 'a refused unbind changes nothing').toBe(true);
+            seen = vm!.svm.ranges.length;
+          },
+        });
+        expect(seen).toBeGreaterThan(0);
+        expect(await unbindSystemAllocator(vm!)).toBe(0);
+        expect(vm!.isMirrored(vm!.svm.mmStart)).toBe(false);
+      }));
+  }
+
+  // BO_UNMAP: a VRAM BO bound over the fresh allocation, then the mirror bound back over it
+  // (which unbinds the BO) and the handle closed; the execs then run on the mirror.
+  for (const [name, flags, shape] of [
+    ['once-malloc-bo-unmap', 0, 'once'],
+    ['twice-malloc-bo-unmap', 0, 'twice'],
+    ['once-large-malloc-bo-unmap', 0, 'once-large'],
+    ['many-malloc-bo-unmap', 0, 'many'],
+    ['once-malloc-bo-unmap-nomemset', SKIP_MEMSET, 'once'],
+    ['twice-large-malloc-bo-unmap-nomemset', SKIP_MEMSET, 'twice-large'],
+  ] as const) {
+    it(`xe_exec_system_allocator: ${name}`, () =>
+      vmRun(1420 + flags, {}, async ([vm], dev) => {
+        const before = dev.gpu.vram.freeBytes;
+        await testExec(vm!.world, SHAPES[shape]!, flags, {
+          afterAlloc: async (data, size) => {
+            const bo = dev.createBo(size) as BufferObject;
+            expect(typeof bo).toBe('object');
+            expect(await vm!.bindBo(bo, 0, data, size)).toBe(0);
+            expect(vm!.boAt(data)?.bo).toBe(bo);
+            expect(vm!.isMirrored(data)).toBe(false);
+            expect(await vm!.bindMirror(data, size)).toBe(0);
+            expect(vm!.boAt(data)).toBeNull();
+            bo.close();
+            expect(bo.alive, 'no binding holds the BO: its VRAM is freed').toBe(false);
+          },
+        });
+        expect(dev.gpu.vram.freeBytes).toBe(before);
+      }));
+  }
+
+  // NEW | BO_MAP: every odd exec replaces the allocation by a fresh VRAM BO mapped at a new
+  // address (xe_bo_map_fixed + VM_BIND MAP); the next exec fetches its batch from the BO and
+  // stores into it; then the mirror is bound back over the BO, which is closed.
+  for (const [name, execs, flags] of [
+    ['once-new-bo-map', 1, 0],
+    ['twice-new-bo-map', 2, 0],
+    ['many-new-bo-map', 128, 0],
+    ['twice-new-bo-map-nomemset', 2, SKIP_MEMSET],
+  ] as const) {
+    it(`xe_exec_system_allocator: ${name}`, () =>
+      vmRun(1440 + execs, {}, async ([vm], dev) => {
+        const before = dev.gpu.vram.freeBytes;
+        const boExecs = await newBoMap(vm!, dev, execs, flags);
+        expect(boExecs, 'execs i + 1 after each odd i run on the BO').toBe(Math.floor((execs - 1) / 2));
+        expect(dev.gpu.vram.freeBytes, 'every BO freed').toBe(before);
+      }));
+  }
+
+  // threads-many-<section> without shared-vm: each thread creates its own VM on the same mm
+  const threadSections = [
+    ['malloc', 0],
+    ['mmap', MMAP],
+    ['new', NEW],
+    ['free', NEW | FREE],
+    ['malloc-race', RACE],
+  ] as const;
+  for (const [k, [section, flags]] of threadSections.entries()) {
+    it(`xe_exec_system_allocator: threads-many-${section}`, () =>
+      vmRun(1460 + k, { vmsPerMm: 2 }, async (vms) => {
+        expect(vms[0]!.mm).toBe(vms[1]!.mm);
+        expect(vms[0]!.dev.pageTable).not.toBe(vms[1]!.dev.pageTable);
+        await concurrently(vms, (vm) => testExec(vm.world, SHAPES.many!, flags).then(() => undefined));
+      }));
+  }
+
+  // process-many-<section>: a process (its own mm, fd and VM) per engine, run at once
+  for (const [k, [section, flags]] of threadSections.entries()) {
+    it(`xe_exec_system_allocator: process-many-${section}`, () =>
+      vmRun(1480 + k, { procs: 2 }, async (vms) => {
+        expect(vms[0]!.mm).not.toBe(vms[1]!.mm);
+        await concurrently(vms, (vm) => testExec(vm.world, SHAPES.many!, flags).then(() => undefined));
+      }));
+  }
+
+  // processes-evict-malloc(-mix-bo): processes whose allocations together exceed the VRAM the
+  // device gives SVM; each checks its data; another process's pressure evicts a process's pages.
+  for (const [name, mixBo] of [
+    ['processes-evict-malloc', false],
+    ['processes-evict-malloc-mix-bo', true],
+  ] as const) {
+    it(`xe_exec_system_allocator: ${name}`, () =>
+      vmRun(
+        1500 + Number(mixBo),
+        { procs: 4, dev: { vramBytes: (mixBo ? 40 : 24) << 20, svmBytes: 16 << 20 } },
+        async (vms, dev) => {
+          const sim = dev.sim;
+          await concurrently(vms, (vm, p) => evictAllocs(vm, dev, p, 3, mixBo));
+          expect(sim.counters.get('svm.evictions')).toBeGreaterThan(0);
+        },
+      ));
+  }
+});
+
+describe('GPU VMs: one device, several processes', () => {
+  it("one process's VRAM pressure evicts another process's pages (one LRU for the device)", () =>
+    vmRun(1510, { procs: 2, dev: { vramBytes: 12 << 20, svmBytes: 8 << 20 } }, async ([a, b], dev) => {
+      const foreign = () => dev.sim.counters.get('gpu0.vm.evict.foreign.pages');
+      const pagesOf = (vm: GpuVm) => {
+        let n = 0;
+        for (let k = 0; k < dev.pool.rmapTag.length; k++)
+          if (dev.pool.rmapTag[k] === vm.tag && dev.pool.rmapVa[k]! >= 0) n++;
+        return n;
+      };
+      const aAllocs = await writeAllocs(a!, dev, 0, 4, false); // fills the pool
+      expect(foreign()).toBe(0);
+      expect(pagesOf(a!)).toBe(4 * 512);
+      await checkAllocs(b!, 1, await writeAllocs(b!, dev, 1, 2, false));
+      expect(foreign(), 'b evicted pages of a').toBeGreaterThanOrEqual(2 * 512);
+      expect(pagesOf(a!)).toBeLessThanOrEqual(2 * 512);
+      await checkAllocs(a!, 0, aAllocs); // a's data survived the eviction
+    }));
+});
+
+describe('GPU VMs: bind rules', () => {
+  it('a BO bound over a former mirror range (ranges collected) serves the GPU; live ranges refuse it', () =>
+    vmRun(1520, {}, async ([vm], dev) => {
+      const { mm } = vm!.world;
+      const data = await mm.mmap(0, M2, RW, MAP_PRIVATE | MAP_ANONYMOUS);
+      const fence = await mm.mmap(0, P, RW, MAP_SHARED | MAP_ANONYMOUS);
+      await writeStoreBatch(vm!.world, data, [data + EXEC_DATA.data], 0x1234);
+      const r = await execAndWait(
+        vm!.world,
+        0,
+        [batchAccesses(data, [data + EXEC_DATA.data], 0x1234, fence)],
+        fence,
+      );
+      expect(r.failed).toBe(0);
+      expect(vm!.svm.ranges.length).toBeGreaterThan(0);
+      const bo = dev.createBo(M2) as BufferObject;
+      expect(await vm!.bindBo(bo, 0, data, M2), 'the mirror there still has a range').toBe(-Errno.EBUSY);
+      expect(bo.bindings).toBe(0);
+      expect(vm!.isMirrored(data)).toBe(true);
+      expect(await mm.munmap(data, M2)).toBe(0);
+      expect(await vm!.bindBo(bo, 0, data, M2)).toBe(0);
+      bo.write32(0, 0xabcd);
+      await mm.writeU32(fence, 0);
+      const r2 = await execAndWait(
+        vm!.world,
+        0,
+        [
+          [
+            [data, R, 0],
+            [data + 8, W, 0x5678],
+            [fence, W, USER_FENCE],
+          ],
+        ],
+        fence,
+      );
+      expect(r2.failed).toBe(0);
+      expect(r2.data[0]).toBe(0xabcd);
+      expect(bo.read32(8)).toBe(0x5678);
+      expect(await vm!.unbind(data, M2)).toBe(0);
+      expect(vm!.boAt(data)).toBeNull();
+      expect(vm!.isMirrored(data), 'an unbind leaves a hole').toBe(false);
+      // a GPU access in the hole is refused (no mirror there)
+      const r3 = await execAndWait(vm!.world, 0, [[[data, R, 0]]], -1);
+      expect(r3.failed).toBe(1);
+      bo.close();
+      expect(await mm.munmap(fence, P)).toBe(0);
+    }));
+
+  it('bad binds throw an ArgumentError and change nothing', () =>
+    vmRun(1521, {}, async ([vm], dev) => {
+      const va = 0x40000000;
+      const bo = dev.createBo(4 * P) as BufferObject;
+      expect(await vm!.bindBo(bo, 0, va, 2 * P)).toBe(0);
+      const state = () => [
+        vm!.boAt(va)?.offset,
+        vm!.isMirrored(va + 2 * P),
+        bo.bindings,
+        vm!.isMirrored(va - P),
+      ];
+      const s0 = state();
+      const bad: [string, () => Promise<number>][] = [
+        ['overlapping BO bind', () => vm!.bindBo(bo, 0, va + P, 2 * P)],
+        ['unaligned va', () => vm!.bindBo(bo, 0, va + 2 * P + 100, P)],
+        ['unaligned size', () => vm!.bindBo(bo, 0, va + 2 * P, 100)],
+        ['unaligned BO offset', () => vm!.bindBo(bo, 10, va + 2 * P, P)],
+        ['span past the BO', () => vm!.bindBo(bo, 3 * P, va + 2 * P, 2 * P)],
+        ['partial unbind of a BO', () => vm!.unbind(va, P)],
+        ['mirror over part of a BO', () => vm!.bindMirror(va + P, P)],
+        ['past the VM', () => vm!.bindMirror(vm!.vaEnd - P, 2 * P)],
+      ];
+      for (const [what, f] of bad) {
+        await expect(f(), what).rejects.toBeInstanceOf(ArgumentError);
+        expect(state(), what).toEqual(s0);
+      }
+      const other = new GpuVmDevice(vm!.mm.machine, { id: 1, vramBytes: 8 << 20 });
+      const foreign = other.createBo(P) as BufferObject;
+      await expect(vm!.bindBo(foreign, 0, va + 2 * P, P)).rejects.toBeInstanceOf(ArgumentError);
+      const closed = dev.createBo(P) as BufferObject;
+      closed.close();
+      await expect(vm!.bindBo(closed, 0, va + 2 * P, P)).rejects.toBeInstanceOf(ArgumentError);
+      expect(state()).toEqual(s0);
+      expect(await vm!.unbind(va, 2 * P)).toBe(0);
+      bo.close();
+      expect(bo.alive).toBe(false);
+    }));
+});
+
+/** new-bo-map's test_exec: returns how many execs ran on a BO. */
+async function newBoMap(vm: GpuVm, dev: GpuVmDevice, execs: number, flags: number): Promise<number> {
+  const w = vm.world;
+  const { mm } = w;
+  const size = Math.ceil((EXEC_DATA.size * execs) / P) * P;
+  const anon = async (): Promise<number> => {
+    const a = await mm.mmap(0, size, RW, MAP_PRIVATE | MAP_ANONYMOUS);
+    if (!(flags & SKIP_MEMSET)) await mm.write(a, new Uint8Array(size));
+    return a;
+  };
+  let data = await anon();
+  let bo: BufferObject | null = null;
+  const pending: number[] = [];
+  const fence = await mm.mmap(0, P, RW, MAP_SHARED | MAP_ANONYMOUS);
+  let onBo = 0;
+  for (let i = 0; i < execs; i++) {
+    const batch = data + i * EXEC_DATA.size;
+    const sdi = batch + EXEC_DATA.data;
+    const value = ((i * 2654435761) % (1 << 19)) * 4096 + i;
+    if (bo !== null) {
+      const words = [MI_STORE_DWORD_IMM, sdi % 2 ** 32, Math.floor(sdi / 2 ** 32), value];
+      for (const [k, word] of words.entries()) bo.write32(batch - data + 4 * k, word);
+      onBo++;
+    } else await writeStoreBatch(w, batch, [sdi], value);
+    const acc: Access[] = batchAccesses(batch, [sdi], value, fence);
+    const r = await execAndWait(w, 0, [acc], fence);
+    expect(r.failed, `exec ${i}`).toBe(0);
+    expect(await mm.readU32(fence)).toBe(USER_FENCE);
+    expect(r.data[0]).toBe(MI_STORE_DWORD_IMM);
+    const got = bo !== null ? bo.read32(sdi - data) : await mm.readU32(sdi);
+    expect(got, `data[${i}]`).toBe(value);
+    await mm.writeU32(fence, 0);
+    if (bo !== null) {
+      expect(await vm.bindMirror(data, size)).toBe(0);
+      expect(await mm.munmap(data, size)).toBe(0);
+      bo.close();
+    } else pending.push(data);
+    if (i % 2 === 1) {
+      // __aligned_alloc reserves the VA; xe_bo_map_fixed puts the BO there (its CPU view: read32/write32)
+      data = await mm.mmap(0, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS);
+      bo = dev.createBo(size) as BufferObject;
+      expect(await vm.bindBo(bo, 0, data, size)).toBe(0);
+    } else {
+      bo = null;
+      data = await anon();
+    }
+  }
+  if (bo !== null) {
+    expect(await vm.bindMirror(data, size)).toBe(0);
+    bo.close();
+  }
+  expect(await mm.munmap(data, size)).toBe(0);
+  for (const a of pending) expect(await mm.munmap(a, size)).toBe(0);
+  expect(await mm.munmap(fence, P)).toBe(0);
+  return onBo;
+}
+
+/**
+ * One process of processes-evict: `n` 2 MiB allocations written by the GPU one dword per 16 KiB
+ * (faulting them into VRAM), then every value checked by the CPU; with mix-bo every other
+ * allocation is a VRAM BO instead (written by the GPU, read back through the BO).
+ */
+async function evictAllocs(vm: GpuVm, dev: GpuVmDevice, p: number, n: number, mixBo: boolean): Promise<void> {
+  await checkAllocs(vm, p, await writeAllocs(vm, dev, p, n, mixBo));
+}
+
+const STRIDE = 16 * 1024;
+const evictVal = (p: number, a: number, i: number) => (p * 0x1000000 + a * 0x10000 + i + 1) >>> 0;
+type Alloc = { readonly at: number; readonly bo: BufferObject | null };
+
+/** The write half of {@link evictAllocs}: returns the allocations. */
+async function writeAllocs(
+  vm: GpuVm,
+  dev: GpuVmDevice,
+  p: number,
+  n: number,
+  mixBo: boolean,
+): Promise<Alloc[]> {
+  const w = vm.world;
+  const { mm } = w;
+  const fence = await mm.mmap(0, P, RW, MAP_SHARED | MAP_ANONYMOUS);
+  const allocs: Alloc[] = [];
+  for (let a = 0; a < n * (mixBo ? 2 : 1); a++) {
+    const isBo = mixBo && a % 2 === 1;
+    const raw = await mm.mmap(0, 2 * M2, isBo ? PROT_NONE : RW, MAP_PRIVATE | MAP_ANONYMOUS);
+    const at = Math.ceil(raw / M2) * M2;
+    let bo: BufferObject | null = null;
+    if (isBo) {
+      bo = dev.createBo(M2) as BufferObject;
+      expect(typeof bo).toBe('object');
+      expect(await vm.bindBo(bo, 0, at, M2)).toBe(0);
+    }
+    allocs.push({ at, bo });
+    const warps: Access[][] = [];
+    for (let i = 0; i < M2 / STRIDE; i++) warps.push([[at + i * STRIDE, W, evictVal(p, a, i)]]);
+    warps[warps.length - 1]!.push([fence, W, USER_FENCE]);
+    await mm.writeU32(fence, 0);
+    const r = await execAndWait(w, 0, warps, fence);
+    expect(r.failed).toBe(0);
+  }
+  expect(await mm.munmap(fence, P)).toBe(0);
+  return allocs;
+}
+
+/** The check half: every value the GPU wrote reads back (a BO through the BO, then unbound). */
+async function checkAllocs(vm: GpuVm, p: number, allocs: readonly Alloc[]): Promise<void> {
+  const { mm } = vm.world;
+  for (const [a, { at, bo }] of allocs.entries()) {
+    for (let i = 0; i < M2 / STRIDE; i++) {
+      const got = bo !== null ? bo.read32(i * STRIDE) : await mm.readU32(at + i * STRIDE);
+      expect(got, `process ${p} alloc ${a} dword ${i}`).toBe(evictVal(p, a, i));
+    }
+    if (bo !== null) {
+      expect(await vm.bindMirror(at, M2)).toBe(0);
+      bo.close();
+    }
+  }
+}
