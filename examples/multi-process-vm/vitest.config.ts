@@ -1,0 +1,3 @@
+import { hmmkitProject } from '../../vitest.shared.ts';
+
+export default hmmkitProject('@hmmkit/example-multi-process-vm');
