@@ -175,6 +175,35 @@ describe('xe_exec_system_allocator: sections with buffer objects and several VMs
       }));
   }
 
+  // evict-malloc-mix-bo: one process, 2 MiB allocations over the SVM pool, every other one a VRAM BO
+  it('xe_exec_system_allocator: evict-malloc-mix-bo', () =>
+    vmRun(1495, { dev: { vramBytes: 24 << 20, svmBytes: 8 << 20 } }, async ([vm], dev) => {
+      await evictAllocs(vm!, dev, 0, 5, true);
+      expect(dev.sim.counters.get('svm.evictions')).toBeGreaterThan(0);
+    }));
+
+  // threads-shared-alloc-many-stride-malloc(-race): a VM per thread, one allocation, interleaved
+  // structs (stride 4 instead of 256, as the shared-vm variant in -misc)
+  for (const [name, flags] of [
+    ['threads-shared-alloc-many-stride-malloc', 0],
+    ['threads-shared-alloc-many-stride-malloc-race', RACE],
+  ] as const) {
+    it(`xe_exec_system_allocator: ${name}`, () =>
+      vmRun(1497 + flags, { vmsPerMm: 2 }, async (vms) => {
+        const { mm } = vms[0]!;
+        const execs = 128;
+        const stride = 4;
+        const size = Math.ceil((EXEC_DATA.size * stride * execs * 2) / M2) * M2;
+        const raw = await mm.mmap(0, size + M2, RW, MAP_PRIVATE | MAP_ANONYMOUS);
+        const alloc = Math.ceil(raw / M2) * M2;
+        await mm.write(alloc, new Uint8Array(size).fill(5));
+        const shape = { queues: 1, execs, boSize: 0, stride };
+        await concurrently(vms, (vm, t) =>
+          testExec(vm.world, shape, flags, { alloc: alloc + t * EXEC_DATA.size }).then(() => undefined),
+        );
+      }));
+  }
+
   // processes-evict-malloc(-mix-bo): processes whose allocations together exceed the VRAM the
   // device gives SVM; each checks its data; another process's pressure evicts a process's pages.
   for (const [name, mixBo] of [
