@@ -158,6 +158,26 @@ export class GpuVmDevice {
     return BufferObject.create(this.gpu.vram, this.gpu.id, size);
   }
 
+  /**
+   * @internal Moves every device page `vm` allocated back to system memory (through its GpuSvm),
+   * so its process's CPU faults never need the destroyed VM. Returns pages moved.
+   */
+  async evictAllOf(vm: GpuVm): Promise<number> {
+    const sd = this.pool;
+    let moved = 0;
+    for (let c = 0; c < sd.chunkPa.length; c++) {
+      let mask: PageMask | null = null;
+      for (let k = 0; k < 512; k++) {
+        const p = c * 512 + k;
+        if (sd.rmapVa[p]! < 0 || sd.rmapTag[p] !== vm.tag) continue;
+        mask ??= pageMaskNew();
+        pageMaskSet(mask, k);
+      }
+      if (mask !== null) moved += await vm.svm.evictChunk(0, c, mask);
+    }
+    return moved;
+  }
+
   /** Evicts a victim chunk of the shared pool: each VM's pages through that VM's GpuSvm. */
   private async evict(caller: unknown, chunk: number, pages: PageMask | null): Promise<number> {
     const sd = this.pool;
@@ -329,10 +349,14 @@ export class GpuVm {
     return 0;
   }
 
-  /** Models xe_vm_destroy(): removes every SVM range and BO binding; the VM is gone from its device. */
+  /**
+   * Models xe_vm_destroy(): migrates the VM's SVM pages in VRAM back to system memory, removes
+   * every SVM range and BO binding (dropping their BO references); the VM is gone from its device.
+   */
   async destroy(): Promise<void> {
     if (this.destroyed) return;
     this.destroyed = true;
+    await this.device.evictAllOf(this); // the VM's VRAM goes back to the process first
     await this.svm.fini();
     this.unbindBosIn(0, Number.MAX_SAFE_INTEGER);
     this.spans.length = 0;

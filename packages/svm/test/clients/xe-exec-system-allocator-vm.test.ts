@@ -5,6 +5,7 @@
  * threads-many-* (a VM per thread), process-many-* (a process and a VM per engine) and
  * processes-evict-malloc(-mix-bo). Each VM's oracle must stay clean.
  */
+import { WALK } from '@hmmkit/gpu';
 import {
   createMachine,
   MAP_ANONYMOUS,
@@ -15,7 +16,7 @@ import {
   PROT_READ,
   PROT_WRITE,
 } from '@hmmkit/mm';
-import { ArgumentError, createSim, Errno } from '@hmmkit/sim';
+import { ArgumentError, createSim, Errno, StateError } from '@hmmkit/sim';
 import { describe, expect, it } from 'vitest';
 import {
   type Access,
@@ -244,6 +245,26 @@ describe('GPU VMs: one device, several processes', () => {
 });
 
 describe('GPU VMs: bind rules', () => {
+  it('destroying a VM gives its VRAM back to the process, drops its BO bindings, and leaves other VMs alone', () =>
+    vmRun(1522, { procs: 2 }, async ([a, b], dev) => {
+      const wa = await writeAllocs(a!, dev, 0, 2, true);
+      const wb = await writeAllocs(b!, dev, 1, 1, false);
+      const bo = wa[1]!.bo!;
+      expect(bo.bindings).toBe(1);
+      await a!.destroy();
+      expect(dev.liveVms).toEqual([b]);
+      expect(bo.bindings, 'the binding is gone').toBe(0);
+      for (let k = 0; k < dev.pool.rmapTag.length; k++)
+        if (dev.pool.rmapVa[k]! >= 0) expect(dev.pool.rmapTag[k], 'only b keeps VRAM').toBe(b!.tag);
+      expect(a!.dev.pageTable.translate(wa[0]!.at).status, 'a’s page table is empty').not.toBe(WALK.MAPPED);
+      await expect(a!.bindMirror(wa[0]!.at, P)).rejects.toBeInstanceOf(StateError);
+      // a's process still reads what its GPU wrote (migrated back at destroy), b is untouched
+      expect(await a!.mm.readU32(wa[0]!.at)).toBe(evictVal(0, 0, 0));
+      expect(bo.read32(0)).toBe(evictVal(0, 1, 0));
+      bo.close();
+      await checkAllocs(b!, 1, wb);
+    }));
+
   it('a BO bound over a former mirror range (ranges collected) serves the GPU; live ranges refuse it', () =>
     vmRun(1520, {}, async ([vm], dev) => {
       const { mm } = vm!.world;
