@@ -157,4 +157,23 @@ describe('README example', () => {
     await sim.sched.run();
     expect(result!).toMatchObject({ completed: 1, accesses: 2, faults: 1 });
   });
+
+  it('a second context over the same VRAM: its own page table and TLB, the same memory', async () => {
+    const sim = createSim();
+    const a = createGpuDevice(sim, { vramBytes: 4 * 2 ** 20, counterPrefix: 'ctxA' });
+    const b = createGpuDevice(sim, { vram: a.vram, counterPrefix: 'ctxB' });
+    expect(b.vram).toBe(a.vram);
+    expect(b.pageTable).not.toBe(a.pageTable);
+    const pa = a.vram.alloc(PAGE_4K);
+    a.pageTable.map(0x1000, PAGE_4K, pa, { writable: true });
+    b.pageTable.map(0x7000, PAGE_4K, pa);
+    expect(b.pageTable.translate(0x1000).status, 'one address space does not see the other').not.toBe(
+      WALK.MAPPED,
+    );
+    const w = makeStreams([[[0x1000, ACCESS.WRITE, 0x5a5a]]]);
+    expect((await a.engine.run(w)).failed).toBe(0);
+    const r = makeStreams([[[0x7000, ACCESS.READ, 0]]]);
+    expect((await b.engine.run(r)).failed).toBe(0);
+    expect(r.data?.[0], 'b reads what a stored: one VRAM').toBe(0x5a5a);
+  });
 });
