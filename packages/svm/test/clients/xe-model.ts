@@ -3,8 +3,9 @@
  * that fetches its batch from the allocation (the CPU wrote MI_STORE_DWORD_IMM, the address, the
  * value), stores the value at `data[idx].data`, then writes the user fence; the CPU polls the fence
  * (in a separate shared page, or with RACE inside the allocation, racing the GPU) and then checks
- * the value. Flags carry the original's names; exec queues, BO binds and several VMs are not
- * modelled (docs/clients.md says which sections that leaves out).
+ * the value. Flags carry the original's names; exec queues are not modelled. BO binds and several
+ * VMs run on `GpuVm` (`src/vm.ts`) in `xe-exec-system-allocator-vm.test.ts`, through the
+ * `afterAlloc`/`afterExecs` hooks or their own loops (docs/clients.md maps every section).
  */
 import {
   MAP_ANONYMOUS,
