@@ -35,6 +35,7 @@ import { GpuSvm, type GpuSvmOptions } from './gpusvm.ts';
 import { migrateToRam } from './migrate.ts';
 import { CoherenceOracle } from './oracle.ts';
 import { type PageMask, pageMaskNew, pageMaskSet, pageMaskTest } from './page-mask.ts';
+import { garbageCollectLocked } from './range.ts';
 import type { SvmWorld } from './world.ts';
 
 export { BufferObject } from './bo.ts';
@@ -292,19 +293,27 @@ export class GpuVm {
     ) {
       throw new ArgumentError(fn, 'boOffset', 'must be page aligned with the span inside the BO', boOffset);
     }
-    for (const s of this.spans) {
-      if (s.bo !== null && s.start < va + size && va < s.end) {
-        throw new ArgumentError(fn, 'va', 'overlaps a bound BO (unbind it or map the mirror first)', va);
+    // the SVM lock: no GPU fault is between its mirror check and its range insert meanwhile
+    await this.svm.lock.lock();
+    try {
+      for (const s of this.spans) {
+        if (s.bo !== null && s.start < va + size && va < s.end) {
+          throw new ArgumentError(fn, 'va', 'overlaps a bound BO (unbind it or map the mirror first)', va);
+        }
       }
+      if (await this.mirrorBusyLocked(va, va + size)) return -Errno.EBUSY;
+      bo.get();
+      this.carve(va, va + size);
+      this.insert({ start: va, end: va + size, bo, boOffset });
+      this.mapBo(bo, boOffset, va, size);
+    } finally {
+      this.svm.lock.unlock();
     }
-    bo.get(); // throws (nothing changed) when the handle is closed
-    const busy = await this.mirrorBusy(va, va + size);
-    if (busy) {
-      bo.put();
-      return -Errno.EBUSY;
-    }
-    this.carve(va, va + size);
-    this.insert({ start: va, end: va + size, bo, boOffset });
+    return 0;
+  }
+
+  /** Programs the VM's PTEs of a BO binding (one batched update). */
+  private mapBo(bo: BufferObject, boOffset: number, va: number, size: number): void {
     const u = this.dev.beginUpdate(this.svm.ptUpdate);
     for (let k = 0; k < size / PAGE; k++) {
       this.dev.pageTable.map(
@@ -316,7 +325,6 @@ export class GpuVm {
       );
     }
     u.end();
-    return 0;
   }
 
   /**
@@ -343,9 +351,14 @@ export class GpuVm {
     const fn = 'GpuVm.unbind';
     this.checkSpan(fn, va, size);
     this.checkWholeBos(fn, va, va + size);
-    if (await this.mirrorBusy(va, va + size)) return -Errno.EBUSY;
-    this.unbindBosIn(va, va + size);
-    this.carve(va, va + size);
+    await this.svm.lock.lock();
+    try {
+      if (await this.mirrorBusyLocked(va, va + size)) return -Errno.EBUSY;
+      this.unbindBosIn(va, va + size);
+      this.carve(va, va + size);
+    } finally {
+      this.svm.lock.unlock();
+    }
     return 0;
   }
 
@@ -388,9 +401,9 @@ export class GpuVm {
     }
   }
 
-  /** Whether mirror space in `[start, end)` holds SVM ranges (after garbage collection). */
-  private async mirrorBusy(start: number, end: number): Promise<boolean> {
-    await this.svm.garbageCollect();
+  /** Whether mirror space in `[start, end)` holds SVM ranges, after garbage collection (SVM lock held). */
+  private async mirrorBusyLocked(start: number, end: number): Promise<boolean> {
+    await garbageCollectLocked(this.svm);
     return this.svm.ranges.some((r) => !r.unmapped && r.start < end && start < r.end);
   }
 
