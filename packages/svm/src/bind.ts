@@ -85,9 +85,10 @@ export function bindLocked(svm: GpuSvm, range: SvmRange, devIndex: number): void
   const sizes = dev.format.pageSizes;
   const can2M = svm.largePages && sizes.includes(PAGE_2M);
   const can64K = svm.largePages && sizes.includes(PAGE_64K);
+  const off = svm.gpuVaOffset; // device PTEs live at GPU VA = CPU VA + offset
   if ((range.devMapped & bit) !== 0) {
-    pt.unmap(range.start, range.end - range.start, u.pt);
-    u.tlb.invalidate(range.start, range.end - range.start);
+    pt.unmap(range.start + off, range.end - range.start, u.pt);
+    u.tlb.invalidate(range.start + off, range.end - range.start);
   }
   const n = range.npages;
   // amdkfd GPU_RO: the device maps the range read-only (a range never straddles an attribute change)
@@ -138,7 +139,7 @@ export function bindLocked(svm: GpuSvm, range: SvmRange, devIndex: number): void
     const aperture = ap[i] as (typeof APERTURE)[keyof typeof APERTURE];
     const attrs =
       aperture === APERTURE.PEER ? { aperture, writable: w, peerId: peer[i]! } : { aperture, writable: w };
-    pt.map(va, size, pa[i]!, attrs, u.pt);
+    pt.map(va + off, size, pa[i]!, attrs, u.pt);
     for (let k = 0; k < pages; k++) range.devMap[i + k] = range.devMap[i + k]! | bit;
     if (pages === 512) svm.c.pte2m.value++;
     else if (pages === 16) svm.c.pte64k.value++;
@@ -178,8 +179,8 @@ export function zapRangesLocked(svm: GpuSvm, ranges: readonly SvmRange[]): void 
     const u = dev.beginUpdate(svm.ptUpdate);
     for (const r of ranges) {
       if ((r.devMapped & (1 << d)) === 0) continue;
-      dev.pageTable.unmap(r.start, r.end - r.start, u.pt);
-      u.tlb.invalidate(r.start, r.end - r.start);
+      dev.pageTable.unmap(r.start + svm.gpuVaOffset, r.end - r.start, u.pt);
+      u.tlb.invalidate(r.start + svm.gpuVaOffset, r.end - r.start);
     }
     u.end();
   }

@@ -86,22 +86,23 @@ export async function serviceFaultBatch(svm: GpuSvm, devIndex: number, batch: Fa
   const mask = svm.batchMask;
   let serviced = 0;
   svm.c.faults.add(n); // every fetched (coalesced) entry is serviced, most by its block's first
+  const off = svm.gpuVaOffset;
   for (let k = 0; k < n; ) {
     const e0 = order[k]!;
     const inst = batch.instance[e0]!;
-    const blockStart = alignDown(batch.va[e0]!, SZ_2M);
+    const blockStart = alignDown(batch.va[e0]! - off, SZ_2M);
     let k1 = k + 1;
     while (
       k1 < n &&
       batch.instance[order[k1]!] === inst &&
-      alignDown(batch.va[order[k1]!]!, SZ_2M) === blockStart
+      alignDown(batch.va[order[k1]!]! - off, SZ_2M) === blockStart
     ) {
       k1++;
     }
     mask.fill(0);
     for (let j = k; j < k1; j++) {
       const e = order[j]!;
-      const va = batch.va[e]!;
+      const va = batch.va[e]! - off; // the CPU address (gpuVaOffset)
       if (!pageMappedFor(svm, devIndex, va, batch.access[e]!))
         pageMaskSet(mask, (va - blockStart) / PAGE_SIZE);
     }
@@ -114,11 +115,11 @@ export async function serviceFaultBatch(svm: GpuSvm, devIndex: number, batch: Fa
       svm.blockFaults.set(block, prior + unique);
       for (let j = k; j < k1; j++) {
         const e = order[j]!;
-        const va = batch.va[e]!;
+        const va = batch.va[e]! - off; // the CPU address (gpuVaOffset)
         const access = batch.access[e]!;
         if (pageMappedFor(svm, devIndex, va, access)) continue; // serviced with an earlier fault
         const ret = await handleFaultIn(svm, devIndex, va, access, mask, prior);
-        if (ret !== 0) fb.cancel(va, inst);
+        if (ret !== 0) fb.cancel(va + off, inst);
       }
     }
     k = k1;

@@ -180,6 +180,14 @@ export interface GpuSvmOptions {
    * (2 MiB regions, threshold 256). See `access-counters.ts`.
    */
   readonly accessCounters?: boolean | AccessCounterOptions;
+  /**
+   * The "GPU VA = CPU VA + offset" scheme argued in the drm_gpuvm-across-devices thread (dri-devel,
+   * January 2024): device PTEs of CPU address `va` live at `va + gpuVaOffset`, and a device fault
+   * at GPU VA `g` is serviced for CPU address `g - gpuVaOffset` (every hmm call and notifier
+   * callback translates). A multiple of 2 MiB (large PTEs keep their alignment); default 0 (shared
+   * VA, as Linux's drivers do). Not combined with `xnack: false` or access counters.
+   */
+  readonly gpuVaOffset?: number;
 }
 
 /** Options of {@link GpuSvm.startFaultHandler}. */
@@ -312,6 +320,8 @@ export class GpuSvm {
   readonly migrating: { start: number; end: number; pages: PageMask | null }[] = [];
   /** Access-counter state, or null when the option is off. */
   readonly accessCounters: AccessCounters | null;
+  /** GPU VA − CPU VA of every device mapping (the `gpuVaOffset` option; 0: shared VA). */
+  readonly gpuVaOffset: number;
   /** @internal This VM's tag in shared device memory (0: the pools are this GpuSvm's own). */
   readonly poolTag: number;
   /**
@@ -340,6 +350,17 @@ export class GpuSvm {
     if (!Number.isSafeInteger(mmEnd) || mmEnd <= mmStart || mmEnd % PAGE_SIZE !== 0) {
       throw new ArgumentError(fn, 'mmEnd', 'must be page aligned and > mmStart', mmEnd);
     }
+    const off = opts.gpuVaOffset ?? 0;
+    if (!Number.isSafeInteger(off) || off < 0 || off % 0x200000 !== 0) {
+      throw new ArgumentError(fn, 'gpuVaOffset', 'must be a non-negative multiple of 2 MiB', off);
+    }
+    if (off !== 0 && ((opts.xnack ?? true) === false || (opts.accessCounters ?? false) !== false)) {
+      throw new ArgumentError(fn, 'gpuVaOffset', 'is not modelled with xnack off or access counters', off);
+    }
+    if (devices.some((d) => mmEnd + off > 2 ** d.format.vaBits)) {
+      throw new ArgumentError(fn, 'gpuVaOffset', 'mmEnd + offset must fit every device’s VA bits', off);
+    }
+    this.gpuVaOffset = off;
     this.mm = mm;
     this.devices = devices;
     this.granule = opts.granule ?? drmGpusvmPolicy();
@@ -460,7 +481,8 @@ export class GpuSvm {
   // ------------------------------------------------------------------------------- fault path
 
   /**
-   * Models xe_svm_handle_pagefault(): services one GPU fault of device `devIndex` at `va`.
+   * Models xe_svm_handle_pagefault(): services one GPU fault of device `devIndex` at GPU VA `va`
+   * (the CPU address plus {@link gpuVaOffset}).
    * Returns 0 (mapped), or a negative errno the caller turns into a cancel (-EFAULT, -EPERM,
    * -EINVAL, -EAGAIN after too many retries).
    */
@@ -471,7 +493,7 @@ export class GpuSvm {
     if (!Number.isSafeInteger(va) || va < 0)
       throw new ArgumentError('GpuSvm.handleFault', 'va', 'must be a uint', va);
     this.c.faults.value++;
-    return handleFaultIn(this, devIndex, va, access, null, 0);
+    return handleFaultIn(this, devIndex, va - this.gpuVaOffset, access, null, 0);
   }
 
   /** Index of the device whose SVM memory holds `pfn`, or -1 (system memory). */

@@ -132,6 +132,11 @@ export interface CoherenceOracleOptions {
    * there, so rules 1–3 skip them. Default: everything is mirrored.
    */
   readonly unmirrored?: (dev: GpuDevice, va: number) => boolean;
+  /**
+   * GPU VA − CPU VA of a device's mappings (GpuSvm's `gpuVaOffset`: the "GPU VA = CPU VA +
+   * offset" scheme). A device page at GPU VA `g` stands for the CPU page at `g - offset`. Default 0.
+   */
+  readonly gpuVaOffset?: (dev: GpuDevice) => number;
 }
 
 const ACCESS_WHEN = ['gpu-prefetch', 'gpu-read', 'gpu-write', 'gpu-atomic'] as const;
@@ -156,6 +161,7 @@ export class CoherenceOracle {
   private readonly checkAccesses: boolean;
   private readonly gpuReadOnly: ((va: number) => boolean) | null;
   private readonly unmirrored: ((dev: GpuDevice, va: number) => boolean) | null;
+  private readonly vaOffset: ((dev: GpuDevice) => number) | null;
   private readonly walk = new PageWalk();
   private readonly byEngine = new Map<GpuEngine, GpuDevice>();
   private notifier: MmuNotifier | null = null;
@@ -183,6 +189,7 @@ export class CoherenceOracle {
     this.checkAccesses = opts.accesses ?? true;
     this.gpuReadOnly = opts.gpuReadOnly ?? null;
     this.unmirrored = opts.unmirrored ?? null;
+    this.vaOffset = opts.gpuVaOffset ?? null;
     this.shadow = (opts.shadow ?? true) ? new DataShadow() : null;
     for (const d of devices) this.byEngine.set(d.engine, d);
   }
@@ -267,11 +274,16 @@ export class CoherenceOracle {
    */
   check(start: number, end: number, when = 'check'): CoherenceViolation[] {
     const found: CoherenceViolation[] = [];
-    const lo = Math.floor(start / 4096) * 4096;
+    const lo0 = Math.floor(start / 4096) * 4096;
+    const whole = start === 0 && end === Number.MAX_SAFE_INTEGER;
     for (const dev of this.devices) {
+      // the CPU span [start, end) is [start + off, end + off) on the device; a full check covers
+      // the device's whole VA (a page below the offset stands for no CPU page)
+      const off = this.vaOffset?.(dev) ?? 0;
       const top = 2 ** dev.format.vaBits;
+      const lo = whole ? 0 : lo0 + off;
       if (lo >= top) continue;
-      const hi = Math.min(end, top);
+      const hi = Math.min(end + off, top);
       dev.pageTable.forEachMapping(lo, hi, (m) => {
         const a = Math.max(m.va, lo);
         const b = Math.min(m.va + m.size, hi);
@@ -330,7 +342,11 @@ export class CoherenceOracle {
     writable: boolean,
   ): [CoherenceReason, number, number] | null {
     if (this.unmirrored?.(dev, va) === true) return null;
-    this.lookup(va);
+    const cva = va - (this.vaOffset?.(dev) ?? 0);
+    if (cva < 0) {
+      this.cpuPfn = -1;
+      this.cpuW = false;
+    } else this.lookup(cva);
     const cpuPfn = this.cpuPfn;
     const cpuW = this.cpuW;
     let reason: CoherenceReason | null = null;
@@ -373,6 +389,7 @@ export class CoherenceOracle {
     const dev = this.byEngine.get(engine);
     if (dev === undefined) return; // another process's device
     if (this.unmirrored?.(dev, va) === true) return; // a buffer object's page, not the CPU's
+    const cva = va - (this.vaOffset?.(dev) ?? 0); // the CPU address the GPU one stands for
     const write = acc !== ACCESS.READ;
     const when = ACCESS_WHEN[acc]!;
     if (this.checkAccesses) {
@@ -391,7 +408,7 @@ export class CoherenceOracle {
       if (r !== null) {
         if (r[0] === 'writable-after-wp') r[0] = 'write-to-readonly';
         this.report([this.violation(dev.id, va, r, 'access', when)]);
-      } else if (write && this.gpuReadOnly?.(va) === true) {
+      } else if (write && this.gpuReadOnly?.(cva) === true) {
         this.report([
           this.violation(dev.id, va, ['write-to-gpu-ro', devicePfn, this.cpuPfn], 'access', when),
         ]);
@@ -402,7 +419,7 @@ export class CoherenceOracle {
     if (shadow === null || data < 0 || port === null) return;
     // A shadowed page is private anonymous (checked at its first store; it is forgotten when its
     // PTE goes, which any VMA change over it needs), so only a first store asks for the VMA.
-    const known = shadow.hasPage(va);
+    const known = shadow.hasPage(cva);
     // the event comes before the data moves: what a load will return is in memory now
     const old =
       acc === ACCESS.WRITE || (!known && acc === ACCESS.READ)
@@ -410,11 +427,11 @@ export class CoherenceOracle {
         : port.read32(aperture as Aperture, pa, peer);
     if (acc !== ACCESS.WRITE && known) {
       this.checkedLoads++;
-      const bad = shadow.checkU32(va, old);
+      const bad = shadow.checkU32(cva, old);
       if (bad !== null) this.lostWrite(dev.id, bad, when);
     }
-    if (acc === ACCESS.READ || (!known && !this.shadowed(va))) return;
-    shadow.recordU32(va, acc === ACCESS.WRITE ? data : (old + data) % 2 ** 32);
+    if (acc === ACCESS.READ || (!known && !this.shadowed(cva))) return;
+    shadow.recordU32(cva, acc === ACCESS.WRITE ? data : (old + data) % 2 ** 32);
   }
 
   /** The CPU half of rule 3 (`mm.access` listener). */

@@ -58,7 +58,10 @@ export interface GpuVmDeviceOptions {
 
 /** Options of {@link GpuVmDevice.createVm}. */
 export interface GpuVmOptions
-  extends Pick<GpuSvmOptions, 'granule' | 'notifiers' | 'largePages' | 'faultWrite' | 'thrashing'> {
+  extends Pick<
+    GpuSvmOptions,
+    'granule' | 'notifiers' | 'largePages' | 'faultWrite' | 'thrashing' | 'gpuVaOffset'
+  > {
   /** When a GPU fault migrates to VRAM (default 'fault', as xe). */
   readonly migrate?: 'fault' | 'preferred' | 'never';
   /** Bind the CPU-address mirror over the whole VA at creation (default true). */
@@ -138,6 +141,7 @@ export class GpuVmDevice {
     oracle ??= new CoherenceOracle(mm, [], {
       resolve: (dev, m, va) => this.byDev.get(dev)?.svm.resolver(dev, m, va) ?? -1,
       unmirrored: (dev, va) => this.byDev.get(dev)?.boAt(va) != null,
+      gpuVaOffset: (dev) => this.byDev.get(dev)?.svm.gpuVaOffset ?? 0,
       throwOnViolation: opts.throwOnViolation ?? false,
     });
     this.oracles.set(mm, oracle);
@@ -244,19 +248,26 @@ export class GpuVm {
       },
     });
     this.svm.attachSystemMemory();
-    if (opts.mirror ?? true)
-      this.spans.push({ start: this.svm.mmStart, end: this.vaEnd, bo: null, boOffset: 0 });
+    if (opts.mirror ?? true) this.spans.push({ start: this.vaStart, end: this.vaEnd, bo: null, boOffset: 0 });
+    const off = this.svm.gpuVaOffset;
+    // GpuSvm asks with a CPU address; spans are GPU VA (CPU VA + gpuVaOffset)
     this.svm.mirrorSpan = (va) => {
-      const s = this.spanAt(va);
-      return s === null || s.bo !== null ? null : s;
+      const s = this.spanAt(va + off);
+      if (s === null || s.bo !== null) return null;
+      return off === 0 ? s : { start: s.start - off, end: s.end - off };
     };
     this.oracle = oracle;
     this.world = { sim: device.sim, mm, devs: [this.dev], svm: this.svm, oracle: this.oracle };
   }
 
-  /** End of the VM's VA (the mirror's end and the device's VA bits). */
+  /** Start of the VM's mirrorable GPU VA (the mirror's start plus `gpuVaOffset`). */
+  get vaStart(): number {
+    return this.svm.mmStart + this.svm.gpuVaOffset;
+  }
+
+  /** End of the VM's GPU VA (the mirror's end plus `gpuVaOffset`, within the device's VA bits). */
   get vaEnd(): number {
-    return Math.min(this.svm.mmEnd, 2 ** this.dev.format.vaBits);
+    return Math.min(this.svm.mmEnd + this.svm.gpuVaOffset, 2 ** this.dev.format.vaBits);
   }
 
   /** The BO bound at `va` and the offset in it, or null (mirror or nothing). */
@@ -404,7 +415,8 @@ export class GpuVm {
   /** Whether mirror space in `[start, end)` holds SVM ranges, after garbage collection (SVM lock held). */
   private async mirrorBusyLocked(start: number, end: number): Promise<boolean> {
     await garbageCollectLocked(this.svm);
-    return this.svm.ranges.some((r) => !r.unmapped && r.start < end && start < r.end);
+    const off = this.svm.gpuVaOffset;
+    return this.svm.ranges.some((r) => !r.unmapped && r.start + off < end && start < r.end + off);
   }
 
   private unbindBosIn(start: number, end: number): void {

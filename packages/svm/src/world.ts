@@ -70,6 +70,7 @@ export async function createSvmWorld(sim: Sim, options: SvmWorldOptions = {}): P
   const oracle = new CoherenceOracle(mm, devs, {
     resolve: svm.resolver,
     gpuReadOnly: (va) => (attrFlags(attrs.lookup(va)) & SVM_FLAG.GPU_RO) !== 0,
+    ...(svm.gpuVaOffset === 0 ? {} : { gpuVaOffset: () => svm.gpuVaOffset }),
     throwOnViolation: options.throwOnViolation ?? false,
   });
   await oracle.attach();
