@@ -472,7 +472,7 @@ export async function evictChunk(
   let victims = 0;
   let first = -1;
   for (let k = 0; k < 512; k++) {
-    const va = sd.rmapVa[chunk * 512 + k]!;
+    const va = sd.rmapVa1[chunk * 512 + k]! - 1;
     if (va < 0 || !inVictim(k)) continue;
     victims++;
     if (first < 0 || va < first) first = va;
@@ -481,7 +481,7 @@ export async function evictChunk(
   migrateStart(svm, first, victims, from, LOC.SYSMEM, MIGRATE_TRIGGER.TTM_EVICTION);
   const hit = new Set<SvmRange>();
   for (let k = 0; k < 512; k++) {
-    const va = sd.rmapVa[chunk * 512 + k]!;
+    const va = sd.rmapVa1[chunk * 512 + k]! - 1;
     if (va < 0 || !inVictim(k)) continue;
     const r = svm.rangeFind(va);
     if (r !== null) hit.add(r);
@@ -498,12 +498,12 @@ export async function evictChunk(
   let moved = await evictChunkByVa(svm, devIndex, chunk, inVictim);
   // what is left was not at its recorded VA: by pfn, one run of victim pages at a time
   for (let k = 0; k < 512; ) {
-    if (sd.rmapVa[chunk * 512 + k]! < 0 || !inVictim(k)) {
+    if (sd.rmapVa1[chunk * 512 + k]! === 0 || !inVictim(k)) {
       k++;
       continue;
     }
     let k1 = k + 1;
-    while (k1 < 512 && sd.rmapVa[chunk * 512 + k1]! >= 0 && inVictim(k1)) k1++;
+    while (k1 < 512 && sd.rmapVa1[chunk * 512 + k1]! > 0 && inVictim(k1)) k1++;
     const n = k1 - k;
     const src = new Float64Array(n);
     const dst = new Float64Array(n);
@@ -530,7 +530,7 @@ export async function evictChunkByVa(
   const sd = svm.devmem[devIndex]!;
   const vas: number[] = [];
   for (let k = 0; k < 512; k++) {
-    const va = sd.rmapVa[chunk * 512 + k]!;
+    const va = sd.rmapVa1[chunk * 512 + k]! - 1;
     if (va >= 0 && inVictim(k)) vas.push(va);
   }
   if (vas.length === 0) return 0;
