@@ -246,6 +246,10 @@ export function createCli(): ReturnType<typeof cac> {
       `Notifier policies: ${ACCEPTED.notifiers.join(', ')} (default: ${d.notifiers.join(',')})`,
     )
     .option(
+      '--evictions <list>',
+      `Eviction policies of device memory (placement vram): ${ACCEPTED.evictions.join(', ')} (default: lru-chunk)`,
+    )
+    .option(
       '--costs <variant>',
       `A cost variant: default or name=value[,name=value]; repeat for several (default: default). Names (docs/cost-model.md): ${ACCEPTED.costs.join(', ')}`,
     )

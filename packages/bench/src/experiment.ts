@@ -42,7 +42,14 @@ import {
   withCpuPhases,
 } from '@hmmkit/workloads';
 import { pageTouch } from './microbench.ts';
-import { granulePolicy, notifierPolicy } from './policies.ts';
+import {
+  DEFAULT_EVICTION,
+  EVICTION_POLICIES,
+  evictionPolicy,
+  granulePolicy,
+  isEvictionName,
+  notifierPolicy,
+} from './policies.ts';
 import { TimelineRecorder } from './timeline.ts';
 import { loadTraceWorkload, TRACE_FORMATS, type TraceFormat } from './trace-workload.ts';
 
@@ -93,6 +100,11 @@ export interface ExperimentSpec {
   readonly granule?: string;
   /** Notifier policy name (see NOTIFIER_POLICIES). Default 'window-512M'. */
   readonly notifier?: string;
+  /**
+   * Eviction policy of the device-memory pool (see EVICTION_POLICIES; placement 'vram' only).
+   * Default 'lru-chunk' (UVM's).
+   */
+  readonly eviction?: string;
   /** Cost-model overrides (names of COST_PARAMS). */
   readonly costs?: Readonly<Partial<Record<CostParamName, number>>>;
   /** Label of the cost overrides for tables (default 'default' or the overrides as k=v). */
@@ -266,6 +278,7 @@ export interface ResolvedSpec {
   };
   readonly granule: string;
   readonly notifier: string;
+  readonly eviction: string;
   readonly costs: Readonly<Partial<Record<CostParamName, number>>>;
   readonly costLabel: string;
   readonly seed: number;
@@ -336,6 +349,23 @@ export function resolveSpec(spec: ExperimentSpec): ResolvedSpec {
   const notifier = spec.notifier ?? 'window-512M';
   granulePolicy(granule); // validates the name
   notifierPolicy(notifier);
+  const eviction = spec.eviction ?? DEFAULT_EVICTION;
+  if (!isEvictionName(eviction)) {
+    throw new ArgumentError(
+      fn,
+      'eviction',
+      `must be one of ${Object.keys(EVICTION_POLICIES).join(', ')}`,
+      eviction,
+    );
+  }
+  if (eviction !== DEFAULT_EVICTION && placement !== 'vram') {
+    throw new ArgumentError(
+      fn,
+      'eviction',
+      "applies to device memory only: it needs placement 'vram'",
+      eviction,
+    );
+  }
   const thp = spec.thp ?? 'never';
   const replay = spec.replay ?? 'batch-flush';
   if (!REPLAY_POLICIES.includes(replay)) {
@@ -353,6 +383,7 @@ export function resolveSpec(spec: ExperimentSpec): ResolvedSpec {
     workload: { generator: w.generator, params: w.params ?? {}, cpu, label: w.label ?? w.generator },
     granule,
     notifier,
+    eviction,
     costs,
     costLabel: spec.costLabel ?? costLabelOf(costs),
     seed,
@@ -626,7 +657,9 @@ async function runCell(spec: ExperimentSpec, hooks: RunHooks): Promise<Metrics> 
   const opts: GpuSvmOptions = {
     granule: granulePolicy(s.granule),
     notifiers: notifierPolicy(s.notifier),
-    ...(s.placement === 'vram' ? { devmem: { migrate: 'fault' as const } } : {}),
+    ...(s.placement === 'vram'
+      ? { devmem: { migrate: 'fault' as const, eviction: evictionPolicy(s.eviction, s.seed) } }
+      : {}),
   };
   const svm = new GpuSvm(mm, devices, opts);
   const oracle = new CoherenceOracle(mm, devices, { resolve: svm.resolver, throwOnViolation: false });

@@ -38,6 +38,7 @@ export function sweepSchema(): Record<string, unknown> {
     }),
     granules: nonEmpty(names(ACCEPTED.granules)),
     notifiers: nonEmpty(names(ACCEPTED.notifiers)),
+    evictions: nonEmpty(names(ACCEPTED.evictions)),
     costs: {
       type: 'array',
       items: {
