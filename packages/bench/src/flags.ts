@@ -51,6 +51,7 @@ export interface SweepFlags {
   footprint?: unknown;
   cpu?: unknown;
   placement?: unknown;
+  accessCounterThreshold?: unknown;
   vram?: unknown;
   devices?: unknown;
   threads?: unknown;
@@ -170,12 +171,14 @@ export const SWEEP_SPEC_FIELDS = {
   workloads: 'workloads (generator, params, cpu, label)',
   granules: 'granule policies',
   notifiers: 'notifier policies',
-  evictions: "eviction policies of device memory (placement 'vram'; default lru-chunk)",
+  evictions: "eviction policies of device memory (placement 'vram' or 'counters'; default lru-chunk)",
   costs: 'cost variants ({label, overrides})',
   seeds: 'seeds',
   devices: 'GPUs',
   vramBytes: 'VRAM per device in bytes',
   placement: 'placement',
+  accessCounterThreshold:
+    "remote accesses per 2 MiB region that migrate it (placement 'counters'; default 256)",
   replay: 'fault replay policy',
   maxSteps: 'scheduler step budget per phase',
   timeoutMs: 'wall-clock budget per cell (ms)',
@@ -268,10 +271,22 @@ export function sweepFromFlags(f: SweepFlags): SweepSpec {
   if (maxSteps !== undefined) s = { ...s, maxSteps };
   const timeout = numberFlag('timeout', f.timeout, 'a number of seconds ≥ 0 (0 = none)', (v) => v >= 0);
   if (timeout !== undefined) s = { ...s, timeoutMs: Math.round(timeout * 1000) };
-  if (ev.some((e) => e !== 'lru-chunk') && (s.placement ?? 'vram') !== 'vram') {
+  if (ev.some((e) => e !== 'lru-chunk') && s.placement === 'sysmem') {
     throw new UsageError(
-      `--evictions applies to device memory only: it needs --placement vram (placement is ${s.placement})`,
+      `--evictions applies to device memory only: it needs --placement vram or counters (placement is ${s.placement})`,
     );
+  }
+  const act = numberFlag(
+    'access-counter-threshold',
+    f.accessCounterThreshold,
+    'an integer in [1, 65535]',
+    (v) => isInt(v) && v >= 1 && v <= 65535,
+  );
+  if (act !== undefined) {
+    if ((s.placement ?? 'vram') !== 'counters') {
+      throw new UsageError('--access-counter-threshold needs --placement counters');
+    }
+    s = { ...s, accessCounterThreshold: act };
   }
   return s;
 }

@@ -52,6 +52,7 @@ export function sweepSchema(): Record<string, unknown> {
     devices: { type: 'integer', minimum: 1, maximum: 8 },
     vramBytes: { type: 'integer', minimum: 2097152, multipleOf: 2097152 },
     placement: names(ACCEPTED.placement),
+    accessCounterThreshold: { type: 'integer', minimum: 1, maximum: 65535 },
     replay: names(REPLAY_POLICIES),
     maxSteps: { type: 'integer', minimum: 1 },
     timeoutMs: { type: 'number', minimum: 0 },

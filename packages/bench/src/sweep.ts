@@ -33,7 +33,8 @@ export interface SweepSpec {
   readonly granules: readonly string[];
   readonly notifiers: readonly string[];
   /**
-   * Eviction policies of the device-memory pool (EVICTION_POLICIES; placement 'vram'). Default
+   * Eviction policies of the device-memory pool (EVICTION_POLICIES; placement 'vram' or
+   * 'counters'). Default
    * ['lru-chunk'] (UVM's). Tables and policy keys name a non-default one as `granule+eviction`.
    */
   readonly evictions?: readonly string[];
@@ -44,6 +45,8 @@ export interface SweepSpec {
   readonly devices?: number;
   readonly vramBytes?: number;
   readonly placement?: Placement;
+  /** Access-counter threshold of placement 'counters' (default 256). */
+  readonly accessCounterThreshold?: number;
   readonly replay?: ReplayPolicy;
   /** Scheduler step budget of each phase of each cell (default {@link DEFAULT_MAX_STEPS}). */
   readonly maxSteps?: number;
@@ -176,6 +179,9 @@ export function expandSweep(sweep: SweepSpec): ExperimentSpec[] {
                 ...(sweep.devices !== undefined ? { devices: sweep.devices } : {}),
                 ...(sweep.vramBytes !== undefined ? { vramBytes: sweep.vramBytes } : {}),
                 ...(sweep.placement !== undefined ? { placement: sweep.placement } : {}),
+                ...(sweep.accessCounterThreshold !== undefined
+                  ? { accessCounterThreshold: sweep.accessCounterThreshold }
+                  : {}),
                 ...(sweep.replay !== undefined ? { replay: sweep.replay } : {}),
                 ...(sweep.maxSteps !== undefined ? { maxSteps: sweep.maxSteps } : {}),
                 ...(sweep.timeoutMs !== undefined ? { timeoutMs: sweep.timeoutMs } : {}),

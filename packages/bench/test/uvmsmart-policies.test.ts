@@ -109,3 +109,42 @@ describe('eviction policies in sweeps', () => {
     );
   });
 });
+
+describe("placement 'counters': delayed migration by access counters", () => {
+  const stream = (extra: Partial<ExperimentSpec>): ExperimentSpec => ({
+    workload: { generator: 'streaming', params: { footprintBytes: 4 << 20, iterations: 4, numSMs: 8 } },
+    granule: 'uvmsmart-tree',
+    placement: 'counters',
+    ...extra,
+  });
+
+  it('maps remotely first and migrates a region once it is hot; a threshold never reached migrates nothing', async () => {
+    const hot = await runExperiment(stream({ accessCounterThreshold: 64 }));
+    const cold = await runExperiment(stream({ accessCounterThreshold: 65535 }));
+    const sys = await runExperiment(stream({ placement: 'sysmem' }));
+    for (const m of [hot, cold, sys]) {
+      expect(m.oracleViolations).toBe(0);
+      expect(m.failedWarps).toBe(0);
+    }
+    expect(hot.bytesH2d).toBeGreaterThan(0);
+    expect(cold.bytesH2d).toBe(0);
+    expect(sys.bytesH2d).toBe(0);
+    // a cold threshold behaves as system-memory placement
+    expect(cold.farFaults).toBe(sys.farFaults);
+  });
+
+  it('rejects a threshold without counters placement, or out of range, naming the field and flag', () => {
+    expect(() => resolveSpec(stream({ placement: 'vram', accessCounterThreshold: 8 }))).toThrow(
+      /accessCounterThreshold' needs placement 'counters'/,
+    );
+    expect(() => resolveSpec(stream({ accessCounterThreshold: 0 }))).toThrow(/\[1, 65535\]/);
+    expect(resolveSpec(stream({})).accessCounterThreshold).toBe(256);
+    expect(resolveSpec(stream({ placement: 'vram' })).accessCounterThreshold).toBe(0);
+    expect(() => sweepFromFlags({ accessCounterThreshold: 8 })).toThrow(
+      /--access-counter-threshold needs --placement counters/,
+    );
+    expect(sweepFromFlags({ placement: 'counters', accessCounterThreshold: 8 }).accessCounterThreshold).toBe(
+      8,
+    );
+  });
+});
