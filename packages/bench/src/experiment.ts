@@ -296,8 +296,8 @@ export interface ResolvedSpec {
   readonly devices: number;
   readonly vramBytes: number;
   readonly placement: Placement;
-  /** Access-counter threshold (placement 'counters'; 0 otherwise). */
-  readonly accessCounterThreshold: number;
+  /** Access-counter threshold (present with placement 'counters' only). */
+  readonly accessCounterThreshold?: number;
   readonly thp: ThpMode;
   readonly replay: ReplayPolicy;
   readonly maxSteps: number;
@@ -386,7 +386,7 @@ export function resolveSpec(spec: ExperimentSpec): ResolvedSpec {
   if (act !== undefined && (!Number.isInteger(act) || act < 1 || act > 65535)) {
     throw new ArgumentError(fn, 'accessCounterThreshold', 'must be an integer in [1, 65535]', act);
   }
-  const accessCounterThreshold = placement === 'counters' ? (act ?? 256) : 0;
+
   const thp = spec.thp ?? 'never';
   const replay = spec.replay ?? 'batch-flush';
   if (!REPLAY_POLICIES.includes(replay)) {
@@ -411,7 +411,7 @@ export function resolveSpec(spec: ExperimentSpec): ResolvedSpec {
     devices,
     vramBytes,
     placement,
-    accessCounterThreshold,
+    ...(placement === 'counters' ? { accessCounterThreshold: act ?? 256 } : {}),
     thp,
     replay,
     maxSteps,
@@ -687,7 +687,7 @@ async function runCell(spec: ExperimentSpec, hooks: RunHooks): Promise<Metrics> 
             eviction: evictionPolicy(s.eviction, s.seed),
           },
         }),
-    ...(s.placement === 'counters' ? { accessCounters: { threshold: s.accessCounterThreshold } } : {}),
+    ...(s.placement === 'counters' ? { accessCounters: { threshold: s.accessCounterThreshold ?? 256 } } : {}),
   };
   const svm = new GpuSvm(mm, devices, opts);
   const oracle = new CoherenceOracle(mm, devices, { resolve: svm.resolver, throwOnViolation: false });

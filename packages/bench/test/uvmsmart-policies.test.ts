@@ -139,7 +139,7 @@ describe("placement 'counters': delayed migration by access counters", () => {
     );
     expect(() => resolveSpec(stream({ accessCounterThreshold: 0 }))).toThrow(/\[1, 65535\]/);
     expect(resolveSpec(stream({})).accessCounterThreshold).toBe(256);
-    expect(resolveSpec(stream({ placement: 'vram' })).accessCounterThreshold).toBe(0);
+    expect(resolveSpec(stream({ placement: 'vram' })).accessCounterThreshold).toBeUndefined();
     expect(() => sweepFromFlags({ accessCounterThreshold: 8 })).toThrow(
       /--access-counter-threshold needs --placement counters/,
     );
