@@ -148,3 +148,29 @@ describe("placement 'counters': delayed migration by access counters", () => {
     );
   });
 });
+
+describe('UVMSmart oversubscription: the qualitative result on this model', () => {
+  // stencil at 150 % of 4 MiB of VRAM, UVMSmart's narrow wave (20 SMs × 16 warps)
+  const cell = (granule: string, eviction: string): Promise<Metrics> =>
+    runExperiment({
+      workload: {
+        generator: 'stencil',
+        params: { footprintBytes: 6 << 20, iterations: 3, numSMs: 20, warpsPerSM: 16 },
+      },
+      granule,
+      eviction,
+      vramBytes: 4 << 20,
+    });
+
+  it('the prefetcher decides most (tree < sequential-local 64K < on-demand), and random 4K eviction breaks the blocks the tree builds', async () => {
+    const tree = await cell('uvmsmart-tree', 'uvmsmart-lru-2m');
+    const seq = await cell('uvmsmart-seq-64k', 'uvmsmart-lru-2m');
+    const demand = await cell('uvmsmart-on-demand', 'uvmsmart-lru-2m');
+    const treeRandom = await cell('uvmsmart-tree', 'uvmsmart-random-4k');
+    for (const m of [tree, seq, demand, treeRandom]) expect(m.oracleViolations).toBe(0);
+    expect(tree.simTimeNs * 2).toBeLessThan(seq.simTimeNs);
+    expect(seq.simTimeNs).toBeLessThan(demand.simTimeNs);
+    expect(treeRandom.simTimeNs).toBeGreaterThan(tree.simTimeNs * 1.4);
+    expect(treeRandom.farFaults).toBeGreaterThan(tree.farFaults);
+  });
+});
