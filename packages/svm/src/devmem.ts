@@ -32,6 +32,8 @@ export class SvmDeviceMemory {
   readonly rmapVa1: Float64Array;
   /** Virtual time of the last bind that mapped each device page (0: never), for 4 KiB LRU eviction. */
   readonly pageLastUseNs: Float64Array;
+  /** Per device page, when its migration timeslice ends (drm_pagemap `timeslice_expiration`; 0: none). */
+  readonly expiresNs: Float64Array;
   /** Allocation stamp per chunk (LRU order: smaller = older). */
   readonly chunkStamp: Float64Array;
   /** Pages in use per chunk. */
@@ -72,6 +74,7 @@ export class SvmDeviceMemory {
     const n = pas.length * CHUNK_PAGES;
     this.rmapVa1 = new Float64Array(n);
     this.pageLastUseNs = new Float64Array(n);
+    this.expiresNs = new Float64Array(n);
     this.chunkStamp = new Float64Array(pas.length);
     this.chunkUsed = new Int32Array(pas.length);
     this.chunkLastUseNs = new Float64Array(pas.length);
@@ -87,6 +90,7 @@ export class SvmDeviceMemory {
         this.countBlock(this.rmapVa1[k]! - 1, -1);
         this.rmapVa1[k] = 0;
         this.pageLastUseNs[k] = 0;
+        this.expiresNs[k] = 0;
         this.chunkUsed[Math.floor(k / CHUNK_PAGES)]!--;
       },
     });
