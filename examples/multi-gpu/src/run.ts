@@ -39,11 +39,46 @@ export interface BufferMetrics {
   readonly readMismatches: number;
 }
 
+/** The handoff: gpu0's results prefetched to gpu1 (drm_pagemap / KFD prefetch to another GPU). */
+export interface HandoffMetrics {
+  /** Pages that went VRAM to VRAM over the peer link. */
+  readonly d2dPages: number;
+  /** Bytes that crossed to system memory and back (the bounce without a peer link). */
+  readonly d2hBytes: number;
+  readonly h2dBytes: number;
+  /** Simulated time of the prefetch. */
+  readonly simNs: number;
+  readonly readMismatches: number;
+}
+
 /** Numbers of one run. */
 export interface MultiGpuMetrics {
   readonly hinted: BufferMetrics;
   readonly unhinted: BufferMetrics;
+  readonly handoff: HandoffMetrics;
   readonly violations: number;
+}
+
+/** gpu0 writes a 2 MiB buffer in its VRAM, then a prefetch hands it to gpu1, which reads it. */
+async function handoff(w: SvmWorld, buf: number): Promise<HandoffMetrics> {
+  const k = (n: string) => w.sim.counters.get(n);
+  const ce = (dir: 'bytesD2h' | 'bytesH2d') => w.devs.reduce((s, d) => s + d.copyEngine[dir].value, 0);
+  const pages = Array.from({ length: M2 / P }, (_, i) => i);
+  await w.svm.prefetch(buf, buf + M2, deviceLoc(0));
+  await runKernel(w, 0, [pages.map((i): Access => [buf + i * P, ACCESS.WRITE, i])]);
+  const [dd0, d2h0, h2d0, t0] = [k('svm.migrate.d2d.pages'), ce('bytesD2h'), ce('bytesH2d'), w.sim.now];
+  await w.svm.prefetch(buf, buf + M2, deviceLoc(1));
+  const simNs = w.sim.now - t0;
+  const r = await runKernel(w, 1, [pages.map((i): Access => [buf + i * P, ACCESS.READ, 0])]);
+  let readMismatches = 0;
+  for (const i of pages) if (r.data[i] !== i) readMismatches++;
+  return {
+    d2dPages: k('svm.migrate.d2d.pages') - dd0,
+    d2hBytes: ce('bytesD2h') - d2h0,
+    h2dBytes: ce('bytesH2d') - h2d0,
+    simNs,
+    readMismatches,
+  };
 }
 
 /** Printed lines and metrics. */
@@ -129,9 +164,18 @@ export async function run(opts: { peer?: boolean; seed?: number } = {}): Promise
       `    gpu0's compute kernels once every page is mapped (rounds 2–${ROUNDS}): X ${formatNs(hinted.gpu0SteadyNs)}, ` +
         `Y ${formatNs(unhinted.gpu0SteadyNs)} (an access through SYS costs gpuSysAccessNs, PEER gpuPeerAccessNs, more than VRAM)`,
     );
+    const z = await mmapAnonymous(w.mm, M2, BASE + 4 * M2);
+    const h = await handoff(w, z);
+    say(
+      `Z, handoff: gpu0 writes 2 MiB in its VRAM, a prefetch moves it to gpu1 in ${formatNs(h.simNs)}: ` +
+        (h.d2dPages > 0
+          ? `${h.d2dPages} pages VRAM to VRAM over the link, ${h.d2hBytes + h.h2dBytes} bytes through system memory`
+          : `through system memory (${h.d2hBytes} bytes down, ${h.h2dBytes} up)`) +
+        `; gpu1 read them: ${h.readMismatches === 0 ? 'yes' : `NO (${h.readMismatches} wrong)`}`,
+    );
     const verdict = worldVerdict(w);
     say(verdict.line);
     const { violations } = verdict;
-    return { lines, metrics: { hinted, unhinted, violations } };
+    return { lines, metrics: { hinted, unhinted, handoff: h, violations } };
   });
 }

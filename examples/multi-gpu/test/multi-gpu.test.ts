@@ -2,6 +2,8 @@ import { DEFAULT_COSTS } from '@hmmkit/sim';
 import { describe, expect, it } from 'vitest';
 import { run } from '../src/run.ts';
 
+const M2 = 0x200000;
+
 describe('multi-gpu example', () => {
   it('without peer access: the hint keeps gpu0 in its VRAM; without it gpu0 works on system memory', async () => {
     const r = await run();
@@ -18,6 +20,8 @@ describe('multi-gpu example', () => {
     expect(unhinted.gpu0SteadyNs - hinted.gpu0SteadyNs).toBe(128 * DEFAULT_COSTS.gpuSysAccessNs);
     expect(r.metrics.violations).toBe(0);
     expect(r.lines.at(-1)).toContain('COHERENT');
+    // the handoff bounces through system memory: 2 MiB down, 2 MiB up
+    expect(r.metrics.handoff).toMatchObject({ d2dPages: 0, d2hBytes: M2, h2dBytes: M2, readMismatches: 0 });
   });
 
   it('with peer access: gpu1 maps gpu0 VRAM through PEER and nothing goes back to system memory', async () => {
@@ -28,5 +32,9 @@ describe('multi-gpu example', () => {
     expect(unhinted.gpu0SteadyNs - hinted.gpu0SteadyNs).toBe(128 * DEFAULT_COSTS.gpuPeerAccessNs);
     expect(hinted.readMismatches + unhinted.readMismatches).toBe(0);
     expect(r.metrics.violations).toBe(0);
+    // the handoff goes VRAM to VRAM: nothing through system memory, one copy instead of two
+    expect(r.metrics.handoff).toMatchObject({ d2dPages: 512, d2hBytes: 0, h2dBytes: 0, readMismatches: 0 });
+    const bounce = (await run()).metrics.handoff.simNs;
+    expect(r.metrics.handoff.simNs).toBeLessThan(bounce);
   });
 });

@@ -42,7 +42,7 @@ export async function run(): Promise<{ lines: string[]; metrics: Metrics }> {
   const pagesOf = (vm: GpuVm): number => {
     let n = 0;
     for (let k = 0; k < gpu.pool.rmapTag.length; k++)
-      if (gpu.pool.rmapTag[k] === vm.tag && gpu.pool.rmapVa[k]! >= 0) n++;
+      if (gpu.pool.rmapTag[k] === vm.tag && gpu.pool.rmapVa1[k]! > 0) n++;
     return n;
   };
   const value = (p: number, i: number) => (p * 0x10000 + i + 1) >>> 0;

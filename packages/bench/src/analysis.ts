@@ -13,13 +13,16 @@
  * @module
  */
 import type { ResolvedSpec } from './experiment.ts';
+import { granuleLabel } from './policies.ts';
 import type { CellResult, SweepResult } from './sweep.ts';
 
-/** A policy key: granule/notifier, plus `/costs` when the cost variant is not 'default'. */
+/**
+ * A policy key: granule/notifier, plus `/costs` when the cost variant is not 'default'; the
+ * granule part is `granule+eviction` when the eviction policy is not the default.
+ */
 export function policyOf(spec: ResolvedSpec): string {
-  return spec.costLabel === 'default'
-    ? `${spec.granule}/${spec.notifier}`
-    : `${spec.granule}/${spec.notifier}/${spec.costLabel}`;
+  const g = granuleLabel(spec);
+  return spec.costLabel === 'default' ? `${g}/${spec.notifier}` : `${g}/${spec.notifier}/${spec.costLabel}`;
 }
 
 /** Two-sided 95 % Student-t quantiles for 1..30 degrees of freedom (beyond: 1.96). */
@@ -90,7 +93,10 @@ export interface Recommendation {
 
 /** Which baseline policy a sweep compares against. */
 export interface BaselineChoice {
-  /** Granule policy (default '4k' when the sweep has it — demand paging, no fault-around — else the first). */
+  /**
+   * Granule policy, as `granule+eviction` for a non-default eviction (default '4k' when the sweep
+   * has it — demand paging, no fault-around — else the first).
+   */
   readonly granule?: string;
   /** Notifier policy (default: the sweep's first). */
   readonly notifier?: string;
@@ -113,7 +119,7 @@ const mean = (xs: readonly number[]): number => xs.reduce((s, x) => s + x, 0) / 
 /** The baseline policy key of a sweep result. */
 export function baselineOf(result: Pick<SweepResult, 'cells'>, choice: BaselineChoice = {}): string {
   const cells = result.cells;
-  const granules = [...new Set(cells.map((c) => c.spec.granule))];
+  const granules = [...new Set(cells.map((c) => granuleLabel(c.spec)))];
   const notifiers = [...new Set(cells.map((c) => c.spec.notifier))];
   const costs = [...new Set(cells.map((c) => c.spec.costLabel))];
   const g = choice.granule ?? (granules.includes('4k') ? '4k' : granules[0]);

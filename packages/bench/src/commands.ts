@@ -246,6 +246,10 @@ export function createCli(): ReturnType<typeof cac> {
       `Notifier policies: ${ACCEPTED.notifiers.join(', ')} (default: ${d.notifiers.join(',')})`,
     )
     .option(
+      '--evictions <list>',
+      `Eviction policies of device memory (placement vram or counters): ${ACCEPTED.evictions.join(', ')} (default: lru-chunk)`,
+    )
+    .option(
       '--costs <variant>',
       `A cost variant: default or name=value[,name=value]; repeat for several (default: default). Names (docs/cost-model.md): ${ACCEPTED.costs.join(', ')}`,
     )
@@ -263,7 +267,11 @@ export function createCli(): ReturnType<typeof cac> {
       '--cpu <mode>',
       `CPU activity: ${ACCEPTED.cpu.join(', ')} (default: each workload's own, else init)`,
     )
-    .option('--placement <p>', `${ACCEPTED.placement.join(' or ')} (default: ${d.placement})`)
+    .option('--placement <p>', `${ACCEPTED.placement.join(', ')} (default: ${d.placement})`)
+    .option(
+      '--access-counter-threshold <n>',
+      'With --placement counters: remote accesses per 2 MiB region that migrate it (default: 256)',
+    )
     .option('--vram <MiB>', `VRAM per device in MiB, a multiple of 2 (default: ${(d.vramBytes ?? 0) / MiB})`)
     .option('--devices <n>', 'GPUs, 1 to 8 (default: 1)')
     .option('--threads <n>', 'Worker threads (0 = inline; default and cap: available parallelism)')

@@ -42,7 +42,14 @@ import {
   withCpuPhases,
 } from '@hmmkit/workloads';
 import { pageTouch } from './microbench.ts';
-import { granulePolicy, notifierPolicy } from './policies.ts';
+import {
+  DEFAULT_EVICTION,
+  EVICTION_POLICIES,
+  evictionPolicy,
+  granulePolicy,
+  isEvictionName,
+  notifierPolicy,
+} from './policies.ts';
 import { TimelineRecorder } from './timeline.ts';
 import { loadTraceWorkload, TRACE_FORMATS, type TraceFormat } from './trace-workload.ts';
 
@@ -58,9 +65,15 @@ export const CPU_MODES = ['none', 'init', 'pingpong', 'storm'] as const;
 export type CpuMode = (typeof CPU_MODES)[number];
 
 /** Where the svm places data. */
-export const PLACEMENTS = ['sysmem', 'vram'] as const;
-/** `sysmem`: devices map CPU pages remotely (no migration); `vram`: a GPU fault migrates its span
- * to the faulting device's VRAM (xe), evicting LRU 2 MiB chunks when VRAM is full. */
+export const PLACEMENTS = ['sysmem', 'vram', 'counters'] as const;
+/**
+ * `sysmem`: devices map CPU pages remotely (no migration); `vram`: a GPU fault migrates its span
+ * to the faulting device's VRAM (xe), evicting per the eviction policy when VRAM is full;
+ * `counters`: delayed migration driven by access counters (UVM on Volta+, UVMSmart's "delayed
+ * migration"): a GPU fault maps the CPU pages remotely, the GPU counts its remote accesses per
+ * 2 MiB region, and a region reaching {@link ExperimentSpec.accessCounterThreshold} is migrated
+ * to VRAM by the access-counter handler (evicting as `vram` does).
+ */
 export type Placement = (typeof PLACEMENTS)[number];
 
 /** The workload of an experiment: a `@hmmkit/workloads` generator and its parameters. */
@@ -93,6 +106,11 @@ export interface ExperimentSpec {
   readonly granule?: string;
   /** Notifier policy name (see NOTIFIER_POLICIES). Default 'window-512M'. */
   readonly notifier?: string;
+  /**
+   * Eviction policy of the device-memory pool (see EVICTION_POLICIES; placement 'vram' only).
+   * Default 'lru-chunk' (UVM's).
+   */
+  readonly eviction?: string;
   /** Cost-model overrides (names of COST_PARAMS). */
   readonly costs?: Readonly<Partial<Record<CostParamName, number>>>;
   /** Label of the cost overrides for tables (default 'default' or the overrides as k=v). */
@@ -105,6 +123,11 @@ export interface ExperimentSpec {
   readonly vramBytes?: number;
   /** Data placement. Default 'vram'. */
   readonly placement?: Placement;
+  /**
+   * Remote accesses to a 2 MiB region that trigger its migration, with placement 'counters'
+   * (UVM's default 256). An integer in [1, 65535].
+   */
+  readonly accessCounterThreshold?: number;
   /** Transparent huge pages of the CPU mm. Default 'never'. */
   readonly thp?: ThpMode;
   /**
@@ -266,12 +289,15 @@ export interface ResolvedSpec {
   };
   readonly granule: string;
   readonly notifier: string;
+  readonly eviction: string;
   readonly costs: Readonly<Partial<Record<CostParamName, number>>>;
   readonly costLabel: string;
   readonly seed: number;
   readonly devices: number;
   readonly vramBytes: number;
   readonly placement: Placement;
+  /** Access-counter threshold (present with placement 'counters' only). */
+  readonly accessCounterThreshold?: number;
   readonly thp: ThpMode;
   readonly replay: ReplayPolicy;
   readonly maxSteps: number;
@@ -336,6 +362,31 @@ export function resolveSpec(spec: ExperimentSpec): ResolvedSpec {
   const notifier = spec.notifier ?? 'window-512M';
   granulePolicy(granule); // validates the name
   notifierPolicy(notifier);
+  const eviction = spec.eviction ?? DEFAULT_EVICTION;
+  if (!isEvictionName(eviction)) {
+    throw new ArgumentError(
+      fn,
+      'eviction',
+      `must be one of ${Object.keys(EVICTION_POLICIES).join(', ')}`,
+      eviction,
+    );
+  }
+  if (eviction !== DEFAULT_EVICTION && placement === 'sysmem') {
+    throw new ArgumentError(
+      fn,
+      'eviction',
+      "applies to device memory only: it needs placement 'vram' or 'counters'",
+      eviction,
+    );
+  }
+  const act = spec.accessCounterThreshold;
+  if (act !== undefined && placement !== 'counters') {
+    throw new ArgumentError(fn, 'accessCounterThreshold', "needs placement 'counters'", act);
+  }
+  if (act !== undefined && (!Number.isInteger(act) || act < 1 || act > 65535)) {
+    throw new ArgumentError(fn, 'accessCounterThreshold', 'must be an integer in [1, 65535]', act);
+  }
+
   const thp = spec.thp ?? 'never';
   const replay = spec.replay ?? 'batch-flush';
   if (!REPLAY_POLICIES.includes(replay)) {
@@ -353,12 +404,14 @@ export function resolveSpec(spec: ExperimentSpec): ResolvedSpec {
     workload: { generator: w.generator, params: w.params ?? {}, cpu, label: w.label ?? w.generator },
     granule,
     notifier,
+    eviction,
     costs,
     costLabel: spec.costLabel ?? costLabelOf(costs),
     seed,
     devices,
     vramBytes,
     placement,
+    ...(placement === 'counters' ? { accessCounterThreshold: act ?? 256 } : {}),
     thp,
     replay,
     maxSteps,
@@ -626,7 +679,15 @@ async function runCell(spec: ExperimentSpec, hooks: RunHooks): Promise<Metrics> 
   const opts: GpuSvmOptions = {
     granule: granulePolicy(s.granule),
     notifiers: notifierPolicy(s.notifier),
-    ...(s.placement === 'vram' ? { devmem: { migrate: 'fault' as const } } : {}),
+    ...(s.placement === 'sysmem'
+      ? {}
+      : {
+          devmem: {
+            migrate: s.placement === 'vram' ? ('fault' as const) : ('never' as const),
+            eviction: evictionPolicy(s.eviction, s.seed),
+          },
+        }),
+    ...(s.placement === 'counters' ? { accessCounters: { threshold: s.accessCounterThreshold ?? 256 } } : {}),
   };
   const svm = new GpuSvm(mm, devices, opts);
   const oracle = new CoherenceOracle(mm, devices, { resolve: svm.resolver, throwOnViolation: false });
@@ -697,12 +758,14 @@ async function runCell(spec: ExperimentSpec, hooks: RunHooks): Promise<Metrics> 
       });
     }
     svm.startFaultHandler(d, () => done, { replay: s.replay });
+    if (svm.accessCounters !== null) svm.startAccessCounterHandler(d, () => done);
     sim.sched.spawn(`kernel-${ph.index}`, async () => {
       const r = await dev.engine.run(k.streams, { warpClient: warpClients(k) });
       accesses += r.accesses;
       failedWarps += r.failed;
       done = true;
       dev.faultBuffer.kick();
+      svm.accessCounters?.wq.wakeUpAll();
     });
     await sim.sched.run();
     kernelTimeNs += sim.now - k0;

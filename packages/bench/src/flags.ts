@@ -18,7 +18,7 @@ import {
   type WorkloadGenerator,
   type WorkloadSpec,
 } from './experiment.ts';
-import { GRANULE_POLICIES, NOTIFIER_POLICIES } from './policies.ts';
+import { EVICTION_POLICIES, GRANULE_POLICIES, NOTIFIER_POLICIES } from './policies.ts';
 import { type CostVariant, DEFAULT_SWEEP, type SweepSpec } from './sweep.ts';
 
 /** A command-line mistake: the message names the flag and the rule. The CLI exits with 2. */
@@ -33,6 +33,7 @@ export const ACCEPTED = {
   generators: [...Object.keys(GENERATORS), 'pageTouch', 'trace'] as readonly string[],
   granules: Object.keys(GRANULE_POLICIES) as readonly string[],
   notifiers: Object.keys(NOTIFIER_POLICIES) as readonly string[],
+  evictions: Object.keys(EVICTION_POLICIES) as readonly string[],
   cpu: CPU_MODES as readonly string[],
   placement: PLACEMENTS as readonly string[],
   costs: Object.keys(COST_PARAMS) as readonly string[],
@@ -44,11 +45,13 @@ export interface SweepFlags {
   workloads?: unknown;
   granules?: unknown;
   notifiers?: unknown;
+  evictions?: unknown;
   costs?: unknown;
   seeds?: unknown;
   footprint?: unknown;
   cpu?: unknown;
   placement?: unknown;
+  accessCounterThreshold?: unknown;
   vram?: unknown;
   devices?: unknown;
   threads?: unknown;
@@ -168,11 +171,14 @@ export const SWEEP_SPEC_FIELDS = {
   workloads: 'workloads (generator, params, cpu, label)',
   granules: 'granule policies',
   notifiers: 'notifier policies',
+  evictions: "eviction policies of device memory (placement 'vram' or 'counters'; default lru-chunk)",
   costs: 'cost variants ({label, overrides})',
   seeds: 'seeds',
   devices: 'GPUs',
   vramBytes: 'VRAM per device in bytes',
   placement: 'placement',
+  accessCounterThreshold:
+    "remote accesses per 2 MiB region that migrate it (placement 'counters'; default 256)",
   replay: 'fault replay policy',
   maxSteps: 'scheduler step budget per phase',
   timeoutMs: 'wall-clock budget per cell (ms)',
@@ -227,6 +233,9 @@ export function sweepFromFlags(f: SweepFlags): SweepSpec {
   const n = list(f.notifiers);
   checkNames('notifiers', n);
   if (n.length > 0) s = { ...s, notifiers: n };
+  const ev = list(f.evictions);
+  checkNames('evictions', ev);
+  if (ev.length > 0) s = { ...s, evictions: ev };
   const c = f.costs === undefined ? [] : (Array.isArray(f.costs) ? f.costs : [f.costs]).map(String);
   if (c.length > 0) {
     const variants = c.map(costVariantFlag);
@@ -262,5 +271,22 @@ export function sweepFromFlags(f: SweepFlags): SweepSpec {
   if (maxSteps !== undefined) s = { ...s, maxSteps };
   const timeout = numberFlag('timeout', f.timeout, 'a number of seconds ≥ 0 (0 = none)', (v) => v >= 0);
   if (timeout !== undefined) s = { ...s, timeoutMs: Math.round(timeout * 1000) };
+  if (ev.some((e) => e !== 'lru-chunk') && s.placement === 'sysmem') {
+    throw new UsageError(
+      `--evictions applies to device memory only: it needs --placement vram or counters (placement is ${s.placement})`,
+    );
+  }
+  const act = numberFlag(
+    'access-counter-threshold',
+    f.accessCounterThreshold,
+    'an integer in [1, 65535]',
+    (v) => isInt(v) && v >= 1 && v <= 65535,
+  );
+  if (act !== undefined) {
+    if ((s.placement ?? 'vram') !== 'counters') {
+      throw new UsageError('--access-counter-threshold needs --placement counters');
+    }
+    s = { ...s, accessCounterThreshold: act };
+  }
   return s;
 }

@@ -4,6 +4,7 @@
  * @module
  */
 import { METRIC_NAMES } from './experiment.ts';
+import { DEFAULT_EVICTION, granuleLabel } from './policies.ts';
 import type { CellFailure, CellResult, SweepResult } from './sweep.ts';
 
 const MiB = 1024 * 1024;
@@ -22,7 +23,7 @@ const fmtMs = (ns: number): string => (ns / 1e6).toFixed(2);
 /** The columns of {@link formatTable}. */
 const COLUMNS: readonly Column[] = [
   { head: 'workload', get: (c) => c.spec.workload.label, left: true },
-  { head: 'granule', get: (c) => c.spec.granule, left: true },
+  { head: 'granule', get: (c) => granuleLabel(c.spec), left: true },
   { head: 'notifier', get: (c) => c.spec.notifier, left: true },
   { head: 'costs', get: (c) => c.spec.costLabel, left: true },
   { head: 'seed', get: (c) => String(c.spec.seed) },
@@ -61,7 +62,7 @@ export function formatFailures(failures: readonly CellFailure[]): string {
   for (const f of failures) {
     const s = f.spec;
     out.push(
-      `  cell ${f.index} ${s.workload.label}/${s.granule}/${s.notifier}/${s.costLabel} seed ${s.seed} [${f.kind}]: ${f.error}`,
+      `  cell ${f.index} ${s.workload.label}/${granuleLabel(s)}/${s.notifier}/${s.costLabel} seed ${s.seed} [${f.kind}]: ${f.error}`,
       `    replay: ${f.replay}`,
     );
   }
@@ -80,6 +81,7 @@ const SPEC_COLUMNS = [
   'generator',
   'granule',
   'notifier',
+  'eviction',
   'costs',
   'seed',
   'devices',
@@ -98,6 +100,7 @@ export function toCsv(result: Pick<SweepResult, 'cells'>): string {
       s.workload.generator,
       s.granule,
       s.notifier,
+      s.eviction ?? DEFAULT_EVICTION,
       s.costLabel,
       s.seed,
       s.devices,

@@ -10,13 +10,16 @@ import { ArgumentError } from '@hmmkit/sim';
 import {
   amdkfdPolicy,
   drmGpusvmPolicy,
+  type EvictionPolicy,
   type GranulePolicy,
+  lruChunkEviction,
   type NotifierPolicy,
   nouveauPolicy,
   perRangeNotifiers,
   SZ_2M,
   SZ_64K,
   SZ_512M,
+  uvmSmartEviction,
   uvmSmartPrefetcher,
   uvmTreePolicy,
   wholeMmNotifier,
@@ -69,6 +72,62 @@ export const NOTIFIER_POLICIES = {
 
 /** A key of {@link NOTIFIER_POLICIES}. */
 export type NotifierName = keyof typeof NOTIFIER_POLICIES;
+
+/**
+ * Eviction policies of the device-memory pool by name (placement 'vram'), each built with the
+ * cell's seed (only the random ones use it). The default, `lru-chunk`, is UVM's
+ * `pick_root_chunk_to_evict`; the `uvmsmart-*` ones are UVMSmart's (Ganguly et al., ISCA 2019).
+ */
+export const EVICTION_POLICIES = {
+  /** UVM's default: the least recently allocated 2 MiB chunk, whole. */
+  'lru-chunk': (_seed: number) => lruChunkEviction(),
+  /** UVMSmart LRU 4K: the least recently mapped 4 KiB page (with its bind-mates). */
+  'uvmsmart-lru-4k': (seed: number) => uvmSmartEviction('lru-4k', seed),
+  /** UVMSmart LRU 2M: the least recently mapped 2 MiB chunk, whole (UVMSmart's default). */
+  'uvmsmart-lru-2m': (seed: number) => uvmSmartEviction('lru-2m', seed),
+  /** UVMSmart LFU 2M: the least often mapped 2 MiB chunk, whole. */
+  'uvmsmart-lfu-2m': (seed: number) => uvmSmartEviction('lfu-2m', seed),
+  /** UVMSmart random 4K: one random used page. */
+  'uvmsmart-random-4k': (seed: number) => uvmSmartEviction('random-4k', seed),
+  /** UVMSmart sequential-local 64K: the first used 64 KiB group of the LRU chunk. */
+  'uvmsmart-seq-64k': (seed: number) => uvmSmartEviction('sequential-local-64k', seed),
+  /** UVMSmart tree-based neighbourhood pre-eviction (TBNe). */
+  'uvmsmart-tree': (seed: number) => uvmSmartEviction('tree-neighbourhood', seed),
+} as const satisfies Record<string, (seed: number) => EvictionPolicy>;
+
+/** A key of {@link EVICTION_POLICIES}. */
+export type EvictionName = keyof typeof EVICTION_POLICIES;
+
+/** The default eviction policy of an experiment. */
+export const DEFAULT_EVICTION: EvictionName = 'lru-chunk';
+
+/** Whether `name` is an eviction policy name. */
+export function isEvictionName(name: string): name is EvictionName {
+  return Object.hasOwn(EVICTION_POLICIES, name);
+}
+
+/** Builds the eviction policy called `name` for a cell of seed `seed`; throws ArgumentError for an unknown name. */
+export function evictionPolicy(name: string, seed = 1): EvictionPolicy {
+  if (!isEvictionName(name)) {
+    throw new ArgumentError(
+      'evictionPolicy',
+      'name',
+      `must be one of ${Object.keys(EVICTION_POLICIES).join(', ')}`,
+      name,
+    );
+  }
+  return EVICTION_POLICIES[name](seed);
+}
+
+/**
+ * The policy label of a cell's fault-side choices: the granule policy, plus `+eviction` when the
+ * eviction policy is not the default (so tables and keys of sweeps without evictions are unchanged).
+ */
+export function granuleLabel(spec: { readonly granule: string; readonly eviction?: string }): string {
+  return spec.eviction === undefined || spec.eviction === DEFAULT_EVICTION
+    ? spec.granule
+    : `${spec.granule}+${spec.eviction}`;
+}
 
 /** Whether `name` is a granule policy name. */
 export function isGranuleName(name: string): name is GranuleName {

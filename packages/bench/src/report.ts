@@ -15,6 +15,7 @@ import { compile, type TopLevelSpec } from 'vega-lite';
 import { answer, type BaselineChoice, formatAnswer, meanCi, policyOf } from './analysis.ts';
 import { type Metrics, TIME_PARTS } from './experiment.ts';
 import { formatFailures, formatTable } from './format.ts';
+import { granuleLabel } from './policies.ts';
 import type { CellResult, SweepResult } from './sweep.ts';
 
 /** One chart of the report. */
@@ -95,7 +96,7 @@ export function chartSpec(result: Pick<SweepResult, 'cells'>, chart: ChartDef): 
     const e = meanCi(g.map((c) => c.metrics[chart.metric] / chart.scale));
     return {
       workload: g[0]!.spec.workload.label,
-      granule: g[0]!.spec.granule,
+      granule: granuleLabel(g[0]!.spec),
       series: series(g[0]!),
       value: e.mean,
       lo: e.lo ?? e.mean,
@@ -153,7 +154,7 @@ export function tradeoffSpec(result: Pick<SweepResult, 'cells'>): TopLevelSpec {
   const values = groups(result.cells).map((g) => ({
     workload: g[0]!.spec.workload.label,
     policy: policyOf(g[0]!.spec),
-    granule: g[0]!.spec.granule,
+    granule: granuleLabel(g[0]!.spec),
     notifier: g[0]!.spec.notifier,
     ms: meanCi(g.map((c) => c.metrics.simTimeNs / 1e6)).mean,
     mib: meanCi(g.map((c) => c.metrics.bytesMigrated / 1048576)).mean,
@@ -273,7 +274,7 @@ export async function renderReport(result: SweepResult, opts: ReportOptions = {}
   const violations = result.cells.reduce((s, c) => s + c.metrics.oracleViolations, 0);
   const failures = result.failures ?? [];
   const workloads = [...new Set(result.cells.map((c) => c.spec.workload.label))];
-  const granules = [...new Set(result.cells.map((c) => c.spec.granule))];
+  const granules = [...new Set(result.cells.map((c) => granuleLabel(c.spec)))];
   const notifiers = [...new Set(result.cells.map((c) => c.spec.notifier))];
   const seeds = [...new Set(result.cells.map((c) => c.spec.seed))];
   const rec = formatAnswer(answer(result, opts.baseline));

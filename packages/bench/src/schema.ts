@@ -38,6 +38,7 @@ export function sweepSchema(): Record<string, unknown> {
     }),
     granules: nonEmpty(names(ACCEPTED.granules)),
     notifiers: nonEmpty(names(ACCEPTED.notifiers)),
+    evictions: nonEmpty(names(ACCEPTED.evictions)),
     costs: {
       type: 'array',
       items: {
@@ -51,6 +52,7 @@ export function sweepSchema(): Record<string, unknown> {
     devices: { type: 'integer', minimum: 1, maximum: 8 },
     vramBytes: { type: 'integer', minimum: 2097152, multipleOf: 2097152 },
     placement: names(ACCEPTED.placement),
+    accessCounterThreshold: { type: 'integer', minimum: 1, maximum: 65535 },
     replay: names(REPLAY_POLICIES),
     maxSteps: { type: 'integer', minimum: 1 },
     timeoutMs: { type: 'number', minimum: 0 },

@@ -32,6 +32,12 @@ export interface SweepSpec {
   readonly workloads: readonly WorkloadSpec[];
   readonly granules: readonly string[];
   readonly notifiers: readonly string[];
+  /**
+   * Eviction policies of the device-memory pool (EVICTION_POLICIES; placement 'vram' or
+   * 'counters'). Default
+   * ['lru-chunk'] (UVM's). Tables and policy keys name a non-default one as `granule+eviction`.
+   */
+  readonly evictions?: readonly string[];
   /** Cost variants (default: the default model only). */
   readonly costs?: readonly CostVariant[];
   /** Seeds (default [1]). */
@@ -39,6 +45,8 @@ export interface SweepSpec {
   readonly devices?: number;
   readonly vramBytes?: number;
   readonly placement?: Placement;
+  /** Access-counter threshold of placement 'counters' (default 256). */
+  readonly accessCounterThreshold?: number;
   readonly replay?: ReplayPolicy;
   /** Scheduler step budget of each phase of each cell (default {@link DEFAULT_MAX_STEPS}). */
   readonly maxSteps?: number;
@@ -138,7 +146,8 @@ function unique<T>(xs: readonly T[], key: (x: T) => string): T[] {
 }
 
 /**
- * Expands a sweep into its cells, in a fixed order (workload, granule, notifier, costs, seed).
+ * Expands a sweep into its cells, in a fixed order (workload, granule, eviction, notifier, costs,
+ * seed).
  * A value listed twice yields its cells once.
  */
 export function expandSweep(sweep: SweepSpec): ExperimentSpec[] {
@@ -148,28 +157,38 @@ export function expandSweep(sweep: SweepSpec): ExperimentSpec[] {
   if (sweep.notifiers.length === 0) throw new ArgumentError(fn, 'notifiers', 'must not be empty', 0);
   const costs = unique(sweep.costs ?? [{ label: 'default', overrides: {} }], (c) => c.label);
   const seeds = unique(sweep.seeds ?? [1], String);
+  if (sweep.evictions !== undefined && sweep.evictions.length === 0)
+    throw new ArgumentError(fn, 'evictions', 'must not be empty when given', 0);
+  const evictions: readonly (string | undefined)[] =
+    sweep.evictions === undefined ? [undefined] : unique(sweep.evictions, String);
   const out: ExperimentSpec[] = [];
   for (const workload of unique(sweep.workloads, (w) => JSON.stringify(w))) {
     for (const granule of unique(sweep.granules, String)) {
-      for (const notifier of unique(sweep.notifiers, String)) {
-        for (const c of costs) {
-          for (const seed of seeds) {
-            const spec: ExperimentSpec = {
-              workload,
-              granule,
-              notifier,
-              costs: c.overrides,
-              costLabel: c.label,
-              seed,
-              ...(sweep.devices !== undefined ? { devices: sweep.devices } : {}),
-              ...(sweep.vramBytes !== undefined ? { vramBytes: sweep.vramBytes } : {}),
-              ...(sweep.placement !== undefined ? { placement: sweep.placement } : {}),
-              ...(sweep.replay !== undefined ? { replay: sweep.replay } : {}),
-              ...(sweep.maxSteps !== undefined ? { maxSteps: sweep.maxSteps } : {}),
-              ...(sweep.timeoutMs !== undefined ? { timeoutMs: sweep.timeoutMs } : {}),
-            };
-            resolveSpec(spec); // validate every cell before running any
-            out.push(spec);
+      for (const eviction of evictions) {
+        for (const notifier of unique(sweep.notifiers, String)) {
+          for (const c of costs) {
+            for (const seed of seeds) {
+              const spec: ExperimentSpec = {
+                workload,
+                granule,
+                notifier,
+                ...(eviction !== undefined ? { eviction } : {}),
+                costs: c.overrides,
+                costLabel: c.label,
+                seed,
+                ...(sweep.devices !== undefined ? { devices: sweep.devices } : {}),
+                ...(sweep.vramBytes !== undefined ? { vramBytes: sweep.vramBytes } : {}),
+                ...(sweep.placement !== undefined ? { placement: sweep.placement } : {}),
+                ...(sweep.accessCounterThreshold !== undefined
+                  ? { accessCounterThreshold: sweep.accessCounterThreshold }
+                  : {}),
+                ...(sweep.replay !== undefined ? { replay: sweep.replay } : {}),
+                ...(sweep.maxSteps !== undefined ? { maxSteps: sweep.maxSteps } : {}),
+                ...(sweep.timeoutMs !== undefined ? { timeoutMs: sweep.timeoutMs } : {}),
+              };
+              resolveSpec(spec); // validate every cell before running any
+              out.push(spec);
+            }
           }
         }
       }

@@ -278,7 +278,8 @@ export async function soakSeed(seed: number): Promise<SoakResult> {
             await w.svm.prefetch(
               addr(p * SLOTS),
               addr(p * SLOTS) + span,
-              int(0, 2) === 0 ? LOC.SYSMEM : deviceLoc(0),
+              // with two GPUs over a peer link, either GPU: a VRAM-to-VRAM migration
+              int(0, 2) === 0 ? LOC.SYSMEM : deviceLoc(devices === 2 ? int(0, 2) : 0),
             );
             break;
           default: // CPU loads of any slot (CPU faults on VRAM pages)

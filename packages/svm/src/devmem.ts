@@ -26,8 +26,15 @@ export class SvmDeviceMemory {
   readonly mem: DeviceMemory;
   /** VRAM address of each 2 MiB chunk of the pool. */
   readonly chunkPa: Float64Array;
-  /** VA backed by each device page (-1 free/unknown). */
-  readonly rmapVa: Float64Array;
+  /**
+   * VA + 1 backed by each device page (0: free). Zero means free so that a pool's never-used pages
+   * are never written: the array stays untouched (not resident) where no page was allocated.
+   */
+  readonly rmapVa1: Float64Array;
+  /** Virtual time of the last bind that mapped each device page (0: never), for 4 KiB LRU eviction. */
+  readonly pageLastUseNs: Float64Array;
+  /** Per device page, when its migration timeslice ends (drm_pagemap `timeslice_expiration`; 0: none). */
+  readonly expiresNs: Float64Array;
   /** Allocation stamp per chunk (LRU order: smaller = older). */
   readonly chunkStamp: Float64Array;
   /** Pages in use per chunk. */
@@ -75,8 +82,10 @@ export class SvmDeviceMemory {
     this.chunkPa = Float64Array.from(pas);
     for (let i = 0; i < pas.length; i++) this.chunkOfPa.set(pas[i]!, i);
     const n = pas.length * CHUNK_PAGES;
-    this.rmapVa = new Float64Array(n).fill(-1);
+    this.rmapVa1 = new Float64Array(n);
     this.rmapTag = new Uint8Array(n);
+    this.pageLastUseNs = new Float64Array(n);
+    this.expiresNs = new Float64Array(n);
     this.chunkStamp = new Float64Array(pas.length);
     this.chunkUsed = new Int32Array(pas.length);
     this.chunkLastUseNs = new Float64Array(pas.length);
@@ -89,8 +98,10 @@ export class SvmDeviceMemory {
       migrateToRam,
       pageFree: (pfn) => {
         const k = pfn - this.mem.start;
-        this.countBlock(this.rmapVa[k]!, -1);
-        this.rmapVa[k] = -1;
+        this.countBlock(this.rmapVa1[k]! - 1, -1);
+        this.rmapVa1[k] = 0;
+        this.pageLastUseNs[k] = 0;
+        this.expiresNs[k] = 0;
         this.chunkUsed[Math.floor(k / CHUNK_PAGES)]!--;
       },
     });
@@ -125,7 +136,7 @@ export class SvmDeviceMemory {
     if (pfn < 0) return -1;
     const k = pfn - this.mem.start;
     const c = Math.floor(k / CHUNK_PAGES);
-    this.rmapVa[k] = va;
+    this.rmapVa1[k] = va + 1;
     this.rmapTag[k] = tag;
     this.countBlock(va, 1);
     this.chunkUsed[c]!++;
@@ -135,7 +146,9 @@ export class SvmDeviceMemory {
 
   /** Records that bind number `bind` at time `now` mapped device page `pfn` (eviction statistics). */
   touch(pfn: number, now: number, bind: number): void {
-    const c = Math.floor((pfn - this.mem.start) / CHUNK_PAGES);
+    const k = pfn - this.mem.start;
+    const c = Math.floor(k / CHUNK_PAGES);
+    this.pageLastUseNs[k] = now;
     this.chunkLastUseNs[c] = now;
     if (this.chunkLastBind[c] !== bind) {
       this.chunkLastBind[c] = bind;
@@ -153,7 +166,8 @@ export class SvmDeviceMemory {
       chunkAllocStamp: this.chunkStamp,
       chunkLastUseNs: this.chunkLastUseNs,
       chunkUses: this.chunkUses,
-      rmapVa: this.rmapVa,
+      rmapVa1: this.rmapVa1,
+      pageLastUseNs: this.pageLastUseNs,
     };
   }
 

@@ -26,8 +26,18 @@ export interface EvictionView {
   readonly chunkLastUseNs: Float64Array;
   /** Binds that mapped a page of the chunk (each bind counts once per chunk): a frequency for LFU. */
   readonly chunkUses: Float64Array;
-  /** VA backed by each device page (-1: free); chunk `c` holds pages `[c * 512, c * 512 + 512)`. */
-  readonly rmapVa: Float64Array;
+  /**
+   * VA + 1 backed by each device page (0: free; see {@link pageVa}); chunk `c` holds pages
+   * `[c * 512, c * 512 + 512)`. Zero means free so that unused pages of a large pool cost no memory.
+   */
+  readonly rmapVa1: Float64Array;
+  /** Virtual time of the last bind that mapped each device page (0: never or free). */
+  readonly pageLastUseNs: Float64Array;
+}
+
+/** The VA that device page `k` of the pool backs, or -1 when the page is free. */
+export function pageVa(view: Pick<EvictionView, 'rmapVa1'>, k: number): number {
+  return view.rmapVa1[k]! - 1;
 }
 
 /** A policy's choice: a chunk, whole or only the pages of `pages` (bit i = page i of the chunk). */

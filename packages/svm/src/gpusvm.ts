@@ -217,6 +217,14 @@ export interface DevmemOptions {
   /** Picks what to evict when a pool is full (default {@link lruChunkEviction}: UVM's LRU chunk). */
   readonly eviction?: EvictionPolicy;
   /**
+   * drm_pagemap's migration timeslice in ns (`timeslice_ms`; default 0): device pages a
+   * migration fills stay at least this long. A CPU fault or a non-peer device's hmm fault on one
+   * of them earlier does not migrate it back (`__drm_pagemap_migrate_to_ram` returns 0 before the
+   * expiry and the fault is retried), so two agents cannot ping-pong a page faster than that.
+   * xe asks for 5 ms on atomic faults. A finite number ≥ 0.
+   */
+  readonly timesliceNs?: number;
+  /**
    * Device memory shared with other VMs of the same GPUs (set by `GpuVmDevice`, `vm.ts`): one pool
    * per device instead of a pool of this GpuSvm's own, the devices' pgmap owner, and this VM's tag
    * in the pools' reverse map. `bytes` and `peer` are then ignored.
@@ -250,6 +258,10 @@ export interface SvmCounters {
   pte2m: Counter;
   pagesFaulted: Counter;
   migrateToVramPages: Counter;
+  /** CPU or remote faults on a device page told to retry because its migration timeslice runs. */
+  timesliceRetries: Counter;
+  /** Pages an explicit migration moved from a peer's VRAM directly (peer link, no system memory). */
+  migrateD2dPages: Counter;
   migrateToRamPages: Counter;
   evictions: Counter;
   migrateFailures: Counter;
@@ -314,6 +326,8 @@ export class GpuSvm {
   lastFaultEnd = 0;
   /** @internal Devices map each other's VRAM (one pagemap owner for all). */
   readonly peer: boolean;
+  /** drm_pagemap migration timeslice (ns), see {@link DevmemOptions.timesliceNs}. */
+  readonly timesliceNs: number;
   /** @internal Scratch: the union of in-flight migration masks. */
   readonly unionMask = pageMaskNew();
   /** @internal Migrations of ours in flight: span and page mask, read by the MIGRATE invalidation. */
@@ -390,6 +404,8 @@ export class GpuSvm {
       pte2m: k.counter('svm.pte.2m'),
       pagesFaulted: k.counter('svm.pages.faulted'),
       migrateToVramPages: k.counter('svm.migrate.toVram.pages'),
+      timesliceRetries: k.counter('svm.migrate.timesliceRetries'),
+      migrateD2dPages: k.counter('svm.migrate.d2d.pages'),
       migrateToRamPages: k.counter('svm.migrate.toRam.pages'),
       evictions: k.counter('svm.evictions'),
       migrateFailures: k.counter('svm.migrate.failures'),
@@ -404,6 +420,11 @@ export class GpuSvm {
     this.migrateMode = dm?.migrate ?? 'fault';
     const peer = dm?.peer ?? false;
     this.peer = peer;
+    const ts = dm?.timesliceNs ?? 0;
+    if (typeof ts !== 'number' || !Number.isFinite(ts) || ts < 0) {
+      throw new ArgumentError(fn, 'devmem.timesliceNs', 'must be a finite number ≥ 0', ts);
+    }
+    this.timesliceNs = ts;
     this.eviction = dm?.eviction ?? lruChunkEviction();
     const sh = dm?.shared;
     this.owners = devices.map(() => sh?.owner ?? (peer ? this.owner : {}));

@@ -146,7 +146,12 @@ export async function migrateToDeviceIn(
   pages: PageMask | null,
   record: boolean,
 ): Promise<number> {
-  if (!record) await evacuateOtherDevices(svm, devIndex, fs, fe);
+  // With a peer interconnect (one pagemap owner for all devices) an explicit migration selects
+  // the other devices' pages too and copies them device to device (drm_pagemap_migrate_to_devmem:
+  // SELECT_SYSTEM | SELECT_DEVICE_PRIVATE with the pagemap's owner); without one they go through
+  // system memory first (KFD's svm_migrate_vram_to_vram).
+  const d2d = !record && svm.peer && svm.devmem.length > 1;
+  if (!record && !d2d) await evacuateOtherDevices(svm, devIndex, fs, fe);
   const mm = svm.mm;
   const now = mm.sim.now;
   const blockStart = fs - (fs % SZ_2M);
@@ -171,6 +176,7 @@ export async function migrateToDeviceIn(
     const runs: MigrateVma[] = [];
     let moved = 0;
     let full = false;
+    const peerPages = { n: 0 };
     for (let a = fs; a < fe && !full; ) {
       while (a < fe && !want(a)) a += PAGE_SIZE;
       if (a >= fe) break;
@@ -184,7 +190,9 @@ export async function migrateToDeviceIn(
         start: a,
         end: b,
         pgmapOwner: svm.owners[devIndex],
-        flags: MIGRATE_VMA_SELECT_SYSTEM,
+        flags: d2d
+          ? MIGRATE_VMA_SELECT_SYSTEM | MIGRATE_VMA_SELECT_DEVICE_PRIVATE
+          : MIGRATE_VMA_SELECT_SYSTEM,
       });
       const r = await migrateVmaSetup(args);
       if (r !== 0) {
@@ -192,13 +200,16 @@ export async function migrateToDeviceIn(
         break;
       }
       runs.push(args);
-      const n = fillDevicePages(svm, sd, args, record, want);
+      const n = fillDevicePages(svm, sd, args, record, want, peerPages);
       moved += n;
       if (sd.mem.freePages === 0) full = true; // the pool ran dry
       a = b;
     }
-    // one copy-engine transfer for the whole migration
-    if (moved > 0) await copyTime(sd.dev, moved * PAGE_SIZE, true);
+    // one copy-engine transfer for the whole migration (the pages from a peer's VRAM: one
+    // device-to-device transfer over the link, on the destination's engines)
+    if (moved > peerPages.n) await copyTime(sd.dev, (moved - peerPages.n) * PAGE_SIZE, true);
+    if (peerPages.n > 0) await sd.dev.copyEngine.copyTimed(peerPages.n * PAGE_SIZE, 'd2d');
+    svm.c.migrateD2dPages.add(peerPages.n);
     for (const args of runs) {
       await migrateVmaPages(args);
       await migrateVmaFinalize(args);
@@ -213,7 +224,9 @@ export async function migrateToDeviceIn(
 /**
  * The allocate-and-copy step of {@link migrateToDevice} for one collected span: a device page
  * per collected entry of `args` that `want`s to move (until the pool runs dry), its contents
- * copied from the system page. Returns the pages given a destination.
+ * copied from the system page — or, for a page another device holds (a device-to-device
+ * migration over a peer link), from that device's VRAM; pages already on `sd` stay. Returns the
+ * pages given a destination; `peer.n` counts those that came from a peer's VRAM.
  */
 export function fillDevicePages(
   svm: GpuSvm,
@@ -221,6 +234,7 @@ export function fillDevicePages(
   args: MigrateVma,
   record: boolean,
   want: (va: number) => boolean,
+  peer: { n: number } = { n: 0 },
 ): number {
   const phys = svm.mm.machine.phys;
   const buf = svm.pageBuf;
@@ -230,13 +244,27 @@ export function fillDevicePages(
     if ((migratePfnFlags(e) & MIGRATE_PFN_MIGRATE) === 0) continue;
     const va = args.start + i * PAGE_SIZE;
     if (!want(va)) continue; // collected with the span, not moved: restored by finalize
+    const spfn = migratePfnToPfn(e);
+    const from = spfn >= 0 ? svm.devmemIndexOf(spfn) : -1;
+    const src = from >= 0 ? svm.devmem[from]! : null;
+    if (src === sd) continue; // already here (drm_pagemap's own_pages): finalize restores it
     const d = sd.allocPage(va, svm.poolTag);
     if (d < 0) break;
-    const spfn = migratePfnToPfn(e);
     const pa = sd.pfnToPa(d);
-    // Only pages with contents are copied: a hole, the zero page or a never-written page
-    // costs no bytes, and the device page just drops whatever a previous user left there.
-    if (spfn >= 0 && phys.hasData(spfn)) {
+    if (svm.timesliceNs > 0) sd.expiresNs[d - sd.mem.start] = svm.mm.sim.now + svm.timesliceNs;
+    if (src !== null) {
+      // device to device: only a written page has bytes to move
+      const spa = src.pfnToPa(spfn);
+      if (src.dev.vram.isMaterialized(spa)) {
+        src.dev.vram.read(spa, PAGE_SIZE, buf);
+        sd.dev.vram.write(pa, buf, PAGE_SIZE);
+      } else if (sd.dev.vram.isMaterialized(pa)) {
+        sd.dev.vram.write(pa, null, PAGE_SIZE);
+      }
+      peer.n++;
+    } else if (spfn >= 0 && phys.hasData(spfn)) {
+      // Only pages with contents are copied: a hole, the zero page or a never-written page
+      // costs no bytes, and the device page just drops whatever a previous user left there.
       phys.readPage(spfn, 0, buf, 0, PAGE_SIZE);
       sd.dev.vram.write(pa, buf, PAGE_SIZE);
     } else if (sd.dev.vram.isMaterialized(pa)) {
@@ -362,6 +390,19 @@ export async function copyBack(
  * range and the VMA, back to system memory.
  */
 export async function migrateToRam(svm: GpuSvm, vmf: VmFault): Promise<number> {
+  const k = svm.devmemIndexOf(vmf.page);
+  if (k >= 0 && svm.timesliceNs > 0) {
+    // __drm_pagemap_migrate_to_ram: inside the page's migration timeslice nothing moves and the
+    // fault is retried. The CPU spins re-faulting on hardware; the task here waits in steps of
+    // at most 10 µs (so a page freed or evicted meanwhile is seen) and then retries.
+    const sd = svm.devmem[k]!;
+    const left = sd.expiresNs[vmf.page - sd.mem.start]! - svm.mm.sim.now;
+    if (left > 0) {
+      svm.c.timesliceRetries.value++;
+      await svm.mm.sim.sched.sleep(Math.min(left, 10_000));
+      return 0;
+    }
+  }
   const va = vmf.address - (vmf.address % PAGE_SIZE);
   const r = svm.rangeFind(va);
   let start = va;
@@ -474,7 +515,7 @@ export async function evictChunk(
   let victims = 0;
   let first = -1;
   for (let k = 0; k < 512; k++) {
-    const va = sd.rmapVa[chunk * 512 + k]!;
+    const va = sd.rmapVa1[chunk * 512 + k]! - 1;
     if (va < 0 || !inVictim(k)) continue;
     victims++;
     if (first < 0 || va < first) first = va;
@@ -483,7 +524,7 @@ export async function evictChunk(
   migrateStart(svm, first, victims, from, LOC.SYSMEM, MIGRATE_TRIGGER.TTM_EVICTION);
   const hit = new Set<SvmRange>();
   for (let k = 0; k < 512; k++) {
-    const va = sd.rmapVa[chunk * 512 + k]!;
+    const va = sd.rmapVa1[chunk * 512 + k]! - 1;
     if (va < 0 || !inVictim(k)) continue;
     const r = svm.rangeFind(va);
     if (r !== null) hit.add(r);
@@ -500,12 +541,12 @@ export async function evictChunk(
   let moved = await evictChunkByVa(svm, devIndex, chunk, inVictim);
   // what is left was not at its recorded VA: by pfn, one run of victim pages at a time
   for (let k = 0; k < 512; ) {
-    if (sd.rmapVa[chunk * 512 + k]! < 0 || !inVictim(k)) {
+    if (sd.rmapVa1[chunk * 512 + k]! === 0 || !inVictim(k)) {
       k++;
       continue;
     }
     let k1 = k + 1;
-    while (k1 < 512 && sd.rmapVa[chunk * 512 + k1]! >= 0 && inVictim(k1)) k1++;
+    while (k1 < 512 && sd.rmapVa1[chunk * 512 + k1]! > 0 && inVictim(k1)) k1++;
     const n = k1 - k;
     const src = new Float64Array(n);
     const dst = new Float64Array(n);
@@ -532,7 +573,7 @@ export async function evictChunkByVa(
   const sd = svm.devmem[devIndex]!;
   const vas: number[] = [];
   for (let k = 0; k < 512; k++) {
-    const va = sd.rmapVa[chunk * 512 + k]!;
+    const va = sd.rmapVa1[chunk * 512 + k]! - 1;
     if (va >= 0 && inVictim(k)) vas.push(va);
   }
   if (vas.length === 0) return 0;

@@ -164,8 +164,9 @@ export function uvmSmartPrefetcher(name: UvmSmartPrefetcher): GranulePolicy {
 // ---------------------------------------------------------------------------------------------
 // Eviction (UVMSmart's eviction policies against GpuSvm's EvictionPolicy hook)
 
-/** UVMSmart eviction policy names (LRU 4K is missing: the hook's view has no per-page recency). */
+/** UVMSmart eviction policy names. */
 export const UVMSMART_EVICTIONS = [
+  'lru-4k',
   'lru-2m',
   'lfu-2m',
   'random-4k',
@@ -189,7 +190,7 @@ function pickChunk(view: EvictionView, key1: Float64Array, key2: Float64Array): 
 function chunkLeaves(view: EvictionView, chunk: number): Uint8Array {
   const leaves = new Uint8Array(LEAVES);
   const base = chunk * PAGES_PER_BLOCK;
-  for (let i = 0; i < PAGES_PER_BLOCK; i++) if (view.rmapVa[base + i]! >= 0) leaves[Math.floor(i / LEAF)] = 1;
+  for (let i = 0; i < PAGES_PER_BLOCK; i++) if (view.rmapVa1[base + i]! > 0) leaves[Math.floor(i / LEAF)] = 1;
   return leaves;
 }
 
@@ -198,13 +199,14 @@ function leafMask(view: EvictionView, chunk: number, leaves: Uint8Array): PageMa
   const m = pageMaskNew();
   const base = chunk * PAGES_PER_BLOCK;
   for (let i = 0; i < PAGES_PER_BLOCK; i++) {
-    if (leaves[Math.floor(i / LEAF)] === 1 && view.rmapVa[base + i]! >= 0) pageMaskSet(m, i);
+    if (leaves[Math.floor(i / LEAF)] === 1 && view.rmapVa1[base + i]! > 0) pageMaskSet(m, i);
   }
   return m;
 }
 
 /**
- * Models one of UVMSmart's eviction policies (`gpu-sim.cc`): `lru-2m` (the chunk least recently
+ * Models one of UVMSmart's eviction policies (`gpu-sim.cc`): `lru-4k` (the least recently mapped
+ * 4 KiB page, with the pages of its chunk that the same bind mapped, up to the pages needed), `lru-2m` (the chunk least recently
  * mapped, whole: UVMSmart's default), `lfu-2m` (the chunk mapped least often, whole), `random-4k`
  * (one random used page of a random used chunk per call), `sequential-local-64k` (the first used
  * 64 KiB group of the least recently mapped chunk) and `tree-neighbourhood` (TBNe: that group, then,
@@ -223,7 +225,7 @@ export function uvmSmartEviction(name: UvmSmartEviction, seed = 1): EvictionPoli
   const rng = new Rng(seed);
   return {
     name: `uvmsmart-${name}`,
-    pickVictim(view) {
+    pickVictim(view, needPages) {
       switch (name) {
         case 'lru-2m': {
           const c = pickChunk(view, view.chunkLastUseNs, view.chunkAllocStamp);
@@ -232,6 +234,27 @@ export function uvmSmartEviction(name: UvmSmartEviction, seed = 1): EvictionPoli
         case 'lfu-2m': {
           const c = pickChunk(view, view.chunkUses, view.chunkLastUseNs);
           return c < 0 ? null : { chunk: c };
+        }
+        case 'lru-4k': {
+          // the least recently mapped used page; the other pages of its chunk mapped by the same
+          // bind (same stamp) go with it, up to needPages: one migrate_vma instead of one per page
+          const t = view.pageLastUseNs;
+          let best = -1;
+          for (let k = 0; k < view.rmapVa1.length; k++) {
+            if (view.rmapVa1[k]! > 0 && (best < 0 || t[k]! < t[best]!)) best = k;
+          }
+          if (best < 0) return null;
+          const chunk = Math.floor(best / PAGES_PER_BLOCK);
+          const base = chunk * PAGES_PER_BLOCK;
+          const pages = pageMaskNew();
+          let n = 0;
+          for (let i = best - base; i < PAGES_PER_BLOCK && n < Math.max(1, needPages); i++) {
+            if (view.rmapVa1[base + i]! > 0 && t[base + i] === t[best]) {
+              pageMaskSet(pages, i);
+              n++;
+            }
+          }
+          return { chunk, pages };
         }
         case 'random-4k': {
           let used = 0;
@@ -244,7 +267,7 @@ export function uvmSmartEviction(name: UvmSmartEviction, seed = 1): EvictionPoli
           let p = rng.below(view.chunkUsed[chunk]!);
           const pages = pageMaskNew();
           for (let i = 0; i < PAGES_PER_BLOCK; i++) {
-            if (view.rmapVa[base + i]! >= 0 && p-- === 0) {
+            if (view.rmapVa1[base + i]! > 0 && p-- === 0) {
               pageMaskSet(pages, i);
               break;
             }

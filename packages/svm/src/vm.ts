@@ -174,7 +174,7 @@ export class GpuVmDevice {
       let mask: PageMask | null = null;
       for (let k = 0; k < 512; k++) {
         const p = c * 512 + k;
-        if (sd.rmapVa[p]! < 0 || sd.rmapTag[p] !== vm.tag) continue;
+        if (sd.rmapVa1[p] === 0 || sd.rmapTag[p] !== vm.tag) continue;
         mask ??= pageMaskNew();
         pageMaskSet(mask, k);
       }
@@ -191,7 +191,8 @@ export class GpuVmDevice {
       let mask: PageMask | null = null;
       for (let k = 0; k < 512; k++) {
         const p = chunk * 512 + k;
-        if (sd.rmapVa[p]! < 0 || sd.rmapTag[p] !== t || (pages !== null && !pageMaskTest(pages, k))) continue;
+        if (sd.rmapVa1[p] === 0 || sd.rmapTag[p] !== t || (pages !== null && !pageMaskTest(pages, k)))
+          continue;
         mask ??= pageMaskNew();
         pageMaskSet(mask, k);
       }

@@ -96,12 +96,22 @@ describe('UVMSmart prefetchers (ISCA’19)', () => {
 });
 
 /** A pool of `chunks` chunks; `used[c]` = list of used page indices of chunk c. */
-function view(used: number[][], lastUse: number[], uses: number[], alloc: number[]): EvictionView {
+function view(
+  used: number[][],
+  lastUse: number[],
+  uses: number[],
+  alloc: number[],
+  pageUse: (c: number, p: number) => number = (c) => lastUse[c]!,
+): EvictionView {
   const chunks = used.length;
-  const rmapVa = new Float64Array(chunks * 512).fill(-1);
+  const rmapVa1 = new Float64Array(chunks * 512);
+  const pageLastUseNs = new Float64Array(chunks * 512);
   const chunkUsed = new Int32Array(chunks);
   used.forEach((ps, c) => {
-    for (const p of ps) rmapVa[c * 512 + p] = block + (c * 512 + p) * K4;
+    for (const p of ps) {
+      rmapVa1[c * 512 + p] = block + (c * 512 + p) * K4 + 1;
+      pageLastUseNs[c * 512 + p] = pageUse(c, p);
+    }
     chunkUsed[c] = ps.length;
   });
   return {
@@ -112,7 +122,8 @@ function view(used: number[][], lastUse: number[], uses: number[], alloc: number
     chunkAllocStamp: Float64Array.from(alloc),
     chunkLastUseNs: Float64Array.from(lastUse),
     chunkUses: Float64Array.from(uses),
-    rmapVa,
+    rmapVa1,
+    pageLastUseNs,
   };
 }
 
@@ -157,7 +168,21 @@ describe('UVMSmart eviction policies', () => {
     expect(pageMaskToArray(r2.pages!)).toEqual(range(0, 16));
   });
 
+  it('lru-4k evicts the least recently mapped page, with its bind-mates of the same chunk', () => {
+    // chunk 0's page 7 is the oldest (10); pages 8 and 9 share its bind; chunk 1 is newer (50)
+    const w = view([range(0, 16), range(0, 16)], [60, 50], [1, 1], [1, 2], (c, p) =>
+      c === 1 ? 50 : p >= 7 && p <= 9 ? 10 : 60,
+    );
+    const p = uvmSmartEviction('lru-4k');
+    const r = p.pickVictim(w, 8)!;
+    expect(r.chunk).toBe(0);
+    expect(pageMaskToArray(r.pages!)).toEqual([7, 8, 9]);
+    // needPages caps the victim: one page asked, one page given
+    expect(pageMaskToArray(p.pickVictim(w, 1)!.pages!)).toEqual([7]);
+    expect(p.pickVictim(view([[], []], [0, 0], [0, 0], [0, 0]), 1)).toBeNull();
+  });
+
   it('rejects an unknown name', () => {
-    expect(() => uvmSmartEviction('lru-4k' as never)).toThrow(ArgumentError);
+    expect(() => uvmSmartEviction('lru-8k' as never)).toThrow(ArgumentError);
   });
 });

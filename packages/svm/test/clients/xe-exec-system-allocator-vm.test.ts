@@ -231,7 +231,7 @@ describe('GPU VMs: one device, several processes', () => {
       const pagesOf = (vm: GpuVm) => {
         let n = 0;
         for (let k = 0; k < dev.pool.rmapTag.length; k++)
-          if (dev.pool.rmapTag[k] === vm.tag && dev.pool.rmapVa[k]! >= 0) n++;
+          if (dev.pool.rmapTag[k] === vm.tag && dev.pool.rmapVa1[k]! > 0) n++;
         return n;
       };
       const aAllocs = await writeAllocs(a!, dev, 0, 4, false); // fills the pool
@@ -255,7 +255,7 @@ describe('GPU VMs: bind rules', () => {
       expect(dev.liveVms).toEqual([b]);
       expect(bo.bindings, 'the binding is gone').toBe(0);
       for (let k = 0; k < dev.pool.rmapTag.length; k++)
-        if (dev.pool.rmapVa[k]! >= 0) expect(dev.pool.rmapTag[k], 'only b keeps VRAM').toBe(b!.tag);
+        if (dev.pool.rmapVa1[k]! > 0) expect(dev.pool.rmapTag[k], 'only b keeps VRAM').toBe(b!.tag);
       expect(a!.dev.pageTable.translate(wa[0]!.at).status, 'a’s page table is empty').not.toBe(WALK.MAPPED);
       await expect(a!.bindMirror(wa[0]!.at, P)).rejects.toBeInstanceOf(StateError);
       // a's process still reads what its GPU wrote (migrated back at destroy), b is untouched
