@@ -6,7 +6,9 @@
  * must find nothing. Prints total kernel time, far faults, evicted MiB, normalised to
  * tree-neighbourhood + lru-2m (UVMSmart's TBNp + LRU-2MB baseline). A few seconds per workload:
  *
- *     sh scripts/run.sh tsx packages/bench/bench/uvmsmart-oversub.ts [over=1.25] [vramMiB=8]
+ *     sh scripts/run.sh tsx packages/bench/bench/uvmsmart-oversub.ts [over=1.25] [vramMiB=8] [prefetchers]
+ *
+ * `prefetchers` (optional) is a comma list of UVMSmart prefetcher names to restrict the rows to.
  */
 import { createSim } from '@hmmkit/sim';
 import {
@@ -27,6 +29,9 @@ import { type GeneratorName, generate } from '@hmmkit/workloads';
 
 const over = Number(process.argv[2] ?? 1.25);
 const vramMiB = Number(process.argv[3] ?? 8);
+const onlyPf = process.argv[4]?.split(',');
+for (const n of onlyPf ?? []) uvmSmartPrefetcher(n as UvmSmartPrefetcher); // throws on an unknown name
+const PREFETCHERS = UVMSMART_PREFETCHERS.filter((pf) => onlyPf === undefined || onlyPf.includes(pf));
 const WORKLOADS: [GeneratorName, Record<string, number>][] = [
   ['streaming', { iterations: 2 }],
   ['stencil', { iterations: 3 }],
@@ -82,7 +87,7 @@ for (const [gen, params] of WORKLOADS) {
     `\n== ${gen} (${(over * 100).toFixed(0)} % of ${vramMiB} MiB VRAM), normalised to tree-neighbourhood + lru-2m`,
   );
   console.log('prefetcher              eviction               kernel ms  ×base  far faults  D2H MiB  oracle');
-  for (const pf of UVMSMART_PREFETCHERS) {
+  for (const pf of PREFETCHERS) {
     for (const ev of UVMSMART_EVICTIONS) {
       const r = pf === 'tree-neighbourhood' && ev === 'lru-2m' ? base : await cell(gen, params, pf, ev);
       console.log(
