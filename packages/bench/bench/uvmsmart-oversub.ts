@@ -6,13 +6,17 @@
  * must find nothing. Prints total kernel time, far faults, evicted MiB, normalised to
  * tree-neighbourhood + lru-2m (UVMSmart's TBNp + LRU-2MB baseline). A few seconds per workload:
  *
- *     sh scripts/run.sh tsx packages/bench/bench/uvmsmart-oversub.ts [over=1.25] [vramMiB=8] [prefetchers]
+ *     sh scripts/run.sh tsx packages/bench/bench/uvmsmart-oversub.ts [over=1.25] [vramMiB=8] [prefetchers] [onceFull]
  *
  * `prefetchers` (optional) is a comma list of UVMSmart prefetcher names to restrict the rows to.
+ * `onceFull` (optional, 5th argument) is the prefetcher used after the pool's first eviction, as
+ * UVMSmart's `-hwprefetch_oversub` (its eviction-only experiments run `-hwprefetch_oversub 0`:
+ * no prefetch once oversubscribed); without it a row's prefetcher acts throughout.
  */
-import { createSim } from '@hmmkit/sim';
+import { createSim, type Sim } from '@hmmkit/sim';
 import {
   createSvmWorld,
+  type GranulePolicy,
   mmapAnonymous,
   runKernel,
   SZ_512M,
@@ -31,11 +35,24 @@ const over = Number(process.argv[2] ?? 1.25);
 const vramMiB = Number(process.argv[3] ?? 8);
 const onlyPf = process.argv[4]?.split(',');
 for (const n of onlyPf ?? []) uvmSmartPrefetcher(n as UvmSmartPrefetcher); // throws on an unknown name
+const onceFull = process.argv[5] as UvmSmartPrefetcher | undefined;
+if (onceFull !== undefined) uvmSmartPrefetcher(onceFull); // throws on an unknown name
 const PREFETCHERS = UVMSMART_PREFETCHERS.filter((pf) => onlyPf === undefined || onlyPf.includes(pf));
 const WORKLOADS: [GeneratorName, Record<string, number>][] = [
   ['streaming', { iterations: 2 }],
   ['stencil', { iterations: 3 }],
 ];
+
+/** `pf`, switching to `onceFull` (when given) from the pool's first eviction on. */
+function prefetcher(sim: Sim, pf: UvmSmartPrefetcher): GranulePolicy {
+  const before = uvmSmartPrefetcher(pf);
+  if (onceFull === undefined) return before;
+  const after = uvmSmartPrefetcher(onceFull);
+  return {
+    name: `${before.name}/${after.name}`,
+    choose: (ctx) => (sim.counters.get('svm.evictions') > 0 ? after : before).choose(ctx),
+  };
+}
 
 async function cell(
   gen: GeneratorName,
@@ -48,7 +65,7 @@ async function cell(
   const w = generate(gen, { footprintBytes, numSMs: 20, warpsPerSM: 16, ...params });
   const world = await createSvmWorld(sim, {
     vramBytes: (vramMiB + 2) << 20,
-    granule: uvmSmartPrefetcher(pf),
+    granule: prefetcher(sim, pf),
     notifiers: windowNotifiers(SZ_512M),
     devmem: { migrate: 'fault', bytes: vramMiB << 20, eviction: uvmSmartEviction(ev) },
   });
@@ -84,7 +101,7 @@ async function cell(
 for (const [gen, params] of WORKLOADS) {
   const base = await cell(gen, params, 'tree-neighbourhood', 'lru-2m');
   console.log(
-    `\n== ${gen} (${(over * 100).toFixed(0)} % of ${vramMiB} MiB VRAM), normalised to tree-neighbourhood + lru-2m`,
+    `\n== ${gen} (${(over * 100).toFixed(0)} % of ${vramMiB} MiB VRAM)${onceFull ? `, prefetcher ${onceFull} once oversubscribed` : ''}, normalised to tree-neighbourhood + lru-2m`,
   );
   console.log('prefetcher              eviction               kernel ms  ×base  far faults  D2H MiB  oracle');
   for (const pf of PREFETCHERS) {
