@@ -13,23 +13,15 @@
  * UVMSmart's `-hwprefetch_oversub` (its eviction-only experiments run `-hwprefetch_oversub 0`:
  * no prefetch once oversubscribed); without it a row's prefetcher acts throughout.
  */
-import { createSim, type Sim } from '@hmmkit/sim';
 import {
-  createSvmWorld,
-  type GranulePolicy,
-  mmapAnonymous,
-  runKernel,
-  SZ_512M,
   UVMSMART_EVICTIONS,
   UVMSMART_PREFETCHERS,
   type UvmSmartEviction,
   type UvmSmartPrefetcher,
-  uvmSmartEviction,
   uvmSmartPrefetcher,
-  windowNotifiers,
-  worldVerdict,
 } from '@hmmkit/svm';
-import { type GeneratorName, generate } from '@hmmkit/workloads';
+import type { GeneratorName } from '@hmmkit/workloads';
+import { runUvmSmartCell } from '../src/uvmsmart-cell.ts';
 
 const over = Number(process.argv[2] ?? 1.25);
 const vramMiB = Number(process.argv[3] ?? 8);
@@ -43,60 +35,12 @@ const WORKLOADS: [GeneratorName, Record<string, number>][] = [
   ['stencil', { iterations: 3 }],
 ];
 
-/** `pf`, switching to `onceFull` (when given) from the pool's first eviction on. */
-function prefetcher(sim: Sim, pf: UvmSmartPrefetcher): GranulePolicy {
-  const before = uvmSmartPrefetcher(pf);
-  if (onceFull === undefined) return before;
-  const after = uvmSmartPrefetcher(onceFull);
-  return {
-    name: `${before.name}/${after.name}`,
-    choose: (ctx) => (sim.counters.get('svm.evictions') > 0 ? after : before).choose(ctx),
-  };
-}
-
-async function cell(
+const cell = (
   gen: GeneratorName,
   params: Record<string, number>,
   pf: UvmSmartPrefetcher,
   ev: UvmSmartEviction,
-) {
-  const sim = createSim({ seed: 1 });
-  const footprintBytes = Math.floor((vramMiB << 20) * over);
-  const w = generate(gen, { footprintBytes, numSMs: 20, warpsPerSM: 16, ...params });
-  const world = await createSvmWorld(sim, {
-    vramBytes: (vramMiB + 2) << 20,
-    granule: prefetcher(sim, pf),
-    notifiers: windowNotifiers(SZ_512M),
-    devmem: { migrate: 'fault', bytes: vramMiB << 20, eviction: uvmSmartEviction(ev) },
-  });
-  let kernelNs = 0;
-  let faults = 0;
-  let failed = 0;
-  await sim.sched.runMain(async () => {
-    for (const a of w.arrays) {
-      const len = Math.ceil(a.bytes / 4096) * 4096;
-      await mmapAnonymous(world.mm, len, a.va);
-      await world.mm.touch(a.va, len, true);
-    }
-    for (const ph of w.phases()) {
-      if (ph.type !== 'kernel') continue;
-      const r = await runKernel(world, 0, [], ph.kernel.streams);
-      kernelNs += r.elapsedNs;
-      faults += r.faults;
-      failed += r.failed;
-    }
-  });
-  const v = worldVerdict(world);
-  const evicted = sim.counters.get('svm.evictions');
-  return {
-    kernelNs,
-    faults,
-    failed,
-    violations: v.violations,
-    evicted,
-    d2h: world.devs[0]!.copyEngine.bytesD2h.value,
-  };
-}
+) => runUvmSmartCell({ generator: gen, params, over, vramMiB, prefetcher: pf, eviction: ev, onceFull });
 
 for (const [gen, params] of WORKLOADS) {
   const base = await cell(gen, params, 'tree-neighbourhood', 'lru-2m');
