@@ -68,6 +68,8 @@ export interface RangeAttrs {
   readonly prefetchLoc?: number;
   /** {@link SVM_FLAG} bits other than GPU_READ_MOSTLY (absent: {@link DEFAULT_SVM_FLAGS}). */
   readonly flags?: number;
+  /** xe's atomic-access attribute (`ATOMIC_ACCESS` in atomic.ts; absent: never advised). */
+  readonly atomic?: number;
 }
 
 /** The prefetch location of `a` (LOC.UNDEFINED when never set). */
@@ -96,6 +98,7 @@ export function attrsEqual(a: RangeAttrs, b: RangeAttrs): boolean {
     a.readMostly === b.readMostly &&
     a.granularity === b.granularity &&
     attrPrefetchLoc(a) === attrPrefetchLoc(b) &&
-    attrFlags(a) === attrFlags(b)
+    attrFlags(a) === attrFlags(b) &&
+    a.atomic === b.atomic
   );
 }

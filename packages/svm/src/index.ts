@@ -5,6 +5,7 @@
  * @module
  */
 
+export * from './atomic.ts';
 export * from './attr-map.ts';
 export * from './attrs.ts';
 export * from './eviction.ts';
