@@ -70,6 +70,8 @@ export interface RangeAttrs {
   readonly flags?: number;
   /** xe's atomic-access attribute (`ATOMIC_ACCESS` in atomic.ts; absent: never advised). */
   readonly atomic?: number;
+  /** xe's PAT index for the device PTEs (pat.ts; absent: 0). */
+  readonly pat?: number;
 }
 
 /** The prefetch location of `a` (LOC.UNDEFINED when never set). */
@@ -99,6 +101,7 @@ export function attrsEqual(a: RangeAttrs, b: RangeAttrs): boolean {
     a.granularity === b.granularity &&
     attrPrefetchLoc(a) === attrPrefetchLoc(b) &&
     attrFlags(a) === attrFlags(b) &&
-    a.atomic === b.atomic
+    a.atomic === b.atomic &&
+    (a.pat ?? 0) === (b.pat ?? 0)
   );
 }

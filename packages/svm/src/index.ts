@@ -14,6 +14,7 @@ export * from './granule.ts';
 export * from './notifier-policy.ts';
 export * from './oracle.ts';
 export * from './page-mask.ts';
+export * from './pat.ts';
 export * from './thrashing.ts';
 export * from './uvmsmart.ts';
 export * from './vm.ts';
