@@ -52,6 +52,11 @@ export interface PteDesc extends AddressDesc {
   readonly privileged?: FieldValues;
   /** Kind/compression field name, if the format has one. */
   readonly kindField?: string;
+  /**
+   * Caching-policy index field (Intel's PAT index, AMD's MTYPE), if the format has one: a mapping's
+   * `pat` (MapAttrs) is stored there; every value the field holds is a valid index.
+   */
+  readonly patField?: string;
   /** Peer id field (which peer GPU a PEER-aperture PTE points into), if the format has one. */
   readonly peerIdField?: string;
   /** AMD-style FRAGMENT field: log2 of contiguous 4K pages the TLB may cache as one. */
@@ -183,6 +188,8 @@ export class CompiledPte {
   readonly volatile: Pattern | null;
   readonly privileged: Pattern | null;
   readonly kind: CompiledField | null;
+  /** Caching-policy (PAT/MTYPE) index field, or null. */
+  readonly pat: CompiledField | null;
   readonly peerId: CompiledField | null;
   readonly fragment: CompiledField | null;
   readonly unmapped: Pattern | null;
@@ -200,6 +207,7 @@ export class CompiledPte {
     this.volatile = pat(desc.volatile);
     this.privileged = pat(desc.privileged);
     this.kind = desc.kindField === undefined ? null : need(this.layout, desc.kindField, where);
+    this.pat = desc.patField === undefined ? null : need(this.layout, desc.patField, where);
     this.peerId = desc.peerIdField === undefined ? null : need(this.layout, desc.peerIdField, where);
     this.fragment = desc.fragmentField === undefined ? null : need(this.layout, desc.fragmentField, where);
     this.unmapped = pat(desc.unmapped);

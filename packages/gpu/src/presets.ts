@@ -275,6 +275,8 @@ const AMD_PTE_SEM: PteDesc = {
   shift: 12,
   writable: { writeable: 1 },
   fragmentField: 'fragment',
+  // AMDGPU_PTE_MTYPE_VG10 (58:57): the caching policy, GPU-side counterpart of xe's pat_index
+  patField: 'mtype',
   // AMDGPU_PTE_PRT with VALID = 0: partially-resident texture, reads zero, writes dropped.
   sparse: { valid: 0, prt: 1 },
 };
@@ -331,6 +333,7 @@ const TOY_PTE: LayoutDesc = {
     unmapped: [5, 5],
     sparse: [6, 6],
     kind: [9, 8],
+    pat: [11, 10],
     address: [27, 12],
   },
 };
@@ -343,6 +346,7 @@ const TOY_PTE_SEM: PteDesc = {
   readOnly: { readOnly: 1 },
   atomicDisable: { atomicDisable: 1 },
   kindField: 'kind',
+  patField: 'pat',
   unmapped: { valid: 0, unmapped: 1 },
   sparse: { valid: 0, sparse: 1 },
 };

@@ -21,6 +21,8 @@ export interface MapAttrs {
   readonly privileged?: boolean;
   /** Kind/compression field value, where the format has one. Default 0. */
   readonly kind?: number;
+  /** Caching-policy index (xe pat_index, AMD MTYPE) where the format has the field. Default 0. */
+  readonly pat?: number;
   /** Peer GPU id for the PEER aperture (NVIDIA 3-bit peer field). Default 0. */
   readonly peerId?: number;
 }
@@ -71,6 +73,15 @@ export function encodeLeaf(
       kind,
     );
   }
+  const patIndex = attrs.pat ?? 0;
+  if (patIndex !== 0 && (pte.pat === null || !Number.isInteger(patIndex) || !pte.pat.fits(patIndex))) {
+    throw new ArgumentError(
+      fn,
+      'attrs.pat',
+      pte.pat === null ? 'is not supported by this format' : `must be an index in [0, ${2 ** pte.pat.width})`,
+      patIndex,
+    );
+  }
   const peerId = attrs.peerId ?? 0;
   if (peerId !== 0 && (aperture !== APERTURE.PEER || pte.peerId === null || !pte.peerId.fits(peerId))) {
     throw new ArgumentError(
@@ -105,6 +116,7 @@ export function encodeLeaf(
   if (attrs.privileged === true && pte.privileged !== null) pte.privileged.apply(out, 0, 2);
   if (kind !== 0) pte.kind!.write(out, 0, kind);
   if (peerId !== 0) pte.peerId!.write(out, 0, peerId);
+  if (patIndex !== 0) pte.pat!.write(out, 0, patIndex);
   if (fragment !== 0) pte.fragment!.write(out, 0, fragment);
 }
 
@@ -117,6 +129,7 @@ export function decodeAttrs(pte: CompiledPte, w: Uint32Array, o: number): MapAtt
     volatile: pte.volatile?.matches(w, o) === true,
     privileged: pte.privileged?.matches(w, o) === true,
     kind: pte.kind === null ? 0 : pte.kind.read(w, o),
+    pat: pte.pat === null ? 0 : pte.pat.read(w, o),
     peerId: pte.peerId === null ? 0 : pte.peerId.read(w, o),
   };
 }

@@ -17,6 +17,8 @@ export interface MappingInfo {
   readonly aperture: Aperture;
   readonly writable: boolean;
   readonly atomic: boolean;
+  /** Caching-policy (PAT/MTYPE) index (absent: 0, or the format has no PAT field). */
+  readonly pat?: number;
   /** Peer id (PEER aperture only; else 0). */
   readonly peerId: number;
 }
@@ -42,6 +44,7 @@ export function forEachMapping(p: PtPool, start: number, end: number, fn: (m: Ma
         aperture: tr.aperture,
         writable: tr.writable,
         atomic: tr.atomic,
+        ...(tr.pat === 0 ? {} : { pat: tr.pat }),
         peerId: tr.peerId,
       });
       va = base + size;

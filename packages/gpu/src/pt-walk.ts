@@ -42,6 +42,8 @@ export class Translation {
   pageShift = 12;
   writable = false;
   atomic = false;
+  /** Caching-policy (PAT/MTYPE) index of the leaf; 0 where the format has none. */
+  pat = 0;
   volatile = false;
   /** Peer GPU id when `aperture` is PEER (else 0). */
   peerId = 0;
@@ -169,6 +171,7 @@ function leaf(
   out.writable = pte.isWritable(w, o);
   out.atomic = out.writable && (pte.atomicDisable === null || !pte.atomicDisable.matches(w, o));
   out.volatile = pte.volatile?.matches(w, o) === true;
+  out.pat = pte.pat === null ? 0 : pte.pat.read(w, o);
   out.status = WALK.MAPPED;
   return WALK.MAPPED;
 }

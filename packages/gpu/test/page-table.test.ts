@@ -88,6 +88,20 @@ describe('raw entry encodings', () => {
   });
 });
 
+describe('caching-policy (PAT/MTYPE) index', () => {
+  it('is written into the leaf, read back by translate, forEachMapping and readEntry', () => {
+    const { pt: p } = pt(amdGfx9);
+    p.map(0x20_0000, PAGE_4K, 0x5000, { pat: 3 });
+    p.map(0x20_1000, PAGE_4K, 0x6000);
+    const seen: number[] = [];
+    p.forEachMapping(0x20_0000, 0x20_2000, (m) => seen.push(m.pat ?? 0));
+    expect(seen).toEqual([3, 0]);
+    const e = p.readEntry(0x20_0000, 3)!;
+    expect((e[1]! >>> 25) & 3).toBe(3); // MTYPE bits 58:57
+    expect(p.translate(0x20_0000).pa).toBe(0x5000);
+  });
+});
+
 describe('bounds: a value that does not fit is rejected before anything is written', () => {
   const cases: [string, PtFormat, () => [number, number, number, object]][] = [
     ['v2 VID PFN beyond 25 bits (128 GiB)', nvMmuV2, () => [0, PAGE_4K, 128 * GiB, {}]],
@@ -98,6 +112,9 @@ describe('bounds: a value that does not fit is rejected before anything is writt
     ['amd address beyond 47:12', amdGfx9, () => [0, PAGE_4K, 2 ** 48, {}]],
     ['amd has no kind', amdGfx9, () => [0, PAGE_4K, 0, { kind: 1 }]],
     ['amd has no peer aperture', amdGfx9, () => [0, PAGE_4K, 0, { aperture: APERTURE.PEER }]],
+    ['amd MTYPE (pat) beyond 2 bits', amdGfx9, () => [0, PAGE_4K, 0, { pat: 4 }]],
+    ['v2 has no pat field', nvMmuV2, () => [0, PAGE_4K, 0, { pat: 1 }]],
+    ['pat not an integer', toyFormat, () => [0, PAGE_4K, 0, { pat: 1.5 }]],
     ['toy PFN beyond 16 bits', toyFormat, () => [0x20_0000, PAGE_64K, 256 * 2 ** 20, {}]],
     ['unaligned pa', toyFormat, () => [0, PAGE_64K, 0x1000, {}]],
     ['unaligned va', nvMmuV2, () => [0x1000, PAGE_2M, 0, {}]],

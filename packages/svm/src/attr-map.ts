@@ -54,6 +54,10 @@ export interface AttrUpdate {
   /** amdkfd SET_FLAGS / CLR_FLAGS ({@link SVM_FLAG} bits; GPU_READ_MOSTLY sets/clears `readMostly`). */
   readonly setFlags?: number;
   readonly clearFlags?: number;
+  /** xe DRM_XE_MEM_RANGE_ATTR_ATOMIC (`ATOMIC_ACCESS` in atomic.ts). */
+  readonly atomic?: number;
+  /** xe DRM_XE_MEM_RANGE_ATTR_PAT (pat.ts checks it against the devices' PTE format). */
+  readonly pat?: number;
 }
 
 /** Patches of one `advise` (apply `inversePatches` with {@link AttrMap.applyPatches} to undo). */
@@ -168,6 +172,8 @@ function applyUpdate(a: RangeAttrs, u: AttrUpdate): RangeAttrs {
     // absent while default, so values compare (and print) as before these attributes existed
     ...(prefetchLoc === LOC.UNDEFINED ? {} : { prefetchLoc }),
     ...(flags === DEFAULT_SVM_FLAGS ? {} : { flags }),
+    ...(u.atomic !== undefined ? { atomic: u.atomic } : a.atomic !== undefined ? { atomic: a.atomic } : {}),
+    ...((u.pat ?? a.pat ?? 0) === 0 ? {} : { pat: u.pat ?? a.pat }),
   };
   return attrsEqual(r, a) ? a : r;
 }
@@ -336,6 +342,12 @@ export class AttrMap {
       if (!Number.isInteger(g) || g < 0 || g > MAX_GRANULARITY) {
         throw new ArgumentError(fn, 'granularity', `must be an integer in [0, ${MAX_GRANULARITY}]`, g);
       }
+    }
+    if (u.atomic !== undefined && (!Number.isInteger(u.atomic) || u.atomic < 0 || u.atomic > 3)) {
+      throw new ArgumentError(fn, 'atomic', 'must be an ATOMIC_ACCESS value (0..3)', u.atomic);
+    }
+    if (u.pat !== undefined && (!Number.isInteger(u.pat) || u.pat < 0 || u.pat > 255)) {
+      throw new ArgumentError(fn, 'pat', 'must be an integer in [0, 255]', u.pat);
     }
     if (u.readMostly !== undefined && typeof u.readMostly !== 'boolean') {
       throw new ArgumentError(fn, 'readMostly', 'must be a boolean', u.readMostly);

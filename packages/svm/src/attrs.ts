@@ -68,6 +68,10 @@ export interface RangeAttrs {
   readonly prefetchLoc?: number;
   /** {@link SVM_FLAG} bits other than GPU_READ_MOSTLY (absent: {@link DEFAULT_SVM_FLAGS}). */
   readonly flags?: number;
+  /** xe's atomic-access attribute (`ATOMIC_ACCESS` in atomic.ts; absent: never advised). */
+  readonly atomic?: number;
+  /** xe's PAT index for the device PTEs (pat.ts; absent: 0). */
+  readonly pat?: number;
 }
 
 /** The prefetch location of `a` (LOC.UNDEFINED when never set). */
@@ -96,6 +100,8 @@ export function attrsEqual(a: RangeAttrs, b: RangeAttrs): boolean {
     a.readMostly === b.readMostly &&
     a.granularity === b.granularity &&
     attrPrefetchLoc(a) === attrPrefetchLoc(b) &&
-    attrFlags(a) === attrFlags(b)
+    attrFlags(a) === attrFlags(b) &&
+    a.atomic === b.atomic &&
+    (a.pat ?? 0) === (b.pat ?? 0)
   );
 }

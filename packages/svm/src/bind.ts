@@ -8,9 +8,11 @@ import { APERTURE, PAGE_2M, PAGE_64K } from '@hmmkit/gpu';
 import { HMM_PFN_WRITE, hmmPfnToMapOrder } from '@hmmkit/hmm';
 import { mmuIntervalReadRetry } from '@hmmkit/notifier';
 import { Errno } from '@hmmkit/sim';
+import { rangeAtomicMask } from './atomic.ts';
 import { attrFlags, SVM_FLAG } from './attrs.ts';
 import type { GpuSvm } from './gpusvm.ts';
 import { PAGE_SIZE } from './granule.ts';
+import { rangePatIndex } from './pat.ts';
 import type { SvmRange } from './range.ts';
 
 /** Aperture mark of a page this device cannot map (another GPU's VRAM, no peer link). */
@@ -118,6 +120,9 @@ export function bindLocked(svm: GpuSvm, range: SvmRange, devIndex: number): void
       sd.touch(pfn, now, bind); // last use and frequency, for the eviction policy
     }
   }
+  // xe atomic attribute: per page, whether the PTE may enable atomics (null: all may)
+  const atom = rangeAtomicMask(svm, devIndex, range);
+  const patIdx = rangePatIndex(svm, range); // xe pat_index per page (null: all 0)
   for (let i = 0; i < n; ) {
     if (range.pageValid[i] !== 1 || ap[i] === UNREACHABLE) {
       range.devMap[i] = range.devMap[i]! & ~bit;
@@ -129,16 +134,32 @@ export function bindLocked(svm: GpuSvm, range: SvmRange, devIndex: number): void
     let pages = 1;
     // System memory needs the CPU to map a 2M folio (map order); device memory only contiguity.
     const orderOk = ap[i] !== APERTURE.SYS || hmmPfnToMapOrder(range.flags[i]!) >= 9;
-    if (can2M && orderOk && va % PAGE_2M === 0 && i + 512 <= n && contiguous(range, pa, ap, i, 512, w)) {
+    if (
+      can2M &&
+      orderOk &&
+      va % PAGE_2M === 0 &&
+      i + 512 <= n &&
+      contiguous(range, pa, ap, i, 512, w, atom, patIdx)
+    ) {
       pages = 512;
     }
-    if (pages === 1 && can64K && va % PAGE_64K === 0 && i + 16 <= n && contiguous(range, pa, ap, i, 16, w)) {
+    if (
+      pages === 1 &&
+      can64K &&
+      va % PAGE_64K === 0 &&
+      i + 16 <= n &&
+      contiguous(range, pa, ap, i, 16, w, atom, patIdx)
+    ) {
       pages = 16;
     }
     const size = pages * PAGE_SIZE;
     const aperture = ap[i] as (typeof APERTURE)[keyof typeof APERTURE];
+    const atomic = atom === null || atom[i] === 1;
+    const pat = patIdx === null ? 0 : patIdx[i]!;
     const attrs =
-      aperture === APERTURE.PEER ? { aperture, writable: w, peerId: peer[i]! } : { aperture, writable: w };
+      aperture === APERTURE.PEER
+        ? { aperture, writable: w, atomic, pat, peerId: peer[i]! }
+        : { aperture, writable: w, atomic, pat };
     pt.map(va + off, size, pa[i]!, attrs, u.pt);
     for (let k = 0; k < pages; k++) range.devMap[i + k] = range.devMap[i + k]! | bit;
     if (pages === 512) svm.c.pte2m.value++;
@@ -159,12 +180,16 @@ export function contiguous(
   i: number,
   n: number,
   w: boolean,
+  atom: Uint8Array | null = null,
+  patIdx: Uint8Array | null = null,
 ): boolean {
   const p0 = pa[i]!;
   if (p0 % (n * PAGE_SIZE) !== 0) return false;
   for (let k = 1; k < n; k++) {
     if (range.pageValid[i + k] !== 1 || ap[i + k] !== ap[i] || pa[i + k] !== p0 + k * PAGE_SIZE) return false;
     if (((range.flags[i + k]! & HMM_PFN_WRITE) !== 0) !== w) return false;
+    if (atom !== null && atom[i + k] !== atom[i]) return false;
+    if (patIdx !== null && patIdx[i + k] !== patIdx[i]) return false;
   }
   return true;
 }

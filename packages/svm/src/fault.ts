@@ -8,6 +8,7 @@ import { ACCESS } from '@hmmkit/gpu';
 import { HMM_PFN_WRITE } from '@hmmkit/hmm';
 import { PTE_PRESENT, pteType, VM_WRITE, WALK_HOLE, WALK_PTE } from '@hmmkit/mm';
 import { Errno } from '@hmmkit/sim';
+import { atomicNeed, pageInOwnVram } from './atomic.ts';
 import { attrFlags, deviceLoc, SVM_FLAG } from './attrs.ts';
 import { bindRange } from './bind.ts';
 import { rangeGetPages } from './get-pages.ts';
@@ -101,14 +102,30 @@ export async function faultLocked(
     svm.lastFaultEnd = faultEnd;
     const i = Math.floor((va - range.start) / PAGE_SIZE);
     const wantW = access === ACCESS.WRITE || access === ACCESS.ATOMIC;
+    // xe: an atomic that needs VRAM (atomic.ts) migrates even against the preferred location
+    const needVram = atomicNeed(svm, devIndex, va, access) === 1;
     if (
+      (!needVram || pageInOwnVram(svm, devIndex, range, i)) &&
       range.pageValid[i] === 1 &&
       (range.devMap[i]! & (1 << devIndex)) !== 0 &&
       (!wantW || (range.flags[i]! & HMM_PFN_WRITE) !== 0)
     ) {
       return 0; // a fault of the same batch already handled this page
     }
-    if (mayMigrate && found.anon && wantsMigration(svm, devIndex, range, va, faultStart, faultEnd, pages)) {
+    if (needVram && !pageInOwnVram(svm, devIndex, range, i)) {
+      // xe_svm_handle_pagefault with devmem_only: no fallback to system memory
+      const m = found.anon
+        ? await migrateToDevice(svm, devIndex, faultStart, faultEnd, pages, true)
+        : -Errno.EACCES;
+      if (m < 0) {
+        svm.c.migrateFailures.value++;
+        return m;
+      }
+    } else if (
+      mayMigrate &&
+      found.anon &&
+      wantsMigration(svm, devIndex, range, va, faultStart, faultEnd, pages)
+    ) {
       // xe: migrate to VRAM first; a failure falls back to system memory
       const m = await migrateToDevice(svm, devIndex, faultStart, faultEnd, pages, true);
       if (m < 0) svm.c.migrateFailures.value++;
@@ -153,6 +170,8 @@ export async function rangeFindOrInsert(
       if (wantW && !vmaW) return -Errno.EPERM;
       // amdkfd GPU_RO: a GPU write is refused, not serviced as a write (the range is mapped read-only)
       if (wantW && (attrFlags(svm.attrs.lookup(va)) & SVM_FLAG.GPU_RO) !== 0) return -Errno.EPERM;
+      // xe DRM_XE_ATOMIC_CPU: a GPU atomic is refused (xe_vma_need_vram_for_atomic → -EACCES)
+      if (atomicNeed(svm, devIndex, va, access) < 0) return -Errno.EACCES;
       write = svm.faultWrite === 'vma' ? vmaW : wantW;
       anon = vma.isAnonymous && !vma.isHugetlb;
       ctx = faultContext(svm, devIndex, va, access, vma.start, vma.end, vma.flags, win);

@@ -5,6 +5,7 @@
  * @module
  */
 
+export * from './atomic.ts';
 export * from './attr-map.ts';
 export * from './attrs.ts';
 export * from './eviction.ts';
@@ -13,6 +14,7 @@ export * from './granule.ts';
 export * from './notifier-policy.ts';
 export * from './oracle.ts';
 export * from './page-mask.ts';
+export * from './pat.ts';
 export * from './thrashing.ts';
 export * from './uvmsmart.ts';
 export * from './vm.ts';

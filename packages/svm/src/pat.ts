@@ -1,0 +1,81 @@
+/**
+ * xe's PAT-index attribute (DRM_XE_MEM_RANGE_ATTR_PAT, Linux 6.18 xe_vm_madvise.c madvise_pat_index):
+ * the caching-policy index every device PTE of an interval carries (xe_pt.c writes
+ * `pat_index` into each leaf; AMD's counterpart is the MTYPE field). The index lives in the device
+ * page-table format's `patField`; see `PageTable.forEachMapping(...).pat`.
+ *
+ * @module
+ */
+import { ArgumentError } from '@hmmkit/sim';
+import { zapRangesLocked } from './bind.ts';
+import type { GpuSvm } from './gpusvm.ts';
+import { PAGE_SIZE } from './granule.ts';
+import type { SvmRange } from './range.ts';
+
+/**
+ * Number of PAT indices every device of `svm` can encode (xe->pat.n_entries): 2^width of the
+ * smallest PAT field among the devices' leaf formats; 1 (index 0 only) where a format has none.
+ */
+export function patEntries(svm: GpuSvm): number {
+  let n = Number.POSITIVE_INFINITY;
+  for (const dev of svm.devices) {
+    for (const lvl of dev.format.levels) {
+      if (lvl.pte === null) continue;
+      n = Math.min(n, lvl.pte.pat === null ? 1 : 2 ** lvl.pte.pat.width);
+    }
+  }
+  return Number.isFinite(n) ? n : 1;
+}
+
+/**
+ * Per page of `range`, the PAT index its device PTEs carry, or null when no page of the range was
+ * advised one (every PTE index 0).
+ */
+export function rangePatIndex(svm: GpuSvm, range: SvmRange): Uint8Array | null {
+  const segs = svm.attrs.segments(range.start, range.end);
+  if (!segs.some((s) => (s.attrs.pat ?? 0) !== 0)) return null;
+  const out = new Uint8Array(range.npages);
+  for (const s of segs) {
+    const a = Math.max(s.start, range.start);
+    const b = Math.min(s.end, range.end);
+    out.fill(s.attrs.pat ?? 0, (a - range.start) / PAGE_SIZE, (b - range.start) / PAGE_SIZE);
+  }
+  return out;
+}
+
+/**
+ * Models xe's madvise of DRM_XE_MEM_RANGE_ATTR_PAT: sets the PAT index of `[start, end)` and,
+ * where it changed, zaps the devices' PTEs so the next bind writes the new index. An index the
+ * devices cannot encode throws ArgumentError (xe: -EINVAL for `pat_index >= n_entries`) with
+ * nothing changed. Returns the number of ranges whose PTEs were zapped.
+ */
+export async function madvisePat(svm: GpuSvm, start: number, end: number, pat: number): Promise<number> {
+  const n = patEntries(svm);
+  if (!Number.isInteger(pat) || pat < 0 || pat >= n) {
+    throw new ArgumentError(
+      'madvisePat',
+      'pat',
+      `must be an index in [0, ${n}) for these devices' PTE format`,
+      pat,
+    );
+  }
+  const before = svm.attrs.segments(start, end).map((s) => s.attrs.pat ?? 0);
+  svm.attrs.advise(start, end, { pat });
+  const segs = svm.attrs.segments(start, end);
+  const changed = segs.length !== before.length || segs.some((s, k) => (s.attrs.pat ?? 0) !== before[k]);
+  if (!changed) return 0;
+  await svm.lock.lock();
+  try {
+    const hit: SvmRange[] = [];
+    for (const r of svm.sorted) if (r.start < end && r.end > start && r.devMapped !== 0) hit.push(r);
+    await svm.notifierLock.write();
+    try {
+      zapRangesLocked(svm, hit);
+    } finally {
+      svm.notifierLock.writeUnlock();
+    }
+    return hit.length;
+  } finally {
+    svm.lock.unlock();
+  }
+}
