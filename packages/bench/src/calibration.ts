@@ -16,7 +16,7 @@ import { type ExperimentSpec, type ExperimentWorld, type Metrics, runExperiment 
 
 /** One calibration target. */
 export interface CalibrationTarget {
-  readonly id: 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g' | 'h' | 'i';
+  readonly id: 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g' | 'h' | 'i' | 'j';
   readonly name: string;
   /** The published figure and its source. */
   readonly published: string;
@@ -204,6 +204,21 @@ export const CALIBRATION_TARGETS: readonly CalibrationTarget[] = [
     scenario:
       'streaming 8 MiB, granule 4k vs uvm-tree, faultBatchMax 1 (UVMSmart’s per-fault service; a cost override, not the default), ' +
       'far faults = svm.faults (entries serviced after coalescing, i.e. pages not yet resident)',
+    digits: 1,
+  },
+  {
+    id: 'j',
+    name: 'tree prefetch vs 4K on-demand under UVMSmart’s service model (stencil-like)',
+    published:
+      'more than an order of magnitude for the stencil benchmarks of UVMSmart’s released set (hotspot, srad; Ganguly ' +
+      'et al. ISCA’19, TBNp vs on-demand, recalled as for (h)); service model and counting as (i)',
+    metric: '× (serviced far faults with 4k / with uvm-tree, faultBatchMax 1)',
+    target: 10,
+    tolerance: [10, 100],
+    status: 'calibrated',
+    scenario:
+      'stencil (hotspot-like: 2 arrays, rows r-1..r+1, 8 MiB, 1 iteration), granule 4k vs uvm-tree, faultBatchMax 1; ' +
+      'detail uvmBatchRatio: the same with UVM’s 256-entry batches',
     digits: 1,
   },
 ];
@@ -448,15 +463,45 @@ export const UVMSMART_SERVICE_SPEC: ExperimentSpec = {
   costs: { faultBatchMax: 1 },
 };
 
+async function treeVs4k(spec: ExperimentSpec): Promise<{ tree: Metrics; demand: Metrics }> {
+  return {
+    tree: await runExperiment({ ...spec, granule: 'uvm-tree' }),
+    demand: await runExperiment({ ...spec, granule: '4k' }),
+  };
+}
+
 /** Runs target (i): (h) under UVMSmart's per-fault service and far-fault accounting. */
 export async function calibrateUvmSmartService(): Promise<CalibrationResult> {
-  const tree = await runExperiment({ ...UVMSMART_SERVICE_SPEC, granule: 'uvm-tree' });
-  const demand = await runExperiment({ ...UVMSMART_SERVICE_SPEC, granule: '4k' });
+  const { tree, demand } = await treeVs4k(UVMSMART_SERVICE_SPEC);
   return result(targetOf('i'), demand.faultsServiced / tree.faultsServiced, {
     servicedTree: tree.faultsServiced,
     serviced4k: demand.faultsServiced,
     entriesRatio: demand.farFaults / tree.farFaults,
     kernelTimeRatio: demand.kernelTimeNs / tree.kernelTimeNs,
+  });
+}
+
+/** Scenario (j): a hotspot-like stencil (8 MiB, one iteration) under the service model of (i). */
+export const UVMSMART_STENCIL_SPEC: ExperimentSpec = {
+  ...UVMSMART_SERVICE_SPEC,
+  workload: {
+    generator: 'stencil',
+    params: { footprintBytes: 8 << 20, iterations: 1 },
+    cpu: 'init',
+    label: 'hotspot-like',
+  },
+};
+
+/** Runs target (j): stencil-like, tree vs 4K, UVMSmart's service model (and UVM's batches in the detail). */
+export async function calibrateUvmSmartStencil(): Promise<CalibrationResult> {
+  const { tree, demand } = await treeVs4k(UVMSMART_STENCIL_SPEC);
+  const uvm = await treeVs4k({ ...UVMSMART_STENCIL_SPEC, costs: {} });
+  return result(targetOf('j'), demand.faultsServiced / tree.faultsServiced, {
+    servicedTree: tree.faultsServiced,
+    serviced4k: demand.faultsServiced,
+    kernelTimeRatio: demand.kernelTimeNs / tree.kernelTimeNs,
+    uvmBatchRatio: uvm.demand.faultsServiced / uvm.tree.faultsServiced,
+    uvmBatchKernelTimeRatio: uvm.demand.kernelTimeNs / uvm.tree.kernelTimeNs,
   });
 }
 
@@ -470,6 +515,7 @@ export async function runCalibration(): Promise<CalibrationResult[]> {
     await calibrateBatchPlateau(),
     await calibratePrefetchRatio(),
     await calibrateUvmSmartService(),
+    await calibrateUvmSmartStencil(),
   ];
 }
 

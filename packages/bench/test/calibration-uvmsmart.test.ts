@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { type CalibrationResult, calibrateUvmSmartService } from '../src/calibration.ts';
+import {
+  type CalibrationResult,
+  calibrateUvmSmartService,
+  calibrateUvmSmartStencil,
+} from '../src/calibration.ts';
 
 /** Same rule as calibration.test.ts: calibrated → inside tolerance; known gap → inside its pinned band. */
 function check(r: CalibrationResult): void {
@@ -21,5 +25,13 @@ describe('UVMSmart’s service model on this driver (issue 11, target i)', () =>
     check(i);
     expect(i.detail.kernelTimeRatio).toBeGreaterThan(10);
     expect(i.detail.entriesRatio).toBeGreaterThan(10);
+  });
+
+  it('(j) stencil-like (hotspot): >10× under UVMSmart’s service model, <4× with UVM’s 256-entry batches', async () => {
+    const j = await calibrateUvmSmartStencil();
+    check(j);
+    expect(j.detail.kernelTimeRatio).toBeGreaterThan(10);
+    expect(j.detail.uvmBatchRatio).toBeLessThan(4);
+    expect(j.detail.uvmBatchKernelTimeRatio).toBeLessThan(7);
   });
 });
