@@ -7,17 +7,22 @@
  * Part 1 prints the first batches of streaming (32 MiB, uvm-tree): raw entries fetched, unique
  * pages, duplicate ratio, KiB migrated (faulted + prefetched). Part 2 sweeps the "wave" (distinct
  * pages the resident warps touch per round = numSMs × warpsPerSM × 128 B / 4 KiB) and prints the
- * tree-vs-4K ratios of far faults and kernel time. Part 3: the ratios over footprints.
+ * tree-vs-4K ratios of far faults and kernel time. Part 3: the ratios over footprints. Part 4: the
+ * same footprints under UVMSmart's service model (`--uvmsmart`: the driver takes one fault entry
+ * per service instead of UVM's 256-entry batch; far faults also counted as UVMSmart counts them,
+ * serviced faults = pages not yet resident; calibration target i). Part 4 at 256 MiB takes minutes.
  * `--stall` turns on GpuEngine.stallClientOnFault (a faulted SM issues nothing until replay).
  */
 import { type ExperimentSpec, runExperiment } from '../src/experiment.ts';
 
 const args = process.argv.slice(2);
 const stall = args.includes('--stall');
+const uvmsmart = args.includes('--uvmsmart');
 const sizes = (args.find((a) => /^[\d,]+$/.test(a)) ?? '8,32').split(',').map(Number);
 
-function spec(mib: number, granule: string, warpsPerSM = 32): ExperimentSpec {
+function spec(mib: number, granule: string, warpsPerSM = 32, faultBatchMax?: number): ExperimentSpec {
   return {
+    ...(faultBatchMax === undefined ? {} : { costs: { faultBatchMax } }),
     workload: { generator: 'streaming', params: { footprintBytes: mib << 20, warpsPerSM }, cpu: 'init' },
     granule,
     placement: 'vram',
@@ -75,4 +80,19 @@ for (const mib of sizes) {
       `${String(k.farFaults).padStart(8)} ${(k.kernelTimeNs / 1e6).toFixed(1).padStart(8)} ` +
       `${(k.farFaults / t.farFaults).toFixed(1).padStart(5)} ${(k.kernelTimeNs / t.kernelTimeNs).toFixed(1).padStart(6)}`,
   );
+}
+
+if (uvmsmart) {
+  console.log("\n== 4. UVMSmart's service model (faultBatchMax 1): tree vs 4K on-demand");
+  console.log('   MiB  tree far  tree svc  tree ms    4k far   4k svc     4k ms  ×far  ×svc  ×time');
+  for (const mib of sizes) {
+    const t = await run(spec(mib, 'uvm-tree', 32, 1));
+    const k = await run(spec(mib, '4k', 32, 1));
+    console.log(
+      `${String(mib).padStart(6)} ${String(t.farFaults).padStart(9)} ${String(t.faultsServiced).padStart(9)} ` +
+        `${(t.kernelTimeNs / 1e6).toFixed(1).padStart(8)} ${String(k.farFaults).padStart(9)} ${String(k.faultsServiced).padStart(8)} ` +
+        `${(k.kernelTimeNs / 1e6).toFixed(1).padStart(9)} ${(k.farFaults / t.farFaults).toFixed(1).padStart(5)} ` +
+        `${(k.faultsServiced / t.faultsServiced).toFixed(1).padStart(5)} ${(k.kernelTimeNs / t.kernelTimeNs).toFixed(1).padStart(6)}`,
+    );
+  }
 }

@@ -42,5 +42,8 @@ describe('fault arrival against Allen & Ge (issue 11)', () => {
     check(h);
     expect(h.detail.kernelTimeRatio).toBeGreaterThan(4);
     expect(h.detail.kernelTimeRatio).toBeLessThan(7);
+    // counted as UVMSmart counts (serviced faults), UVM's 256-entry batches still give < 4×: the
+    // counting alone is not what makes target (i)'s order of magnitude, the per-fault service is
+    expect(h.detail.servicedRatio).toBeLessThan(4);
   });
 });
