@@ -263,6 +263,34 @@ function ownedDevicePrivate(mm: Mm, owner: unknown, dpfn: number): boolean {
   return pg !== null && pg.type === 'private' && pg.owner === owner;
 }
 
+/**
+ * The table-wide fast path of walkPtes: reports up to `n` entries from PTE slot `i` into range
+ * index `j` while `(flags & okMask) === okVal`; returns how many it reported.
+ */
+function reportPresent(
+  fl: Uint8Array,
+  vals: Float64Array,
+  reqs: Uint16Array,
+  pfns: Float64Array,
+  i: number,
+  j: number,
+  n: number,
+  okMask: number,
+  okVal: number,
+): number {
+  const d = j - i;
+  const e = i + n;
+  let x = i;
+  for (; x < e; x++) {
+    const f = fl[x]!;
+    if ((f & okMask) !== okVal) break;
+    reqs[x + d] =
+      (reqs[x + d]! & HMM_PFN_INOUT_FLAGS) | (f & PTE_W ? HMM_PFN_VALID | HMM_PFN_WRITE : HMM_PFN_VALID);
+    pfns[x + d] = vals[x]!;
+  }
+  return x - i;
+}
+
 /** hmm_vma_walk_pmd() over a PTE table + hmm_vma_handle_pte() per page. */
 function walkPtes(ctx: WalkCtx, vma: Vma, addr: number, end: number): number {
   const range = ctx.range;
@@ -279,7 +307,20 @@ function walkPtes(ctx: WalkCtx, vma: Vma, addr: number, end: number): number {
   const n = (end - addr) / PAGE_SIZE;
   let i = w.index;
   let j = (addr - range.start) / PAGE_SIZE;
-  for (let k = 0; k < n; k++, i++, j++) {
+  let k = 0;
+  if (!(mask & (HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE))) {
+    // hmm_range_need_fault()'s shortcut: no per-page request bit survives the mask, so every page
+    // of the table asks `def`. One decision for the table: a present, readable, non-special PTE
+    // (writable too when `def` asks for write) needs no fault and is reported as is; the first
+    // other entry drops to the per-page loop below, which decides exactly as before.
+    const needW = (def & (HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE)) === (HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE);
+    const okMask = PTE_TYPE_MASK | PTE_R | PTE_SPECIAL | (needW ? PTE_W : 0);
+    const okVal = PTE_PRESENT | PTE_R | (needW ? PTE_W : 0);
+    k = reportPresent(fl, vals, reqs, pfns, i, j, n, okMask, okVal);
+    i += k;
+    j += k;
+  }
+  for (; k < n; k++, i++, j++) {
     const f = fl[i]!;
     const ty = f & PTE_TYPE_MASK;
     const req = reqs[j]!;
