@@ -16,7 +16,7 @@
 import { ACCESS } from '@hmmkit/gpu';
 import { Errno } from '@hmmkit/sim';
 import type { RangeAttrs } from './attrs.ts';
-import { zapRangesLocked } from './bind.ts';
+import { adviseAndZap } from './bind.ts';
 import type { GpuSvm } from './gpusvm.ts';
 import { PAGE_SIZE } from './granule.ts';
 import type { SvmRange } from './range.ts';
@@ -109,23 +109,6 @@ export function rangeAtomicMask(svm: GpuSvm, devIndex: number, range: SvmRange):
  * Returns the number of ranges whose PTEs were zapped.
  */
 export async function madviseAtomic(svm: GpuSvm, start: number, end: number, mode: number): Promise<number> {
-  const before = svm.attrs.segments(start, end).map((s) => s.attrs.atomic);
-  svm.attrs.advise(start, end, { atomic: mode });
-  const segs = svm.attrs.segments(start, end);
-  const changed = segs.length !== before.length || segs.some((s, k) => s.attrs.atomic !== before[k]);
-  if (!changed) return 0; // xe: same attribute, no invalidation (madvise-no-range-invalidate-same-attr)
-  await svm.lock.lock();
-  try {
-    const hit: SvmRange[] = [];
-    for (const r of svm.sorted) if (r.start < end && r.end > start && r.devMapped !== 0) hit.push(r);
-    await svm.notifierLock.write();
-    try {
-      zapRangesLocked(svm, hit);
-    } finally {
-      svm.notifierLock.writeUnlock();
-    }
-    return hit.length;
-  } finally {
-    svm.lock.unlock();
-  }
+  // xe: the same attribute again invalidates nothing (madvise-no-range-invalidate-same-attr)
+  return adviseAndZap(svm, start, end, { atomic: mode }, (a) => a.atomic ?? -1);
 }

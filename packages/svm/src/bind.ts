@@ -9,7 +9,8 @@ import { HMM_PFN_WRITE, hmmPfnToMapOrder } from '@hmmkit/hmm';
 import { mmuIntervalReadRetry } from '@hmmkit/notifier';
 import { Errno } from '@hmmkit/sim';
 import { rangeAtomicMask } from './atomic.ts';
-import { attrFlags, SVM_FLAG } from './attrs.ts';
+import type { AttrUpdate } from './attr-map.ts';
+import { attrFlags, type RangeAttrs, SVM_FLAG } from './attrs.ts';
 import type { GpuSvm } from './gpusvm.ts';
 import { PAGE_SIZE } from './granule.ts';
 import { rangePatIndex } from './pat.ts';
@@ -192,6 +193,48 @@ export function contiguous(
     if (patIdx !== null && patIdx[i + k] !== patIdx[i]) return false;
   }
   return true;
+}
+
+/**
+ * Applies `update` to the attributes of `[start, end)` and, when `key` of the attributes changed
+ * anywhere in the span, zaps the device PTEs of every mapped range over it (SVM lock, then the
+ * notifier lock for write), so the next access faults and binds under the new attributes — what
+ * xe's madvise and amdkfd's svm_range_set_attr do. Returns the number of ranges zapped (0 when
+ * nothing changed). Bad updates throw from the attribute map before anything changes.
+ */
+export async function adviseAndZap(
+  svm: GpuSvm,
+  start: number,
+  end: number,
+  update: AttrUpdate,
+  key: (a: RangeAttrs) => number,
+): Promise<number> {
+  const before = svm.attrs.segments(start, end);
+  svm.attrs.advise(start, end, update);
+  const after = svm.attrs.segments(start, end);
+  // compare page by page through both interval lists
+  let changed = false;
+  for (let i = 0, j = 0, va = start; va < end && !changed; ) {
+    while (before[i]!.end <= va) i++;
+    while (after[j]!.end <= va) j++;
+    if (key(before[i]!.attrs) !== key(after[j]!.attrs)) changed = true;
+    va = Math.min(before[i]!.end, after[j]!.end);
+  }
+  if (!changed) return 0;
+  await svm.lock.lock();
+  try {
+    const hit: SvmRange[] = [];
+    for (const r of svm.sorted) if (r.start < end && r.end > start && r.devMapped !== 0) hit.push(r);
+    await svm.notifierLock.write();
+    try {
+      zapRangesLocked(svm, hit);
+    } finally {
+      svm.notifierLock.writeUnlock();
+    }
+    return hit.length;
+  } finally {
+    svm.lock.unlock();
+  }
 }
 
 /** Zaps every device PTE of the ranges (one batched update per device) and drops their pages. */

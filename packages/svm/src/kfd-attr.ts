@@ -11,11 +11,10 @@ import { VM_IO, VM_MIXEDMAP, VM_PFNMAP } from '@hmmkit/mm';
 import { ArgumentError, Errno } from '@hmmkit/sim';
 import type { AttrUpdate } from './attr-map.ts';
 import { attrFlags, attrPrefetchLoc, LOC, SVM_FLAG } from './attrs.ts';
-import { zapRangesLocked } from './bind.ts';
+import { adviseAndZap } from './bind.ts';
 import type { GpuSvm } from './gpusvm.ts';
 import { PAGE_SIZE } from './granule.ts';
 import { mapPrefetched, prefetch } from './migrate.ts';
-import type { SvmRange } from './range.ts';
 
 /** Every attribute of a VA range, as amdkfd's GET_ATTR reports it. */
 export interface SvmAttrReport {
@@ -73,25 +72,8 @@ export async function setAttr(svm: GpuSvm, start: number, end: number, update: A
   checkSpan('GpuSvm.setAttr', start, end);
   const v = await validate(svm, start, end);
   if (v !== 0) return v;
-  const before = svm.attrs.segments(start, end).map((s) => attrFlags(s.attrs));
-  svm.attrs.advise(start, end, update);
-  const flagsChanged = svm.attrs.segments(start, end).some((s, k) => attrFlags(s.attrs) !== before[k]);
-  if (flagsChanged) {
-    // svm_range_set_attr revalidates and remaps with the new flags: drop the devices' PTEs
-    await svm.lock.lock();
-    try {
-      const hit: SvmRange[] = [];
-      for (const r of svm.sorted) if (r.start < end && r.end > start && r.devMapped !== 0) hit.push(r);
-      await svm.notifierLock.write();
-      try {
-        zapRangesLocked(svm, hit);
-      } finally {
-        svm.notifierLock.writeUnlock();
-      }
-    } finally {
-      svm.lock.unlock();
-    }
-  }
+  // svm_range_set_attr revalidates and remaps with new flags: drop the devices' PTEs if they changed
+  await adviseAndZap(svm, start, end, update, attrFlags);
   if (update.prefetchLoc !== undefined && update.prefetchLoc !== LOC.UNDEFINED) {
     const r = await prefetch(svm, start, end, update.prefetchLoc);
     if (r < 0) return r;

@@ -7,7 +7,7 @@
  * @module
  */
 import { ArgumentError } from '@hmmkit/sim';
-import { zapRangesLocked } from './bind.ts';
+import { adviseAndZap } from './bind.ts';
 import type { GpuSvm } from './gpusvm.ts';
 import { PAGE_SIZE } from './granule.ts';
 import type { SvmRange } from './range.ts';
@@ -59,23 +59,5 @@ export async function madvisePat(svm: GpuSvm, start: number, end: number, pat: n
       pat,
     );
   }
-  const before = svm.attrs.segments(start, end).map((s) => s.attrs.pat ?? 0);
-  svm.attrs.advise(start, end, { pat });
-  const segs = svm.attrs.segments(start, end);
-  const changed = segs.length !== before.length || segs.some((s, k) => (s.attrs.pat ?? 0) !== before[k]);
-  if (!changed) return 0;
-  await svm.lock.lock();
-  try {
-    const hit: SvmRange[] = [];
-    for (const r of svm.sorted) if (r.start < end && r.end > start && r.devMapped !== 0) hit.push(r);
-    await svm.notifierLock.write();
-    try {
-      zapRangesLocked(svm, hit);
-    } finally {
-      svm.notifierLock.writeUnlock();
-    }
-    return hit.length;
-  } finally {
-    svm.lock.unlock();
-  }
+  return adviseAndZap(svm, start, end, { pat }, (a) => a.pat ?? 0);
 }
