@@ -18,7 +18,7 @@ import {
   type WorkloadGenerator,
   type WorkloadSpec,
 } from './experiment.ts';
-import { EVICTION_POLICIES, GRANULE_POLICIES, NOTIFIER_POLICIES } from './policies.ts';
+import { DEFAULT_EVICTION, EVICTION_POLICIES, GRANULE_POLICIES, NOTIFIER_POLICIES } from './policies.ts';
 import { type CostVariant, DEFAULT_SWEEP, type SweepSpec } from './sweep.ts';
 
 /** A command-line mistake: the message names the flag and the rule. The CLI exits with 2. */
@@ -271,7 +271,7 @@ export function sweepFromFlags(f: SweepFlags): SweepSpec {
   if (maxSteps !== undefined) s = { ...s, maxSteps };
   const timeout = numberFlag('timeout', f.timeout, 'a number of seconds ≥ 0 (0 = none)', (v) => v >= 0);
   if (timeout !== undefined) s = { ...s, timeoutMs: Math.round(timeout * 1000) };
-  if (ev.some((e) => e !== 'lru-chunk') && s.placement === 'sysmem') {
+  if (ev.some((e) => e !== DEFAULT_EVICTION) && s.placement === 'sysmem') {
     throw new UsageError(
       `--evictions applies to device memory only: it needs --placement vram or counters (placement is ${s.placement})`,
     );

@@ -1,29 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import {
-  type CalibrationResult,
-  calibrateBatchPlateau,
-  calibrateBatchShape,
-  calibratePrefetchRatio,
-} from '../src/calibration.ts';
-
-/** Same rule as calibration.test.ts: calibrated → inside tolerance; known gap → inside its pinned band. */
-function check(r: CalibrationResult): void {
-  const t = r.target;
-  expect(Number.isFinite(r.value)).toBe(true);
-  if (t.status === 'calibrated') {
-    expect(r.value).toBeGreaterThanOrEqual(t.tolerance[0]);
-    expect(r.value).toBeLessThanOrEqual(t.tolerance[1]);
-  } else {
-    expect(r.withinTolerance).toBe(false);
-    expect(r.value).toBeGreaterThanOrEqual(t.gapBand![0]);
-    expect(r.value).toBeLessThanOrEqual(t.gapBand![1]);
-  }
-}
+import { calibrateBatchPlateau, calibrateBatchShape, calibratePrefetchRatio } from '../src/calibration.ts';
+import { checkCalibration } from './helpers/check-calibration.ts';
 
 describe('fault arrival against Allen & Ge (issue 11)', () => {
   it('(e) full batches carry ≈64 unique pages, (f) 75 % duplicates, (g) ≈0.9 µs/KiB without prefetch', async () => {
     const [e, f, g] = await calibrateBatchShape();
-    for (const r of [e!, f!, g!]) check(r);
+    for (const r of [e!, f!, g!]) checkCalibration(r);
     // streaming batches are full: every batch but the last of each sweep fetches 256 entries
     expect(e!.detail.fullBatches).toBeGreaterThan(e!.detail.batches! / 2);
     expect(g!.detail.interceptUs).toBeGreaterThan(20);
@@ -32,14 +14,14 @@ describe('fault arrival against Allen & Ge (issue 11)', () => {
 
   it('(c) batch-size curve: rises to 256, ≈11 % more at 512 without prefetch (known gap), none with prefetch', async () => {
     const c = await calibrateBatchPlateau();
-    check(c);
+    checkCalibration(c);
     expect(c.detail.gainNoPrefetch128to256).toBeGreaterThan(c.value); // the curve bends at 256
     expect(c.detail.gainPrefetch256to512).toBeLessThan(5);
   });
 
   it('(h) tree vs 4K on streaming: ≈2.5× fewer far faults, ≈5× less kernel time (known gap to >10×)', async () => {
     const h = await calibratePrefetchRatio();
-    check(h);
+    checkCalibration(h);
     expect(h.detail.kernelTimeRatio).toBeGreaterThan(4);
     expect(h.detail.kernelTimeRatio).toBeLessThan(7);
     // counted as UVMSmart counts (serviced faults), UVM's 256-entry batches still give < 4×: the

@@ -1,13 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import {
   CALIBRATION_TARGETS,
-  type CalibrationResult,
   calibrateDemand4k,
   calibrateEviction,
   calibrateStreamPrefetch,
   calibrationTable,
   linearFit,
 } from '../src/calibration.ts';
+import { checkCalibration } from './helpers/check-calibration.ts';
 
 /**
  * Each target is checked against its stated tolerance (uvm-costs §2.7): a `calibrated` target
@@ -15,19 +15,6 @@ import {
  * pinned gap band, outside the tolerance, so the check fails both when the gap closes (flip the
  * status, update docs/calibration.md) and when it widens.
  */
-function check(r: CalibrationResult): void {
-  const t = r.target;
-  expect(Number.isFinite(r.value)).toBe(true);
-  if (t.status === 'calibrated') {
-    expect(r.value).toBeGreaterThanOrEqual(t.tolerance[0]);
-    expect(r.value).toBeLessThanOrEqual(t.tolerance[1]);
-    expect(r.withinTolerance).toBe(true);
-  } else {
-    expect(r.withinTolerance).toBe(false);
-    expect(r.value).toBeGreaterThanOrEqual(t.gapBand![0]);
-    expect(r.value).toBeLessThanOrEqual(t.gapBand![1]);
-  }
-}
 
 describe('calibration against uvm-costs §2.7 sanity targets (default cost model)', () => {
   it('lists targets a, b, d, e, f, g, c, h with tolerances around the published values', () => {
@@ -61,7 +48,7 @@ describe('calibration against uvm-costs §2.7 sanity targets (default cost model
 
   it('(a) sequential streaming with prefetch ≈ 5 GB/s (per-batch fit slope): known gap, prefetched pages too cheap', async () => {
     const r = await calibrateStreamPrefetch();
-    check(r);
+    checkCalibration(r);
     expect(r.detail.bytesH2d).toBeGreaterThanOrEqual(32 << 20);
     // the fit has enough batches, the prefetcher grows batches well past one 4K page per fault
     expect(r.detail.batchesFitted).toBe(r.detail.faultBatches);
@@ -81,7 +68,7 @@ describe('calibration against uvm-costs §2.7 sanity targets (default cost model
 
   it('(b) demand 4K paging ≈ 0.9 GB/s, 10–15× slower than memcpy', async () => {
     const r = await calibrateDemand4k();
-    check(r);
+    checkCalibration(r);
     // the memcpy comparison follows the bandwidth: ×memcpy = (memcpy GB/s) / (simulated GB/s)
     expect(r.detail.timesMemcpy).toBeGreaterThan(10);
     expect(r.detail.timesMemcpy).toBeLessThan(15);
@@ -90,7 +77,7 @@ describe('calibration against uvm-costs §2.7 sanity targets (default cost model
 
   it('(d) one 2 MiB eviction ≈ 150–200 µs', async () => {
     const r = await calibrateEviction();
-    check(r);
+    checkCalibration(r);
     expect(r.detail.chunks).toBe(4);
     expect(r.detail.pagesMoved).toBe(4 * 512);
     // an eviction is never cheaper than its D2H copy
