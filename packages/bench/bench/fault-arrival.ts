@@ -11,32 +11,44 @@
  * same footprints under UVMSmart's service model (`--uvmsmart`: the driver takes one fault entry
  * per service instead of UVM's 256-entry batch; far faults also counted as UVMSmart counts them,
  * serviced faults = pages not yet resident; calibration target i). Part 4 at 256 MiB takes minutes.
+ * Part 5 (`--preferred`): the same with the preferred location advised to the GPU, so UVM's
+ * first-touch rule populates a whole VA block on its first fault (`uvm_perf_prefetch.c`).
  * `--stall` turns on GpuEngine.stallClientOnFault (a faulted SM issues nothing until replay).
  */
-import { type ExperimentSpec, runExperiment } from '../src/experiment.ts';
+import { deviceLoc } from '@hmmkit/svm';
+import { type CpuMode, type ExperimentSpec, runExperiment } from '../src/experiment.ts';
 
 const args = process.argv.slice(2);
 const stall = args.includes('--stall');
 const uvmsmart = args.includes('--uvmsmart');
+const preferred = args.includes('--preferred');
 const sizes = (args.find((a) => /^[\d,]+$/.test(a)) ?? '8,32').split(',').map(Number);
 
-function spec(mib: number, granule: string, warpsPerSM = 32, faultBatchMax?: number): ExperimentSpec {
+function spec(
+  mib: number,
+  granule: string,
+  warpsPerSM = 32,
+  faultBatchMax?: number,
+  cpu: CpuMode = 'init',
+): ExperimentSpec {
   return {
     ...(faultBatchMax === undefined ? {} : { costs: { faultBatchMax } }),
-    workload: { generator: 'streaming', params: { footprintBytes: mib << 20, warpsPerSM }, cpu: 'init' },
+    workload: { generator: 'streaming', params: { footprintBytes: mib << 20, warpsPerSM }, cpu },
     granule,
     placement: 'vram',
     vramBytes: Math.max(64, 2 * mib) << 20,
   };
 }
 
-async function run(s: ExperimentSpec, perBatch?: string[]) {
+/** `preferGpu`: cudaMemAdviseSetPreferredLocation(GPU 0) over the whole address space first. */
+async function run(s: ExperimentSpec, perBatch?: string[], preferGpu = false) {
   let lastB = 0;
   let lastF = 0;
   return runExperiment(s, {
     onWorld: (w) => {
       const dev = w.devices[0]!;
       dev.engine.stallClientOnFault = stall;
+      if (preferGpu) w.svm.attrs.advise(0, 2 ** 47, { preferredLoc: deviceLoc(0) });
       if (perBatch === undefined) return;
       w.sim.trace.on('svm.fault.batch', (_d, unique, faulted, t0, t1) => {
         const raw = dev.faultBuffer.fetched.value - lastF;
@@ -93,6 +105,28 @@ if (uvmsmart) {
         `${(t.kernelTimeNs / 1e6).toFixed(1).padStart(8)} ${String(k.farFaults).padStart(9)} ${String(k.faultsServiced).padStart(8)} ` +
         `${(k.kernelTimeNs / 1e6).toFixed(1).padStart(9)} ${(k.farFaults / t.farFaults).toFixed(1).padStart(5)} ` +
         `${(k.faultsServiced / t.faultsServiced).toFixed(1).padStart(5)} ${(k.kernelTimeNs / t.kernelTimeNs).toFixed(1).padStart(6)}`,
+    );
+  }
+}
+
+if (preferred) {
+  console.log('\n== 5. preferred location = the GPU (first-touch population of whole VA blocks), tree vs 4K');
+  console.log(
+    'cpu   warps/SM    MiB  tree far  tree svc  tree ms   4k far   4k svc    4k ms  ×far  ×svc  ×time',
+  );
+  const cells: [CpuMode, number, number][] = [];
+  for (const mib of sizes) cells.push(['none', 32, mib]);
+  for (const mib of sizes) cells.push(['init', 32, mib]);
+  for (const wps of [1, 4, 8]) cells.push(['none', wps, 32]);
+  for (const [cpu, wps, mib] of cells) {
+    const t = await run(spec(mib, 'uvm-tree', wps, undefined, cpu), undefined, true);
+    const k = await run(spec(mib, '4k', wps, undefined, cpu), undefined, true);
+    console.log(
+      `${cpu.padEnd(4)} ${String(wps).padStart(9)} ${String(mib).padStart(6)} ${String(t.farFaults).padStart(9)} ` +
+        `${String(t.faultsServiced).padStart(9)} ${(t.kernelTimeNs / 1e6).toFixed(1).padStart(8)} ` +
+        `${String(k.farFaults).padStart(8)} ${String(k.faultsServiced).padStart(8)} ${(k.kernelTimeNs / 1e6).toFixed(1).padStart(8)} ` +
+        `${(k.farFaults / t.farFaults).toFixed(1).padStart(5)} ${(k.faultsServiced / t.faultsServiced).toFixed(1).padStart(5)} ` +
+        `${(k.kernelTimeNs / t.kernelTimeNs).toFixed(1).padStart(6)}`,
     );
   }
 }
