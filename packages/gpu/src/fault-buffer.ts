@@ -127,6 +127,9 @@ export class FaultBatch {
   }
 }
 
+/** How {@link FaultBuffer.flush} finds the end of what it drops (UVM's `uvm_gpu_buffer_flush_mode_t`). */
+export type FlushMode = 'update-put' | 'cached-put';
+
 /** Options of a {@link FaultBuffer}. */
 export interface FaultBufferOptions {
   /** Ring entries (default 8192: an estimate; RM sizes it per chip). */
@@ -146,6 +149,12 @@ export class FaultBuffer {
   private readonly rInstance: Int32Array;
   private get_ = 0;
   private count_ = 0;
+  /**
+   * Entries from GET up to the driver's cached PUT (UVM `cached_put`): the PUT pointer is read
+   * only when GET has caught up with it, so entries written after that read are neither fetched
+   * nor dropped by a CACHED_PUT flush until the next read.
+   */
+  private known_ = 0;
   /** The driver's bottom half waits here for faults (woken by each new fault and by {@link kick}). */
   readonly waitQueue: WaitQueue;
   private target: FaultTarget | null = null;
@@ -252,20 +261,24 @@ export class FaultBuffer {
 
   /**
    * Models fetch_fault_buffer_entries(): moves up to `max` entries (default `faultBatchMax`,
-   * at most the batch capacity) from the ring into `batch`, coalescing duplicates. Returns the
-   * number of unique entries. Charges nothing; the driver charges `faultBatchFixedNs`.
+   * at most the batch capacity) from the ring into `batch`, coalescing duplicates. Like UVM it
+   * reads the hardware PUT only when GET has reached the cached PUT, and fetches no further than
+   * the cached PUT. Returns the number of unique entries. Charges nothing; the driver charges
+   * `faultBatchFixedNs`.
    */
   fetch(batch: FaultBatch, max: number = this.sim.costs.faultBatchMax): number {
     if (!Number.isInteger(max) || max < 1)
       throw new ArgumentError('FaultBuffer.fetch', 'max', 'must be a positive integer', max);
     batch.reset();
     const n = Math.min(max, batch.capacity);
+    if (this.known_ === 0) this.known_ = this.count_; // read_put()
     let taken = 0;
-    while (this.count_ > 0 && taken < n) {
+    while (this.known_ > 0 && taken < n) {
       const i = this.get_;
       batch.add(this.rVa[i]!, this.rAccess[i]!, this.rClient[i]!, this.rTs[i]!, this.rInstance[i]!);
       this.get_ = (i + 1) % this.capacity;
       this.count_--;
+      this.known_--;
       taken++;
     }
     this.fetched.add(taken);
@@ -274,11 +287,21 @@ export class FaultBuffer {
     return batch.count;
   }
 
-  /** Drops every pending entry (UVM's flush before a replay); their warps fault again after it. Returns how many. */
-  flush(): number {
-    const n = this.count_;
+  /**
+   * Models fault_buffer_flush_locked() before a replay: drops pending entries, whose warps fault
+   * again after the replay. `'update-put'` (UVM_GPU_BUFFER_FLUSH_MODE_UPDATE_PUT, the default)
+   * re-reads PUT and drops every entry written so far; `'cached-put'` drops only the entries up to
+   * the PUT cached at the last fetch, keeping those written since (the next fetch takes them).
+   * Returns how many entries were dropped.
+   */
+  flush(mode: FlushMode = 'update-put'): number {
+    if (mode !== 'update-put' && mode !== 'cached-put') {
+      throw new ArgumentError('FaultBuffer.flush', 'mode', "must be 'update-put' or 'cached-put'", mode);
+    }
+    const n = mode === 'update-put' ? this.count_ : this.known_;
     this.get_ = (this.get_ + n) % this.capacity;
-    this.count_ = 0;
+    this.count_ -= n;
+    this.known_ = 0;
     return n;
   }
 

@@ -34,6 +34,7 @@ export {
   FaultBuffer,
   type FaultBufferOptions,
   type FaultTarget,
+  type FlushMode,
 } from './fault-buffer.ts';
 export {
   type AddressDesc,

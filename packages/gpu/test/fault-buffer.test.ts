@@ -63,12 +63,30 @@ describe('FaultBuffer', () => {
     expect(b.va[0]).toBe(4 * 4096);
     expect(() => fb.fetch(b, 0)).toThrow(ArgumentError);
     expect(fb.pending).toBe(1);
-    // wrap-around
+    // wrap-around; entries written after the PUT was last read wait for the next fetch
     for (let i = 0; i < 7; i++) fb.push(0x100000 + i * 4096, ACCESS.READ, 0, 0);
-    expect(fb.fetch(b, 100)).toBe(8); // an explicit max overrides faultBatchMax
+    expect(fb.fetch(b, 100)).toBe(1); // GET had not reached the cached PUT: no re-read
     expect(b.va[0]).toBe(5 * 4096);
-    expect(b.va[7]).toBe(0x100000 + 6 * 4096);
+    expect(fb.fetch(b, 100)).toBe(7); // an explicit max overrides faultBatchMax
+    expect(b.va[6]).toBe(0x100000 + 6 * 4096);
     expect(fb.pending).toBe(0);
+  });
+
+  it('flush: UPDATE_PUT drops everything written, CACHED_PUT only up to the PUT cached at fetch', () => {
+    const sim = createSim({ costs: { faultBatchMax: 2 } });
+    const fb = new FaultBuffer(sim, { capacity: 16 });
+    const b = new FaultBatch(256);
+    for (let i = 0; i < 5; i++) fb.push(i * 4096, ACCESS.READ, 0, 0);
+    expect(fb.fetch(b)).toBe(2); // PUT read: 5 known, 2 fetched
+    for (let i = 5; i < 8; i++) fb.push(i * 4096, ACCESS.READ, 0, 0); // written while servicing
+    expect(fb.flush('cached-put')).toBe(3); // entries 2..4
+    expect(fb.pending).toBe(3);
+    expect(fb.fetch(b)).toBe(2);
+    expect(b.va[0]).toBe(5 * 4096);
+    fb.push(9 * 4096, ACCESS.READ, 0, 0);
+    expect(fb.flush('update-put')).toBe(2); // entry 7 and the one written after the fetch
+    expect(fb.pending).toBe(0);
+    expect(() => fb.flush('all' as 'update-put')).toThrow(ArgumentError);
   });
 
   it('drops faults on overflow and counts them; flush discards pending entries', () => {

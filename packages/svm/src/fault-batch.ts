@@ -4,7 +4,7 @@
  * @module
  */
 
-import { ACCESS, type FaultBatch } from '@hmmkit/gpu';
+import { ACCESS, type FaultBatch, type FlushMode } from '@hmmkit/gpu';
 import { HMM_PFN_WRITE } from '@hmmkit/hmm';
 import { ArgumentError, type Task } from '@hmmkit/sim';
 import { attrFlags, SVM_FLAG } from './attrs.ts';
@@ -18,8 +18,8 @@ import { serviceNoRetryBatch } from './xnack.ts';
  * Spawns the device's fault handler task (the bottom half of uvm_gpu_replayable_faults.c):
  * wait for faults → fetch a batch (coalesced, `faultBatchFixedNs`) → sort → service it per 2 MiB
  * VA block ({@link serviceFaultBatch}) → with the default replay policy 'batch-flush'
- * (UVM_PERF_FAULT_REPLAY_POLICY_BATCH_FLUSH) flush the buffer's stale duplicates raised
- * meanwhile → one replay. 'batch' replays without the flush (UVM_PERF_FAULT_REPLAY_POLICY_BATCH:
+ * (UVM_PERF_FAULT_REPLAY_POLICY_BATCH_FLUSH) flush the buffer's stale duplicates (UPDATE_PUT when
+ * the batch was mostly duplicates, else CACHED_PUT, as `opts.flushMode` 'ratio' says) → one replay. 'batch' replays without the flush (UVM_PERF_FAULT_REPLAY_POLICY_BATCH:
  * every stale duplicate is fetched and serviced again). Failed faults are cancelled. Ends when
  * `stop()` holds and the buffer is empty. With XNACK off (`svm.noRetry`) a batch is serviced by
  * {@link serviceNoRetryBatch} instead: no fault-driven migration, fatal faults kill the queue.
@@ -37,6 +37,14 @@ export function startFaultHandler(
   if (replay !== 'batch-flush' && replay !== 'batch') {
     throw new ArgumentError(fn, 'opts.replay', "must be 'batch-flush' or 'batch'", replay);
   }
+  const flushMode = opts.flushMode ?? 'ratio';
+  if (flushMode !== 'ratio' && flushMode !== 'update-put' && flushMode !== 'cached-put') {
+    throw new ArgumentError(fn, 'opts.flushMode', "must be 'ratio', 'update-put' or 'cached-put'", flushMode);
+  }
+  const ratio = opts.updatePutRatio ?? 50;
+  if (!Number.isInteger(ratio) || ratio < 0 || ratio > 100) {
+    throw new ArgumentError(fn, 'opts.updatePutRatio', 'must be an integer in [0, 100]', ratio);
+  }
   const sim = svm.mm.sim;
   const max = sim.costs.faultBatchMax;
   if (!Number.isInteger(max) || max < 1) {
@@ -48,14 +56,23 @@ export function startFaultHandler(
     const fb = dev.faultBuffer;
     while (await fb.waitForFaults(stop)) {
       const t0 = sim.now;
+      const fetched0 = fb.fetched.value;
       fb.fetch(batch);
+      const cached = fb.fetched.value - fetched0; // num_cached_faults
       sim.charge(sim.costs.faultBatchFixedNs);
       batch.sort();
       const pages =
         svm.noRetry === null
           ? await serviceFaultBatch(svm, devIndex, batch)
           : await serviceNoRetryBatch(svm, devIndex, batch);
-      if (replay === 'batch-flush') fb.flush();
+      if (replay === 'batch-flush') {
+        // uvm_gpu_service_replayable_faults: UPDATE_PUT when num_duplicate_faults * 100 >
+        // num_cached_faults * replay_update_put_ratio. Duplicates: entries fetched that needed no
+        // service of their own (merged at fetch, or their page was already mapped).
+        let mode: FlushMode = flushMode === 'ratio' ? 'cached-put' : flushMode;
+        if (flushMode === 'ratio' && (cached - pages) * 100 > cached * ratio) mode = 'update-put';
+        fb.flush(mode);
+      }
       fb.replay();
       if (sim.trace.wants('svm.fault.batch')) {
         sim.trace.emit('svm.fault.batch', dev.id, batch.count, pages, t0, sim.now);

@@ -51,7 +51,7 @@
  *
  * @module
  */
-import { APERTURE, type FaultBatch, type GpuDevice, type Memory32 } from '@hmmkit/gpu';
+import { APERTURE, type FaultBatch, type FlushMode, type GpuDevice, type Memory32 } from '@hmmkit/gpu';
 import { IntervalTree } from '@hmmkit/interval-tree';
 import { type Mm, PageWalk, TASK_SIZE } from '@hmmkit/mm';
 import { ArgumentError, type Counter, Errno, Mutex, RwSemaphore, type Task } from '@hmmkit/sim';
@@ -197,6 +197,14 @@ export interface FaultHandlerOptions {
    * batch, then one replay) or 'batch' (replay without flush). Default 'batch-flush'.
    */
   readonly replay?: 'batch-flush' | 'batch';
+  /**
+   * How the 'batch-flush' policy flushes (`fault_buffer_flush_locked`): 'ratio' (UVM: UPDATE_PUT
+   * when the batch's duplicate faults exceed `updatePutRatio` % of the entries fetched, else
+   * CACHED_PUT), 'update-put' or 'cached-put' always. Default 'ratio'.
+   */
+  readonly flushMode?: 'ratio' | FlushMode;
+  /** UVM's `uvm_perf_fault_replay_update_put_ratio`, 0–100 (default 50). */
+  readonly updatePutRatio?: number;
 }
 
 /** Device-memory options of {@link GpuSvm}. */

@@ -100,6 +100,12 @@ describe('GpuSvm services a fault batch per 2 MiB VA block (UVM service_fault_ba
       ArgumentError,
     );
     expect(() => w.svm.startFaultHandler(3, () => true)).toThrow(ArgumentError);
+    expect(() => w.svm.startFaultHandler(0, () => true, { flushMode: 'all' as 'ratio' })).toThrow(
+      /opts\.flushMode/,
+    );
+    expect(() => w.svm.startFaultHandler(0, () => true, { updatePutRatio: 101 })).toThrow(
+      /opts\.updatePutRatio/,
+    );
     await sim.sched.run();
     expect(sim.counters.counter('svm.faults').value).toBe(0);
   });
