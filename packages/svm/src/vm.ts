@@ -30,7 +30,7 @@ import { type Machine, type Mm, VM_FAULT_SIGBUS } from '@hmmkit/mm';
 import { ArgumentError, type Counter, Errno, type Sim, StateError } from '@hmmkit/sim';
 import { ATOMIC_ACCESS } from './atomic.ts';
 import type { AttrUpdate as AttrUpdateOf } from './attr-map.ts';
-import { LOC, type RangeAttrs } from './attrs.ts';
+import { deviceLoc, LOC, type RangeAttrs } from './attrs.ts';
 import { adviseAndZap } from './bind.ts';
 import { BufferObject } from './bo.ts';
 import { SvmDeviceMemory } from './devmem.ts';
@@ -460,7 +460,7 @@ export class GpuVm {
           op.index,
         );
     } else if (op.type === 'preferredLoc') {
-      if (op.loc !== LOC.UNDEFINED && op.loc !== LOC.SYSMEM && op.loc !== 1)
+      if (op.loc !== LOC.UNDEFINED && op.loc !== LOC.SYSMEM && op.loc !== deviceLoc(0))
         throw new ArgumentError(fn, 'op.loc', 'must be LOC.UNDEFINED, LOC.SYSMEM or deviceLoc(0)', op.loc);
     } else throw new ArgumentError(fn, 'op.type', "must be 'preferredLoc', 'atomic' or 'pat'", op);
     const hit = this.spans.filter((s) => s.start < end && va < s.end);
@@ -494,9 +494,8 @@ export class GpuVm {
               : [{ preferredLoc: op.loc }, (a) => a.preferredLoc];
         const before = this.svm.attrs.segments(s.start - off, s.end - off);
         await adviseAndZap(this.svm, s.start - off, s.end - off, update, key);
-        const after = this.svm.attrs.segments(s.start - off, s.end - off);
-        if (before.length !== after.length || before.some((b, k) => key(b.attrs) !== key(after[k]!.attrs)))
-          changed++;
+        const now = key(this.svm.attrs.lookup(s.start - off)); // one value over the VMA now
+        if (before.some((b) => key(b.attrs) !== now)) changed++;
       } else if (op.type !== 'preferredLoc') {
         const v = op.type === 'atomic' ? op.value : op.index;
         if ((op.type === 'atomic' ? s.atomic : s.pat) === v) continue;
@@ -618,7 +617,7 @@ export class GpuVm {
         attrsChanged(this.svm, cpu, cpu);
         await garbageCollectLocked(this.svm);
       }
-    } else s.bo.get();
+    } else s.bo.getSplit();
     const tail: VaSpan = { ...s, start: va, boOffset: s.boOffset + (va - s.start) };
     s.end = va;
     this.insert(tail);

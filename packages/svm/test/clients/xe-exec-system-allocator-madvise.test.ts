@@ -269,6 +269,7 @@ describe('xe_exec_system_allocator madvise (VMAs of a GpuVm)', () => {
       const bo = dev.createBo(4 * P) as BufferObject;
       expect(await vm.bindBo(bo, 0, va, 4 * P)).toBe(0);
       expect(vmPtePats(vm, va, va + 4 * P)).toEqual([WB, WB, WB, WB]);
+      bo.close(); // gem_close after the bind: the binding keeps the BO
       const uc = patIndexOf(xe2, 'uc');
       // a madvise over half the BO splits its VMA; the BO gains a reference per VMA
       expect(await vm.madvise(va, 2 * P, { type: 'pat', index: uc })).toBe(1);
@@ -289,9 +290,11 @@ describe('xe_exec_system_allocator madvise (VMAs of a GpuVm)', () => {
       expect(r.failed).toBe(0);
       expect(bo.read32(8)).toBe(42);
       expect(vm.dev.pageTable.translate(va).atomic).toBe(true);
+      const free = dev.gpu.vram.freeBytes;
       expect(await vm.unbind(va, 4 * P)).toBe(0);
       expect(bo.bindings).toBe(0);
-      bo.close();
+      expect(bo.alive).toBe(false);
+      expect(dev.gpu.vram.freeBytes).toBe(free + 4 * P);
     }));
 
   it('bad madvise arguments are ArgumentErrors naming the argument; nothing changes', () =>
