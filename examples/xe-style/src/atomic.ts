@@ -2,9 +2,10 @@
  * xe-style madvise of the atomic-access and PAT attributes (DRM_XE_MEM_RANGE_ATTR_ATOMIC / _PAT):
  * a GPU atomic under DEVICE migrates the page to VRAM even though the preferred location is system
  * memory; under CPU it is refused and the exec is cancelled; a PAT index advised on a range shows
- * up in every device PTE of it (here on a device whose PTE format has a caching field, AMD MTYPE).
+ * up in every device PTE of it (on a device with Intel's Xe2 PTE format: the PAT table's `wt`,
+ * index 15, written into the PTE's PAT0..PAT4 bits).
  */
-import { ACCESS, amdGfx9 } from '@hmmkit/gpu';
+import { ACCESS, patIndexOf, xe2 } from '@hmmkit/gpu';
 import { createSim } from '@hmmkit/sim';
 import {
   ATOMIC_ACCESS,
@@ -40,7 +41,7 @@ export async function runAtomic(seed = 1): Promise<XeAtomicResult> {
   const w = await createSvmWorld(sim, {
     granule: drmGpusvmPolicy(),
     devmem: { migrate: 'fault' },
-    format: amdGfx9,
+    format: xe2,
   });
   return sim.sched.runMain(async () => {
     const lines: string[] = [];
@@ -61,11 +62,12 @@ export async function runAtomic(seed = 1): Promise<XeAtomicResult> {
     lines.push(
       `CPU-only atomics: the GPU atomic is refused (-EACCES), ${k.failed} warp cancelled; b = ${await w.mm.readU32(b)}`,
     );
-    await madvisePat(w.svm, b, b + K64, 3);
+    const wt = patIndexOf(xe2, 'wt');
+    await madvisePat(w.svm, b, b + K64, wt);
     await runKernel(w, 0, [[[b + 4, ACCESS.WRITE, 1]]]);
     const pats: number[] = [];
     w.devs[0]!.pageTable.forEachMapping(b, b + K64, (m) => pats.push(m.pat ?? 0));
-    lines.push(`PAT index 3 advised on b: device PTE indices ${[...new Set(pats)].join(',')}`);
+    lines.push(`PAT index ${wt} (wt) advised on b: device PTE indices ${[...new Set(pats)].join(',')}`);
     const v = worldVerdict(w);
     lines.push(v.violations === 0 ? 'oracle: COHERENT' : `oracle: ${v.violations} violations`);
     return { lines, deviceValue, deviceInVram, cpuModeCancelled: k.failed, pats, violations: v.violations };

@@ -8,7 +8,7 @@ describe('xe-style atomic and PAT madvise example', () => {
     expect(r.deviceValue).toBe(42);
     expect(r.cpuModeCancelled).toBe(1);
     expect(r.pats.length).toBeGreaterThan(0);
-    expect(r.pats.every((p) => p === 3)).toBe(true);
+    expect(r.pats.every((p) => p === 15)).toBe(true); // Xe2's wt index
     expect(r.violations).toBe(0);
   });
 });

@@ -19,7 +19,7 @@ const TWO32 = 4294967296;
  * A field compiled for fast access: where it starts, how many bits come from each 32-bit word.
  * Reading never allocates; writing validates the value first.
  */
-export class CompiledField {
+export class CompiledField implements IndexField {
   /** Field name (for error messages). */
   readonly name: string;
   readonly hi: number;
@@ -95,6 +95,74 @@ export class CompiledField {
       );
     }
     writeBits(w, base, this.hi, this.lo, value);
+  }
+}
+
+/** A field that holds a small index: a {@link CompiledField} or a {@link ScatteredField}. */
+export interface IndexField {
+  readonly name: string;
+  /** Width in bits. */
+  readonly width: number;
+  /** Largest value: 2^width − 1. */
+  readonly max: number;
+  /** True when `value` is an integer that fits. */
+  fits(value: number): boolean;
+  /** Reads the value of the entry whose first word is `w[base]`. */
+  read(w: Uint32Array, base: number): number;
+  /** Writes `value` (ArgumentError before any write when it does not fit); other bits are kept. */
+  write(w: Uint32Array, base: number, value: number): void;
+}
+
+/**
+ * A value whose bits are spread over several fields of an entry, least significant part first:
+ * Intel's PAT index is PAT0 (bit 3), PAT1 (4), PAT2 (7, or 12 in a huge leaf), PAT3 (62), PAT4 (61)
+ * (xe_vm.c pte_encode_pat_index). Part `k` holds the next `parts[k].width` bits of the value.
+ */
+export class ScatteredField implements IndexField {
+  readonly name: string;
+  readonly width: number;
+  readonly max: number;
+  private readonly parts: readonly CompiledField[];
+
+  constructor(name: string, parts: readonly CompiledField[]) {
+    if (parts.length === 0) throw new ArgumentError('ScatteredField', name, 'needs at least one part', parts);
+    this.name = name;
+    this.parts = parts;
+    this.width = parts.reduce((n, f) => n + f.width, 0);
+    if (this.width > 31)
+      throw new ArgumentError('ScatteredField', name, 'must be at most 31 bits wide', this.width);
+    this.max = 2 ** this.width - 1;
+  }
+
+  fits(value: number): boolean {
+    return Number.isInteger(value) && value >= 0 && value <= this.max;
+  }
+
+  read(w: Uint32Array, base: number): number {
+    let v = 0;
+    let scale = 1;
+    for (const f of this.parts) {
+      v += f.read(w, base) * scale;
+      scale *= 2 ** f.width;
+    }
+    return v;
+  }
+
+  write(w: Uint32Array, base: number, value: number): void {
+    if (!this.fits(value)) {
+      throw new ArgumentError(
+        'ScatteredField.write',
+        this.name,
+        `must hold a value in [0, ${this.max}]`,
+        value,
+      );
+    }
+    let rest = value;
+    for (const f of this.parts) {
+      const span = 2 ** f.width;
+      f.write(w, base, rest % span);
+      rest = Math.floor(rest / span);
+    }
   }
 }
 

@@ -9,7 +9,8 @@
  * @module
  */
 import { ArgumentError } from '@hmmkit/sim';
-import { type BitField, CompiledField, Pattern } from './bits.ts';
+import { type BitField, CompiledField, type IndexField, Pattern, ScatteredField } from './bits.ts';
+import type { PatTable } from './pat-table.ts';
 
 /** Where an address points: the memory kinds an aperture field names. */
 export const APERTURE = { VID: 0, PEER: 1, SYS: 2, SYS_NC: 3 } as const;
@@ -46,6 +47,8 @@ export interface PteDesc extends AddressDesc {
   readonly writable?: FieldValues;
   /** Set when atomics are disabled. */
   readonly atomicDisable?: FieldValues;
+  /** Set when atomics are enabled (xe's XE_USM_PPGTT_PTE_AE); without it the PTE forbids atomics. */
+  readonly atomicEnable?: FieldValues;
   /** Set for uncached/volatile mappings. */
   readonly volatile?: FieldValues;
   /** Set for privileged-only mappings. */
@@ -54,9 +57,11 @@ export interface PteDesc extends AddressDesc {
   readonly kindField?: string;
   /**
    * Caching-policy index field (Intel's PAT index, AMD's MTYPE), if the format has one: a mapping's
-   * `pat` (MapAttrs) is stored there; every value the field holds is a valid index.
+   * `pat` (MapAttrs) is stored there. A list names the fields holding the index's bits, least
+   * significant first (Intel's PAT0..PAT4 are not contiguous). Every value it holds is a valid
+   * index unless the format has a {@link FormatDesc.patTable}.
    */
-  readonly patField?: string;
+  readonly patField?: string | readonly string[];
   /** Peer id field (which peer GPU a PEER-aperture PTE points into), if the format has one. */
   readonly peerIdField?: string;
   /** AMD-style FRAGMENT field: log2 of contiguous 4K pages the TLB may cache as one. */
@@ -124,6 +129,8 @@ export interface FormatDesc {
   readonly tablePoolBase: number;
   /** One line on where the format comes from. */
   readonly source: string;
+  /** What each PAT index means and which the hardware reserves (absent: every index is valid). */
+  readonly patTable?: PatTable;
 }
 
 /** Compiled address half (aperture + address fields, indexed by aperture code). */
@@ -185,11 +192,12 @@ export class CompiledPte {
   readonly readOnly: Pattern | null;
   readonly writable: Pattern | null;
   readonly atomicDisable: Pattern | null;
+  readonly atomicEnable: Pattern | null;
   readonly volatile: Pattern | null;
   readonly privileged: Pattern | null;
   readonly kind: CompiledField | null;
   /** Caching-policy (PAT/MTYPE) index field, or null. */
-  readonly pat: CompiledField | null;
+  readonly pat: IndexField | null;
   readonly peerId: CompiledField | null;
   readonly fragment: CompiledField | null;
   readonly unmapped: Pattern | null;
@@ -204,10 +212,20 @@ export class CompiledPte {
     this.readOnly = pat(desc.readOnly);
     this.writable = pat(desc.writable);
     this.atomicDisable = pat(desc.atomicDisable);
+    this.atomicEnable = pat(desc.atomicEnable);
     this.volatile = pat(desc.volatile);
     this.privileged = pat(desc.privileged);
     this.kind = desc.kindField === undefined ? null : need(this.layout, desc.kindField, where);
-    this.pat = desc.patField === undefined ? null : need(this.layout, desc.patField, where);
+    const pf = desc.patField;
+    this.pat =
+      pf === undefined
+        ? null
+        : typeof pf === 'string'
+          ? need(this.layout, pf, where)
+          : new ScatteredField(
+              `${where}.pat`,
+              pf.map((n) => need(this.layout, n, where)),
+            );
     this.peerId = desc.peerIdField === undefined ? null : need(this.layout, desc.peerIdField, where);
     this.fragment = desc.fragmentField === undefined ? null : need(this.layout, desc.fragmentField, where);
     this.unmapped = pat(desc.unmapped);
@@ -221,9 +239,13 @@ export class CompiledPte {
     return true;
   }
 
-  /** True when the valid PTE at `w[base]` allows atomics (writable and not atomic-disabled). */
+  /** True when the valid PTE at `w[base]` allows atomics (writable, not atomic-disabled, atomic-enabled). */
   isAtomic(w: Uint32Array, base: number): boolean {
-    return this.isWritable(w, base) && (this.atomicDisable === null || !this.atomicDisable.matches(w, base));
+    return (
+      this.isWritable(w, base) &&
+      (this.atomicDisable === null || !this.atomicDisable.matches(w, base)) &&
+      (this.atomicEnable === null || this.atomicEnable.matches(w, base))
+    );
   }
 }
 
@@ -397,6 +419,8 @@ export interface PtFormat {
   /** True when some level is a dual (big/small) PDE. */
   readonly hasDualPde: boolean;
   readonly tablePoolBase: number;
+  /** The format's PAT table, or null (every index its PAT field holds is valid). */
+  readonly patTable: PatTable | null;
 }
 
 function need(fields: Record<string, CompiledField>, name: string, where: string): CompiledField {
@@ -467,6 +491,7 @@ export function compileFormat(desc: FormatDesc): PtFormat {
     targets,
     hasDualPde: levels.some((l) => l.dualBig !== null),
     tablePoolBase: desc.tablePoolBase,
+    patTable: desc.patTable ?? null,
   };
 }
 

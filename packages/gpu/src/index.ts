@@ -6,7 +6,16 @@
  *
  * @module
  */
-export { type BitField, CompiledField, entryHex, Pattern, readBits, writeBits } from './bits.ts';
+export {
+  type BitField,
+  CompiledField,
+  entryHex,
+  type IndexField,
+  Pattern,
+  readBits,
+  ScatteredField,
+  writeBits,
+} from './bits.ts';
 export { type CopyDirection, CopyEngine, type CopyTicket } from './copy-engine.ts';
 export {
   createGpuDevice,
@@ -72,6 +81,16 @@ export {
   type WalkStatus,
 } from './page-table.ts';
 export {
+  type PatEntry,
+  type PatName,
+  type PatTable,
+  patIndexCount,
+  patIndexOf,
+  patIndexValid,
+  XE2_PAT_TABLE,
+  xe2Pat,
+} from './pat-table.ts';
+export {
   amdGfx9,
   amdGfx9Desc,
   FORMATS,
@@ -81,6 +100,8 @@ export {
   nvMmuV3Desc,
   toyFormat,
   toyFormatDesc,
+  xe2,
+  xe2Desc,
 } from './presets.ts';
 export { PtUpdateBatch, type PtUpdateMode } from './pt-update.ts';
 export { TLB_FLAG, Tlb, TlbBatch, type TlbOptions } from './tlb.ts';

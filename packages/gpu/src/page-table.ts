@@ -209,7 +209,10 @@ export class PageTable {
           pa,
         );
       }
-      if ((k === 0 || k === n - 1 || pas !== null) && !addrField.fits((pa + pageSize - 4096) / scale)) {
+      if (
+        (k === 0 || k === n - 1 || pas !== null) &&
+        !addrField.fits(Math.floor((pa + pageSize - 4096) / scale))
+      ) {
         throw new ArgumentError(
           fn,
           pas === null ? 'pa' : `pas[${k}]`,

@@ -1,8 +1,8 @@
 /**
  * Format presets: NVIDIA MMU v2 (Pascal..Ada), NVIDIA MMU v3 (Hopper, Blackwell), AMD GFX9
- * GPUVM, and a small format for tests. Bit positions follow `dev_mmu.h` (`hwref/.../dev_mmu.h`
- * in open-gpu-kernel-modules), `uvm_pascal_mmu.c`, `uvm_hopper_mmu.c`, nouveau `vmmgp100.c`
- * and `amdgpu_vm.h`.
+ * GPUVM, Intel Xe2 PPGTT, and a small format for tests. Bit positions follow `dev_mmu.h`
+ * (`hwref/.../dev_mmu.h` in open-gpu-kernel-modules), `uvm_pascal_mmu.c`, `uvm_hopper_mmu.c`,
+ * nouveau `vmmgp100.c`, `amdgpu_vm.h` and xe's `xe_gtt_defs.h`.
  *
  * @module
  */
@@ -14,6 +14,7 @@ import {
   type PteDesc,
   type PtFormat,
 } from './format.ts';
+import { XE2_PAT_TABLE } from './pat-table.ts';
 
 // ---------------------------------------------------------------- NVIDIA MMU v2 (dev_mmu.h VER2)
 
@@ -321,6 +322,116 @@ export const amdGfx9Desc: FormatDesc = {
   ],
 };
 
+// ---------------------------------------------------------------- Intel Xe2 PPGTT (xe_gtt_defs.h)
+
+/** Xe2 4 KiB PTE: PRESENT, RW, PAT0/1/2 (3, 4, 7), PS64, NULL, AE, DM, address 51:12, PAT4 61, PAT3 62. */
+const XE_PT: LayoutDesc = {
+  bits: 64,
+  fields: {
+    present: [0, 0],
+    rw: [1, 1],
+    pat0: [3, 3],
+    pat1: [4, 4],
+    pat2: [7, 7],
+    ps64: [8, 8],
+    nullPte: [9, 9],
+    ae: [10, 10],
+    dm: [11, 11],
+    address: [51, 12],
+    pat4: [61, 61],
+    pat3: [62, 62],
+  },
+};
+/** A directory entry: PRESENT, RW, PS (bit 7: a huge leaf when set), table address 51:12. */
+const XE_PDE: LayoutDesc = {
+  bits: 64,
+  fields: { present: [0, 0], rw: [1, 1], ps: [7, 7], address: [51, 12] },
+};
+/** A huge leaf in a directory (2M or 1G): PS at 7, so PAT2 moves to bit 12 (XE_PPGTT_PDE_PDPE_PAT2). */
+const xeHuge = (addrLo: number): LayoutDesc => ({
+  bits: 64,
+  fields: {
+    present: [0, 0],
+    rw: [1, 1],
+    pat0: [3, 3],
+    pat1: [4, 4],
+    ps: [7, 7],
+    nullPte: [9, 9],
+    ae: [10, 10],
+    dm: [11, 11],
+    pat2: [12, 12],
+    address: [51, addrLo],
+    pat4: [61, 61],
+    pat3: [62, 62],
+  },
+});
+const XE_PAT_BITS = ['pat0', 'pat1', 'pat2', 'pat3', 'pat4'] as const;
+const XE_PTE_SEM: PteDesc = {
+  // XE_PTE_NULL with PRESENT is a NULL binding (reads zero, writes dropped): "sparse" here
+  valid: { present: 1, nullPte: 0 },
+  apertureField: 'dm',
+  apertures: { sys: 0, vid: 1 },
+  addressFields: { sys: 'address', vid: 'address' },
+  shift: 12,
+  writable: { rw: 1 },
+  atomicEnable: { ae: 1 },
+  patField: XE_PAT_BITS,
+  sparse: { present: 1, nullPte: 1 },
+};
+const xeHugeSem = (shift: number): PteDesc => ({
+  ...XE_PTE_SEM,
+  valid: { present: 1, ps: 1, nullPte: 0 },
+  sparse: { present: 1, ps: 1, nullPte: 1 },
+  shift,
+});
+const XE_PDE_SEM: PdeDesc = {
+  present: { present: 1, ps: 0 },
+  apertures: { vid: 0 },
+  addressFields: { vid: 'address' },
+  shift: 12,
+};
+
+/**
+ * Intel Xe2/Xe3 PPGTT (Lunar Lake, Battlemage; Linux 6.18 xe_gtt_defs.h, xe_vm.c
+ * xelp_pte_encode_bo/pte_encode_pat_index, xe_pat.c): 48-bit VA, 4 levels of 512 × 8 B, 2M and 1G
+ * leaves with PS (bit 7), the PAT index in five scattered bits and {@link XE2_PAT_TABLE}, the
+ * atomic-enable bit AE, DM for device memory. Deviations: xe's vm_max_level is 4 (a fifth root
+ * level with one used entry), not modelled; the PS64 64K hint is not modelled (no 64K pages).
+ */
+export const xe2Desc: FormatDesc = {
+  name: 'xe2',
+  vaBits: 48,
+  source: 'xe_gtt_defs.h XE_PPGTT_PTE_*, xe_vm.c pte_encode_pat_index, xe_pat.c xe2_pat_table',
+  tablePoolBase: 0x10_0000_0000,
+  patTable: XE2_PAT_TABLE,
+  levels: [
+    { name: 'L3', vaHi: 47, vaLo: 39, entryBytes: 8, layout: XE_PDE, pde: XE_PDE_SEM },
+    {
+      name: 'L2',
+      vaHi: 38,
+      vaLo: 30,
+      entryBytes: 8,
+      layout: XE_PDE,
+      pde: XE_PDE_SEM,
+      pte: xeHugeSem(30),
+      pteLayout: xeHuge(30),
+      leafTest: { ps: 1 },
+    },
+    {
+      name: 'L1',
+      vaHi: 29,
+      vaLo: 21,
+      entryBytes: 8,
+      layout: XE_PDE,
+      pde: XE_PDE_SEM,
+      pte: xeHugeSem(21),
+      pteLayout: xeHuge(21),
+      leafTest: { ps: 1 },
+    },
+    { name: 'L0', vaHi: 20, vaLo: 12, entryBytes: 8, layout: XE_PT, pte: XE_PTE_SEM },
+  ],
+};
+
 // ---------------------------------------------------------------- toy format for tests
 
 const TOY_PTE: LayoutDesc = {
@@ -407,6 +518,8 @@ export const nvMmuV2: PtFormat = compileFormat(nvMmuV2Desc);
 export const nvMmuV3: PtFormat = compileFormat(nvMmuV3Desc);
 /** AMD GFX9 GPUVM, compiled. */
 export const amdGfx9: PtFormat = compileFormat(amdGfx9Desc);
+/** Intel Xe2 PPGTT, compiled. */
+export const xe2: PtFormat = compileFormat(xe2Desc);
 /** The toy test format, compiled. */
 export const toyFormat: PtFormat = compileFormat(toyFormatDesc);
 
@@ -415,5 +528,6 @@ export const FORMATS: Readonly<Record<string, PtFormat>> = {
   [nvMmuV2.name]: nvMmuV2,
   [nvMmuV3.name]: nvMmuV3,
   [amdGfx9.name]: amdGfx9,
+  [xe2.name]: xe2,
   [toyFormat.name]: toyFormat,
 };

@@ -78,7 +78,7 @@ export function encodeLeaf(
     throw new ArgumentError(
       fn,
       'attrs.pat',
-      pte.pat === null ? 'is not supported by this format' : `must be an index in [0, ${2 ** pte.pat.width})`,
+      pte.pat === null ? 'is not supported by this format' : `must be an index in [0, ${pte.pat.max + 1})`,
       patIndex,
     );
   }
@@ -112,6 +112,7 @@ export function encodeLeaf(
   if (!writable && pte.readOnly !== null) pte.readOnly.apply(out, 0, 2);
   if (writable && pte.writable !== null) pte.writable.apply(out, 0, 2);
   if ((attrs.atomic ?? true) === false && pte.atomicDisable !== null) pte.atomicDisable.apply(out, 0, 2);
+  if ((attrs.atomic ?? true) && writable && pte.atomicEnable !== null) pte.atomicEnable.apply(out, 0, 2);
   if (attrs.volatile === true && pte.volatile !== null) pte.volatile.apply(out, 0, 2);
   if (attrs.privileged === true && pte.privileged !== null) pte.privileged.apply(out, 0, 2);
   if (kind !== 0) pte.kind!.write(out, 0, kind);
@@ -125,7 +126,9 @@ export function decodeAttrs(pte: CompiledPte, w: Uint32Array, o: number): MapAtt
   return {
     aperture: pte.addr.aperture(w, o) as Aperture,
     writable: pte.isWritable(w, o),
-    atomic: pte.atomicDisable === null || !pte.atomicDisable.matches(w, o),
+    atomic:
+      (pte.atomicDisable === null || !pte.atomicDisable.matches(w, o)) &&
+      (pte.atomicEnable === null || pte.atomicEnable.matches(w, o)),
     volatile: pte.volatile?.matches(w, o) === true,
     privileged: pte.privileged?.matches(w, o) === true,
     kind: pte.kind === null ? 0 : pte.kind.read(w, o),

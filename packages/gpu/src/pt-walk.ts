@@ -169,7 +169,7 @@ function leaf(
   out.aperture = a.kindByCode[code] as Aperture;
   out.peerId = out.aperture === APERTURE.PEER && pte.peerId !== null ? pte.peerId.read(w, o) : 0;
   out.writable = pte.isWritable(w, o);
-  out.atomic = out.writable && (pte.atomicDisable === null || !pte.atomicDisable.matches(w, o));
+  out.atomic = pte.isAtomic(w, o);
   out.volatile = pte.volatile?.matches(w, o) === true;
   out.pat = pte.pat === null ? 0 : pte.pat.read(w, o);
   out.status = WALK.MAPPED;

@@ -93,6 +93,15 @@ export class BufferObject {
     this.refs++;
   }
 
+  /**
+   * @internal A binding split in two (madvise over part of it) takes a reference for the new
+   * half; the handle may be closed already (the existing binding keeps the BO alive).
+   */
+  getSplit(): void {
+    if (!this.alive) throw new StateError('BufferObject.getSplit', 'the BO was freed');
+    this.refs++;
+  }
+
   /** @internal A binding drops its reference. */
   put(): void {
     this.refs--;

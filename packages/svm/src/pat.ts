@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { patIndexCount, patIndexValid } from '@hmmkit/gpu';
 import { ArgumentError } from '@hmmkit/sim';
 import { adviseAndZap } from './bind.ts';
 import type { GpuSvm } from './gpusvm.ts';
@@ -13,18 +14,19 @@ import { PAGE_SIZE } from './granule.ts';
 import type { SvmRange } from './range.ts';
 
 /**
- * Number of PAT indices every device of `svm` can encode (xe->pat.n_entries): 2^width of the
- * smallest PAT field among the devices' leaf formats; 1 (index 0 only) where a format has none.
+ * Number of PAT indices every device of `svm` can encode (xe->pat.n_entries): the smallest
+ * `patIndexCount` of the devices' formats (a PAT table's length, else 2^width of the PAT field;
+ * 1, index 0 only, where a format has none).
  */
 export function patEntries(svm: GpuSvm): number {
   let n = Number.POSITIVE_INFINITY;
-  for (const dev of svm.devices) {
-    for (const lvl of dev.format.levels) {
-      if (lvl.pte === null) continue;
-      n = Math.min(n, lvl.pte.pat === null ? 1 : 2 ** lvl.pte.pat.width);
-    }
-  }
+  for (const dev of svm.devices) n = Math.min(n, patIndexCount(dev.format));
   return Number.isFinite(n) ? n : 1;
+}
+
+/** Whether every device of `svm` can carry PAT index `pat` (its format's table defines it). */
+export function patValid(svm: GpuSvm, pat: number): boolean {
+  return svm.devices.every((d) => patIndexValid(d.format, pat));
 }
 
 /**
@@ -47,15 +49,15 @@ export function rangePatIndex(svm: GpuSvm, range: SvmRange): Uint8Array | null {
  * Models xe's madvise of DRM_XE_MEM_RANGE_ATTR_PAT: sets the PAT index of `[start, end)` and,
  * where it changed, zaps the devices' PTEs so the next bind writes the new index. An index the
  * devices cannot encode throws ArgumentError (xe: -EINVAL for `pat_index >= n_entries`) with
- * nothing changed. Returns the number of ranges whose PTEs were zapped.
+ * nothing changed (and so does an index the format's PAT table reserves: xe's coh_mode 0). Returns
+ * the number of ranges whose PTEs were zapped.
  */
 export async function madvisePat(svm: GpuSvm, start: number, end: number, pat: number): Promise<number> {
-  const n = patEntries(svm);
-  if (!Number.isInteger(pat) || pat < 0 || pat >= n) {
+  if (!patValid(svm, pat)) {
     throw new ArgumentError(
       'madvisePat',
       'pat',
-      `must be an index in [0, ${n}) for these devices' PTE format`,
+      `must be an index in [0, ${patEntries(svm)}) that these devices' PAT table defines`,
       pat,
     );
   }

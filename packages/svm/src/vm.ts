@@ -25,17 +25,21 @@
  *
  * @module
  */
-import { APERTURE, createGpuDevice, type GpuDevice, type PtFormat } from '@hmmkit/gpu';
+import { APERTURE, createGpuDevice, type GpuDevice, type PtFormat, patIndexValid } from '@hmmkit/gpu';
 import { type Machine, type Mm, VM_FAULT_SIGBUS } from '@hmmkit/mm';
 import { ArgumentError, type Counter, Errno, type Sim, StateError } from '@hmmkit/sim';
+import { ATOMIC_ACCESS } from './atomic.ts';
+import type { AttrUpdate as AttrUpdateOf } from './attr-map.ts';
+import { deviceLoc, LOC, type RangeAttrs } from './attrs.ts';
+import { adviseAndZap } from './bind.ts';
 import { BufferObject } from './bo.ts';
 import { SvmDeviceMemory } from './devmem.ts';
 import type { EvictionPolicy } from './eviction.ts';
 import { GpuSvm, type GpuSvmOptions } from './gpusvm.ts';
-import { migrateToRam } from './migrate.ts';
+import { migrateSpanToRam, migrateToRam } from './migrate.ts';
 import { CoherenceOracle } from './oracle.ts';
 import { type PageMask, pageMaskNew, pageMaskSet, pageMaskTest } from './page-mask.ts';
-import { garbageCollectLocked } from './range.ts';
+import { attrsChanged, garbageCollectLocked } from './range.ts';
 import type { SvmWorld } from './world.ts';
 
 export { BufferObject } from './bo.ts';
@@ -70,12 +74,36 @@ export interface GpuVmOptions
   readonly throwOnViolation?: boolean;
 }
 
-/** One span of a VM's VA: mirror, or a BO bound at `boOffset`. */
+/** One span of a VM's VA (one xe_vma): mirror, or a BO bound at `boOffset`. */
 interface VaSpan {
   start: number;
   end: number;
   bo: BufferObject | null;
   boOffset: number;
+  /** A BO VMA's attributes (a mirror VMA's live in the GpuSvm's attribute map). */
+  pat: number;
+  atomic: number;
+}
+
+/**
+ * One xe madvise (struct drm_xe_madvise): the attribute and its value. `preferredLoc` is
+ * `LOC.SYSMEM` (DRM_XE_PREFERRED_LOC_DEFAULT_SYSTEM), the device's location (`deviceLoc(0)`,
+ * DEFAULT_DEVICE) or `LOC.UNDEFINED`; `atomic` an `ATOMIC_ACCESS` value; `pat` a PAT index.
+ */
+export type MadviseOp =
+  | { readonly type: 'preferredLoc'; readonly loc: number }
+  | { readonly type: 'atomic'; readonly value: number }
+  | { readonly type: 'pat'; readonly index: number };
+
+/** One VMA's attributes, as xe_vm_query_mem_range_attrs() reports them (struct drm_xe_mem_range_attr). */
+export interface VmaAttrs {
+  readonly start: number;
+  readonly end: number;
+  /** 'mirror' (CPU-address mirror) or 'bo'. */
+  readonly kind: 'mirror' | 'bo';
+  readonly preferredLoc: number;
+  readonly atomic: number;
+  readonly pat: number;
 }
 
 /** One physical GPU whose VRAM and SVM pool are shared by several {@link GpuVm}s. */
@@ -224,6 +252,11 @@ export class GpuVm {
   readonly oracle: CoherenceOracle;
   /** The VM as an {@link SvmWorld} (one device), for `runKernel` and the scenario helpers. */
   readonly world: SvmWorld;
+  /**
+   * The PAT index VM_BIND gives a new VMA (IGT's DEFAULT_PAT_INDEX: the table's `wb`, 2 on Xe2;
+   * 0 where the format has no PAT table). Every device PTE of the VMA carries its VMA's index.
+   */
+  readonly defaultPat: number;
   /** VA spans in order: mirror (bo null) or a bound BO. */
   private readonly spans: VaSpan[] = [];
   private destroyed = false;
@@ -249,7 +282,12 @@ export class GpuVm {
       },
     });
     this.svm.attachSystemMemory();
-    if (opts.mirror ?? true) this.spans.push({ start: this.vaStart, end: this.vaEnd, bo: null, boOffset: 0 });
+    this.defaultPat = gpu.format.patTable?.named.wb ?? 0;
+    if (opts.mirror ?? true) {
+      this.spans.push(this.mirror(this.vaStart, this.vaEnd));
+      if (this.defaultPat !== 0)
+        this.svm.attrs.advise(this.svm.mmStart, this.svm.mmEnd, { pat: this.defaultPat });
+    }
     const off = this.svm.gpuVaOffset;
     // GpuSvm asks with a CPU address; spans are GPU VA (CPU VA + gpuVaOffset)
     this.svm.mirrorSpan = (va) => {
@@ -316,23 +354,29 @@ export class GpuVm {
       if (await this.mirrorBusyLocked(va, va + size)) return -Errno.EBUSY;
       bo.get();
       this.carve(va, va + size);
-      this.insert({ start: va, end: va + size, bo, boOffset });
-      this.mapBo(bo, boOffset, va, size);
+      const span: VaSpan = { start: va, end: va + size, bo, boOffset, pat: this.defaultPat, atomic: 0 };
+      this.insert(span);
+      this.mapBo(span);
     } finally {
       this.svm.lock.unlock();
     }
     return 0;
   }
 
-  /** Programs the VM's PTEs of a BO binding (one batched update). */
-  private mapBo(bo: BufferObject, boOffset: number, va: number, size: number): void {
+  /**
+   * Programs the VM's PTEs of a BO binding with its PAT index (one batched update). A VRAM BO's
+   * PTEs enable atomics unless the VMA's atomic attribute is CPU (xe_atomic_for_vram).
+   */
+  private mapBo(s: VaSpan): void {
+    const bo = s.bo!;
     const u = this.dev.beginUpdate(this.svm.ptUpdate);
-    for (let k = 0; k < size / PAGE; k++) {
+    const atomic = s.atomic !== ATOMIC_ACCESS.CPU;
+    for (let va = s.start; va < s.end; va += PAGE) {
       this.dev.pageTable.map(
-        va + k * PAGE,
+        va,
         PAGE,
-        bo.pagePa[boOffset / PAGE + k]!,
-        { aperture: APERTURE.VID, writable: true },
+        bo.pagePa[(s.boOffset + va - s.start) / PAGE]!,
+        { aperture: APERTURE.VID, writable: true, atomic, pat: s.pat },
         u.pt,
       );
     }
@@ -349,8 +393,18 @@ export class GpuVm {
     this.checkWholeBos(fn, va, va + size);
     this.unbindBosIn(va, va + size);
     this.carve(va, va + size);
-    this.insert({ start: va, end: va + size, bo: null, boOffset: 0 });
-    this.merge();
+    const span = this.mirror(va, va + size);
+    this.insert(span);
+    // a new VMA has default attributes (xe_vma_create): the bind's PAT index, no preferred location
+    const off = this.svm.gpuVaOffset;
+    await adviseAndZap(
+      this.svm,
+      va - off,
+      va + size - off,
+      { pat: this.defaultPat, preferredLoc: LOC.UNDEFINED },
+      (a) => (a.pat ?? 0) * 64 + a.preferredLoc + 1,
+    );
+    this.mergeAround(span);
     return 0;
   }
 
@@ -372,6 +426,118 @@ export class GpuVm {
       this.svm.lock.unlock();
     }
     return 0;
+  }
+
+  /**
+   * Models xe_vm_madvise_ioctl(): sets one attribute on every VMA of `[va, va + size)`, first
+   * splitting the VMAs at `va` and `va + size` (xe_vm_alloc_madvise_vma). Mirror VMAs keep their
+   * attributes in the GpuSvm's attribute map, so a changed attribute zaps their ranges' PTEs and
+   * the next fault binds under it; an SVM range straddling a new VMA boundary is migrated back to
+   * system memory and removed (xe_svm_unmap_address_range). BO VMAs take atomic and PAT (not the
+   * preferred location: xe's TODO) and are rebound at once with the new PTEs. Returns the number
+   * of VMAs whose attribute changed.
+   *
+   * Throws ArgumentError with nothing changed for: a span not page aligned or outside the VM; a
+   * bad value (an atomic mode above CPU, a PAT index the format's table does not define — xe:
+   * coh_mode 0 — or a location other than UNDEFINED, SYSMEM and this device); a range with no
+   * VMA (xe returns 0 there); GLOBAL or CPU atomics over a BO VMA (VRAM-only BOs:
+   * check_bo_args_are_sane's -EINVAL, which xe returns after the split, hmmkit before it).
+   */
+  async madvise(va: number, size: number, op: MadviseOp): Promise<number> {
+    const fn = 'GpuVm.madvise';
+    this.checkSpan(fn, va, size);
+    const end = va + size;
+    if (op === null || typeof op !== 'object') throw new ArgumentError(fn, 'op', 'must be a MadviseOp', op);
+    if (op.type === 'atomic') {
+      if (!Number.isInteger(op.value) || op.value < ATOMIC_ACCESS.UNDEFINED || op.value > ATOMIC_ACCESS.CPU)
+        throw new ArgumentError(fn, 'op.value', 'must be an ATOMIC_ACCESS value (0..3)', op.value);
+    } else if (op.type === 'pat') {
+      if (!patIndexValid(this.dev.format, op.index))
+        throw new ArgumentError(
+          fn,
+          'op.index',
+          `must be a PAT index the ${this.dev.format.name} table defines`,
+          op.index,
+        );
+    } else if (op.type === 'preferredLoc') {
+      if (op.loc !== LOC.UNDEFINED && op.loc !== LOC.SYSMEM && op.loc !== deviceLoc(0))
+        throw new ArgumentError(fn, 'op.loc', 'must be LOC.UNDEFINED, LOC.SYSMEM or deviceLoc(0)', op.loc);
+    } else throw new ArgumentError(fn, 'op.type', "must be 'preferredLoc', 'atomic' or 'pat'", op);
+    const hit = this.spans.filter((s) => s.start < end && va < s.end);
+    if (hit.length === 0) throw new ArgumentError(fn, 'va', 'must overlap a bound VMA (mirror or BO)', va);
+    if (op.type === 'atomic' && (op.value === ATOMIC_ACCESS.GLOBAL || op.value === ATOMIC_ACCESS.CPU)) {
+      if (hit.some((s) => s.bo !== null)) {
+        throw new ArgumentError(
+          fn,
+          'op.value',
+          'GLOBAL and CPU atomics need a BO with a system-memory placement',
+          op.value,
+        );
+      }
+    }
+    await this.svm.lock.lock();
+    try {
+      await this.splitAtLocked(va);
+      await this.splitAtLocked(end);
+    } finally {
+      this.svm.lock.unlock();
+    }
+    const off = this.svm.gpuVaOffset;
+    let changed = 0;
+    for (const s of this.spans.filter((x) => x.start < end && va < x.end)) {
+      if (s.bo === null) {
+        const [update, key]: [AttrUpdateOf, (a: RangeAttrs) => number] =
+          op.type === 'atomic'
+            ? [{ atomic: op.value }, (a) => a.atomic ?? -1]
+            : op.type === 'pat'
+              ? [{ pat: op.index }, (a) => a.pat ?? 0]
+              : [{ preferredLoc: op.loc }, (a) => a.preferredLoc];
+        const before = this.svm.attrs.segments(s.start - off, s.end - off);
+        await adviseAndZap(this.svm, s.start - off, s.end - off, update, key);
+        const now = key(this.svm.attrs.lookup(s.start - off)); // one value over the VMA now
+        if (before.some((b) => key(b.attrs) !== now)) changed++;
+      } else if (op.type !== 'preferredLoc') {
+        const v = op.type === 'atomic' ? op.value : op.index;
+        if ((op.type === 'atomic' ? s.atomic : s.pat) === v) continue;
+        if (op.type === 'atomic') s.atomic = v;
+        else s.pat = v;
+        this.mapBo(s);
+        changed++;
+      }
+    }
+    return changed;
+  }
+
+  /**
+   * Models xe_vm_query_mem_range_attrs() (DRM_IOCTL_XE_VM_QUERY_MEM_RANGE_ATTRS): the attributes
+   * of every VMA overlapping `[va, va + size)`, in VA order (a mirror VMA's read at its start).
+   */
+  memRangeAttrs(va: number, size: number): VmaAttrs[] {
+    this.checkSpan('GpuVm.memRangeAttrs', va, size);
+    const off = this.svm.gpuVaOffset;
+    return this.spans
+      .filter((s) => s.start < va + size && va < s.end)
+      .map((s) => {
+        if (s.bo !== null) {
+          return {
+            start: s.start,
+            end: s.end,
+            kind: 'bo',
+            preferredLoc: LOC.UNDEFINED,
+            atomic: s.atomic,
+            pat: s.pat,
+          };
+        }
+        const a = this.svm.attrs.lookup(s.start - off);
+        return {
+          start: s.start,
+          end: s.end,
+          kind: 'mirror',
+          preferredLoc: a.preferredLoc,
+          atomic: a.atomic ?? ATOMIC_ACCESS.UNDEFINED,
+          pat: a.pat ?? 0,
+        };
+      });
   }
 
   /**
@@ -435,6 +601,28 @@ export class GpuVm {
     }
   }
 
+  /**
+   * Splits the VMA containing `va` at `va` (SVM lock held): a BO VMA into two bindings of the BO
+   * (the new one takes a BO reference, as each drm_gpuva does); a mirror VMA into two mirrors,
+   * after migrating back and removing every SVM range that straddles `va`.
+   */
+  private async splitAtLocked(va: number): Promise<void> {
+    const s = this.spanAt(va);
+    if (s === null || s.start === va) return;
+    if (s.bo === null) {
+      const cpu = va - this.svm.gpuVaOffset;
+      const r = this.svm.rangeFind(cpu);
+      if (r !== null && r.start < cpu && !r.unmapped) {
+        if (this.svm.devmem.length > 0) await migrateSpanToRam(this.svm, r.start, r.end);
+        attrsChanged(this.svm, cpu, cpu);
+        await garbageCollectLocked(this.svm);
+      }
+    } else s.bo.getSplit();
+    const tail: VaSpan = { ...s, start: va, boOffset: s.boOffset + (va - s.start) };
+    s.end = va;
+    this.insert(tail);
+  }
+
   /** Cuts `[start, end)` out of the mirror spans (BO spans there are gone already). */
   private carve(start: number, end: number): void {
     const out: VaSpan[] = [];
@@ -443,8 +631,8 @@ export class GpuVm {
         out.push(s);
         continue;
       }
-      if (s.start < start) out.push({ start: s.start, end: start, bo: null, boOffset: 0 });
-      if (s.end > end) out.push({ start: end, end: s.end, bo: null, boOffset: 0 });
+      if (s.start < start) out.push(this.mirror(s.start, start));
+      if (s.end > end) out.push(this.mirror(end, s.end));
     }
     this.spans.length = 0;
     this.spans.push(...out);
@@ -456,16 +644,39 @@ export class GpuVm {
     this.spans.splice(k, 0, s);
   }
 
-  /** Joins adjacent mirror spans. */
-  private merge(): void {
-    for (let k = 0; k + 1 < this.spans.length; ) {
-      const a = this.spans[k]!;
-      const b = this.spans[k + 1]!;
-      if (a.bo === null && b.bo === null && a.end === b.start) {
-        a.end = b.end;
-        this.spans.splice(k + 1, 1);
-      } else k++;
+  private mirror(start: number, end: number): VaSpan {
+    return { start, end, bo: null, boOffset: 0, pat: 0, atomic: 0 };
+  }
+
+  /**
+   * Joins a newly bound mirror span with adjacent mirror spans whose attributes are the defaults
+   * (xe_vm_find_cpu_addr_mirror_vma_range: only default-attribute neighbours are merged).
+   */
+  private mergeAround(s: VaSpan): void {
+    const k = this.spans.indexOf(s);
+    const next = this.spans[k + 1];
+    if (next !== undefined && next.bo === null && next.start === s.end && this.defaultAttrs(next)) {
+      s.end = next.end;
+      this.spans.splice(k + 1, 1);
     }
+    const prev = this.spans[k - 1];
+    if (prev !== undefined && prev.bo === null && prev.end === s.start && this.defaultAttrs(prev)) {
+      prev.end = s.end;
+      this.spans.splice(k, 1);
+    }
+  }
+
+  /** xe_vma_has_default_mem_attrs() of a mirror span. */
+  private defaultAttrs(s: VaSpan): boolean {
+    const off = this.svm.gpuVaOffset;
+    return this.svm.attrs
+      .segments(s.start - off, s.end - off)
+      .every(
+        (g) =>
+          (g.attrs.atomic ?? 0) === ATOMIC_ACCESS.UNDEFINED &&
+          (g.attrs.pat ?? 0) === this.defaultPat &&
+          g.attrs.preferredLoc === LOC.UNDEFINED,
+      );
   }
 
   private spanAt(va: number): VaSpan | null {

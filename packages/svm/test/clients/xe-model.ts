@@ -305,6 +305,8 @@ export interface TestExecOptions {
   readonly alloc?: number;
   /** Runs once the first allocation is made and memset (BO_UNMAP binds and unbinds a BO over it). */
   readonly afterAlloc?: (data: number, size: number) => Promise<void>;
+  /** Runs after each exec's batch is written, before its prefetch (madvise_prefetch_op). */
+  readonly afterBatch?: (data: number, size: number, exec: number) => Promise<void>;
   /** Runs after the last exec, before anything is freed (BUSY: unbind_system_allocator()). */
   readonly afterExecs?: (data: number, size: number) => Promise<void>;
 }
@@ -437,6 +439,7 @@ export async function testExec(
       nextData = await reserve(alignment, boSize);
       await writeBatch(data, nextIdx, nextData + nextIdx * DATA + OFF_DATA, valueFor(nextIdx));
     }
+    if (opts.afterBatch !== undefined) await opts.afterBatch(data, boSize, i);
     if (flags & PREFETCH && !(flags & FAULT) && (region !== LOC.SYSMEM || flags & (NEW | MREMAP))) {
       expect(await svm.prefetch(data, data + boSize, region)).toBeGreaterThanOrEqual(0);
     }
