@@ -11,7 +11,8 @@
  * `prefetchers` (optional) is a comma list of UVMSmart prefetcher names to restrict the rows to.
  * `onceFull` (optional, 5th argument) is the prefetcher used after the pool's first eviction, as
  * UVMSmart's `-hwprefetch_oversub` (its eviction-only experiments run `-hwprefetch_oversub 0`:
- * no prefetch once oversubscribed); without it a row's prefetcher acts throughout.
+ * no prefetch once oversubscribed); without it a row's prefetcher acts throughout. Sweeps have
+ * the same switch as `granulesOnceFull` / `--granules-once-full` (`onceFullPolicy`).
  */
 import {
   UVMSMART_EVICTIONS,

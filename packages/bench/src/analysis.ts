@@ -18,7 +18,7 @@ import type { CellResult, SweepResult } from './sweep.ts';
 
 /**
  * A policy key: granule/notifier, plus `/costs` when the cost variant is not 'default'; the
- * granule part is `granule+eviction` when the eviction policy is not the default.
+ * granule part is {@link granuleLabel} (`granule>granuleOnceFull+eviction` when those are set).
  */
 export function policyOf(spec: ResolvedSpec): string {
   const g = granuleLabel(spec);

@@ -250,6 +250,10 @@ export function createCli(): ReturnType<typeof cac> {
       `Eviction policies of device memory (placement vram or counters): ${ACCEPTED.evictions.join(', ')} (default: lru-chunk)`,
     )
     .option(
+      '--granules-once-full <list>',
+      `Granule policies from the device pool's first eviction on (UVMSmart's -hwprefetch_oversub; placement vram or counters): ${ACCEPTED.granulesOnceFull.join(', ')} (default: same)`,
+    )
+    .option(
       '--costs <variant>',
       `A cost variant: default or name=value[,name=value]; repeat for several (default: default). Names (docs/cost-model.md): ${ACCEPTED.costs.join(', ')}`,
     )

@@ -46,9 +46,12 @@ import {
   DEFAULT_EVICTION,
   EVICTION_POLICIES,
   evictionPolicy,
+  GRANULE_POLICIES,
   granulePolicy,
   isEvictionName,
+  isGranuleName,
   notifierPolicy,
+  onceFullPolicy,
 } from './policies.ts';
 import { TimelineRecorder } from './timeline.ts';
 import { loadTraceWorkload, TRACE_FORMATS, type TraceFormat } from './trace-workload.ts';
@@ -111,6 +114,13 @@ export interface ExperimentSpec {
    * Default 'lru-chunk' (UVM's).
    */
   readonly eviction?: string;
+  /**
+   * Granule policy used from the device pool's first eviction on (see {@link onceFullPolicy}:
+   * UVMSmart's `-hwprefetch_oversub`; its eviction-only experiments switch to
+   * 'uvmsmart-on-demand'). Placement 'vram' or 'counters' only. Default: `granule` throughout.
+   * Tables and policy keys name it as `granule>granuleOnceFull`.
+   */
+  readonly granuleOnceFull?: string;
   /** Cost-model overrides (names of COST_PARAMS). */
   readonly costs?: Readonly<Partial<Record<CostParamName, number>>>;
   /** Label of the cost overrides for tables (default 'default' or the overrides as k=v). */
@@ -288,6 +298,8 @@ export interface ResolvedSpec {
     readonly params: Readonly<Record<string, number | string | boolean>>;
   };
   readonly granule: string;
+  /** Present only when it differs from `granule`. */
+  readonly granuleOnceFull?: string;
   readonly notifier: string;
   readonly eviction: string;
   readonly costs: Readonly<Partial<Record<CostParamName, number>>>;
@@ -379,6 +391,25 @@ export function resolveSpec(spec: ExperimentSpec): ResolvedSpec {
       eviction,
     );
   }
+  const onceFull = spec.granuleOnceFull;
+  if (onceFull !== undefined) {
+    if (typeof onceFull !== 'string' || !isGranuleName(onceFull)) {
+      throw new ArgumentError(
+        fn,
+        'granuleOnceFull',
+        `must be one of ${Object.keys(GRANULE_POLICIES).join(', ')}`,
+        onceFull,
+      );
+    }
+    if (placement === 'sysmem') {
+      throw new ArgumentError(
+        fn,
+        'granuleOnceFull',
+        "switches at the device pool's first eviction: it needs placement 'vram' or 'counters'",
+        onceFull,
+      );
+    }
+  }
   const act = spec.accessCounterThreshold;
   if (act !== undefined && placement !== 'counters') {
     throw new ArgumentError(fn, 'accessCounterThreshold', "needs placement 'counters'", act);
@@ -403,6 +434,7 @@ export function resolveSpec(spec: ExperimentSpec): ResolvedSpec {
   return {
     workload: { generator: w.generator, params: w.params ?? {}, cpu, label: w.label ?? w.generator },
     granule,
+    ...(onceFull !== undefined && onceFull !== granule ? { granuleOnceFull: onceFull } : {}),
     notifier,
     eviction,
     costs,
@@ -642,7 +674,7 @@ export async function runExperiment(spec: ExperimentSpec, hooks: RunHooks = {}):
   const file = spec.timelineFile;
   if (file === undefined) return runCell(spec, hooks);
   let rec: TimelineRecorder | null = null;
-  const label = `${spec.workload?.label ?? spec.workload?.generator}/${spec.granule ?? 'xe'}/${spec.notifier ?? 'window-512M'} seed ${spec.seed ?? 1}`;
+  const label = `${spec.workload?.label ?? spec.workload?.generator}/${spec.granule ?? 'xe'}${spec.granuleOnceFull !== undefined ? `>${spec.granuleOnceFull}` : ''}/${spec.notifier ?? 'window-512M'} seed ${spec.seed ?? 1}`;
   try {
     return await runCell(spec, {
       ...hooks,
@@ -677,7 +709,10 @@ async function runCell(spec: ExperimentSpec, hooks: RunHooks): Promise<Metrics> 
     }),
   );
   const opts: GpuSvmOptions = {
-    granule: granulePolicy(s.granule),
+    granule:
+      s.granuleOnceFull === undefined
+        ? granulePolicy(s.granule)
+        : onceFullPolicy(sim, granulePolicy(s.granule), granulePolicy(s.granuleOnceFull)),
     notifiers: notifierPolicy(s.notifier),
     ...(s.placement === 'sysmem'
       ? {}

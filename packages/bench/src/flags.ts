@@ -19,7 +19,7 @@ import {
   type WorkloadSpec,
 } from './experiment.ts';
 import { DEFAULT_EVICTION, EVICTION_POLICIES, GRANULE_POLICIES, NOTIFIER_POLICIES } from './policies.ts';
-import { type CostVariant, DEFAULT_SWEEP, type SweepSpec } from './sweep.ts';
+import { type CostVariant, DEFAULT_SWEEP, SAME_GRANULE, type SweepSpec } from './sweep.ts';
 
 /** A command-line mistake: the message names the flag and the rule. The CLI exits with 2. */
 export class UsageError extends Error {
@@ -34,6 +34,8 @@ export const ACCEPTED = {
   granules: Object.keys(GRANULE_POLICIES) as readonly string[],
   notifiers: Object.keys(NOTIFIER_POLICIES) as readonly string[],
   evictions: Object.keys(EVICTION_POLICIES) as readonly string[],
+  /** Granule policies once the pool is full, or 'same' (no switch). */
+  granulesOnceFull: [SAME_GRANULE, ...Object.keys(GRANULE_POLICIES)] as readonly string[],
   cpu: CPU_MODES as readonly string[],
   placement: PLACEMENTS as readonly string[],
   costs: Object.keys(COST_PARAMS) as readonly string[],
@@ -46,6 +48,7 @@ export interface SweepFlags {
   granules?: unknown;
   notifiers?: unknown;
   evictions?: unknown;
+  granulesOnceFull?: unknown;
   costs?: unknown;
   seeds?: unknown;
   footprint?: unknown;
@@ -90,7 +93,8 @@ export function single(flag: string, v: unknown): string | undefined {
 function checkNames(flag: keyof typeof ACCEPTED, items: readonly string[]): void {
   for (const x of items) {
     if (!ACCEPTED[flag].includes(x)) {
-      throw new UsageError(`--${flag}: unknown value '${x}'; accepted: ${ACCEPTED[flag].join(', ')}`);
+      const name = flag.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+      throw new UsageError(`--${name}: unknown value '${x}'; accepted: ${ACCEPTED[flag].join(', ')}`);
     }
   }
 }
@@ -172,6 +176,8 @@ export const SWEEP_SPEC_FIELDS = {
   granules: 'granule policies',
   notifiers: 'notifier policies',
   evictions: "eviction policies of device memory (placement 'vram' or 'counters'; default lru-chunk)",
+  granulesOnceFull:
+    "granule policies used from the device pool's first eviction on (UVMSmart's -hwprefetch_oversub), or 'same' (default)",
   costs: 'cost variants ({label, overrides})',
   seeds: 'seeds',
   devices: 'GPUs',
@@ -236,6 +242,9 @@ export function sweepFromFlags(f: SweepFlags): SweepSpec {
   const ev = list(f.evictions);
   checkNames('evictions', ev);
   if (ev.length > 0) s = { ...s, evictions: ev };
+  const onceFull = list(f.granulesOnceFull);
+  checkNames('granulesOnceFull', onceFull);
+  if (onceFull.length > 0) s = { ...s, granulesOnceFull: onceFull };
   const c = f.costs === undefined ? [] : (Array.isArray(f.costs) ? f.costs : [f.costs]).map(String);
   if (c.length > 0) {
     const variants = c.map(costVariantFlag);
@@ -274,6 +283,11 @@ export function sweepFromFlags(f: SweepFlags): SweepSpec {
   if (ev.some((e) => e !== DEFAULT_EVICTION) && s.placement === 'sysmem') {
     throw new UsageError(
       `--evictions applies to device memory only: it needs --placement vram or counters (placement is ${s.placement})`,
+    );
+  }
+  if (onceFull.some((g) => g !== SAME_GRANULE) && s.placement === 'sysmem') {
+    throw new UsageError(
+      `--granules-once-full switches at the device pool's first eviction: it needs --placement vram or counters (placement is ${s.placement})`,
     );
   }
   const act = numberFlag(

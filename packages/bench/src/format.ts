@@ -88,6 +88,7 @@ const SPEC_COLUMNS = [
   'vramBytes',
   'placement',
   'replay',
+  'granuleOnceFull',
 ] as const;
 
 /** The sweep as CSV: spec columns, then every metric; one row per cell. */
@@ -107,6 +108,7 @@ export function toCsv(result: Pick<SweepResult, 'cells'>): string {
       s.vramBytes,
       s.placement,
       s.replay,
+      s.granuleOnceFull ?? s.granule,
     ];
     lines.push([...spec, ...METRIC_NAMES.map((m) => c.metrics[m])].map(csvField).join(','));
   }

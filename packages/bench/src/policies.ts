@@ -6,7 +6,7 @@
  * @module
  */
 
-import { ArgumentError } from '@hmmkit/sim';
+import { ArgumentError, type Sim } from '@hmmkit/sim';
 import {
   amdkfdPolicy,
   drmGpusvmPolicy,
@@ -16,6 +16,8 @@ import {
   type NotifierPolicy,
   nouveauPolicy,
   perRangeNotifiers,
+  type RangeAttrs,
+  type Span,
   SZ_2M,
   SZ_64K,
   SZ_512M,
@@ -120,13 +122,46 @@ export function evictionPolicy(name: string, seed = 1): EvictionPolicy {
 }
 
 /**
- * The policy label of a cell's fault-side choices: the granule policy, plus `+eviction` when the
- * eviction policy is not the default (so tables and keys of sweeps without evictions are unchanged).
+ * The policy label of a cell's fault-side choices: the granule policy, then `>granuleOnceFull`
+ * when it switches once the pool is full, then `+eviction` when the eviction policy is not the
+ * default (so tables and keys of sweeps without either are unchanged), e.g.
+ * `uvmsmart-tree>uvmsmart-on-demand+uvmsmart-lru-4k`.
  */
-export function granuleLabel(spec: { readonly granule: string; readonly eviction?: string }): string {
-  return spec.eviction === undefined || spec.eviction === DEFAULT_EVICTION
-    ? spec.granule
-    : `${spec.granule}+${spec.eviction}`;
+export function granuleLabel(spec: {
+  readonly granule: string;
+  readonly granuleOnceFull?: string;
+  readonly eviction?: string;
+}): string {
+  const g = spec.granuleOnceFull === undefined ? spec.granule : `${spec.granule}>${spec.granuleOnceFull}`;
+  return spec.eviction === undefined || spec.eviction === DEFAULT_EVICTION ? g : `${g}+${spec.eviction}`;
+}
+
+/**
+ * Acts as `before` until the device-memory pool's first eviction (the `svm.evictions` counter of
+ * `sim`, all devices together), then as `after`, for good. Models UVMSmart's
+ * `-hwprefetch_oversub` (Ganguly et al., ISCA'19; `gpu-sim.cc`: the first time
+ * `should_evict_page` holds, `update_hardware_prefetcher_oversubscribed` replaces the prefetcher
+ * and `over_sub` keeps it replaced); UVMSmart tests the pool when it queues a fault's pages,
+ * hmmkit switches at the first eviction that queueing causes.
+ */
+export function onceFullPolicy(sim: Sim, before: GranulePolicy, after: GranulePolicy): GranulePolicy {
+  // stateless: the counter only grows during a run
+  const pick = () => (sim.counters.get('svm.evictions') > 0 ? after : before);
+  const both = before.migrateToRamSpan !== undefined || after.migrateToRamSpan !== undefined;
+  return {
+    name: `${before.name}>${after.name}`,
+    choose: (ctx) => pick().choose(ctx),
+    ...(both
+      ? {
+          migrateToRamSpan: (va: number, range: Span | null, attrs: RangeAttrs): Span => {
+            const p = pick();
+            return p.migrateToRamSpan !== undefined
+              ? p.migrateToRamSpan(va, range, attrs)
+              : (range ?? { start: va - (va % 4096), end: va - (va % 4096) + 4096 });
+          },
+        }
+      : {}),
+  };
 }
 
 /** Whether `name` is a granule policy name. */

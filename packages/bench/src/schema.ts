@@ -39,6 +39,7 @@ export function sweepSchema(): Record<string, unknown> {
     granules: nonEmpty(names(ACCEPTED.granules)),
     notifiers: nonEmpty(names(ACCEPTED.notifiers)),
     evictions: nonEmpty(names(ACCEPTED.evictions)),
+    granulesOnceFull: nonEmpty(names(ACCEPTED.granulesOnceFull)),
     costs: {
       type: 'array',
       items: {

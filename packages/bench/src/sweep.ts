@@ -38,6 +38,12 @@ export interface SweepSpec {
    * ['lru-chunk'] (UVM's). Tables and policy keys name a non-default one as `granule+eviction`.
    */
   readonly evictions?: readonly string[];
+  /**
+   * Granule policies used from the device pool's first eviction on (ExperimentSpec.granuleOnceFull:
+   * UVMSmart's `-hwprefetch_oversub`), or 'same' for no switch. Default ['same']. Tables and
+   * policy keys name a switch as `granule>granuleOnceFull`.
+   */
+  readonly granulesOnceFull?: readonly string[];
   /** Cost variants (default: the default model only). */
   readonly costs?: readonly CostVariant[];
   /** Seeds (default [1]). */
@@ -145,9 +151,25 @@ function unique<T>(xs: readonly T[], key: (x: T) => string): T[] {
   });
 }
 
+/** The {@link SweepSpec.granulesOnceFull} value meaning "no switch once full". */
+export const SAME_GRANULE = 'same';
+
+/** The (granule, granule once full) pairs of a sweep; a switch to the granule itself is none. */
+function granulePairs(sweep: SweepSpec): [string, string | undefined][] {
+  if (sweep.granulesOnceFull !== undefined && sweep.granulesOnceFull.length === 0)
+    throw new ArgumentError('expandSweep', 'granulesOnceFull', 'must not be empty when given', 0);
+  const pairs: [string, string | undefined][] = [];
+  for (const g of unique(sweep.granules, String)) {
+    for (const o of sweep.granulesOnceFull ?? [SAME_GRANULE]) {
+      pairs.push([g, o === SAME_GRANULE || o === g ? undefined : o]);
+    }
+  }
+  return unique(pairs, (p) => `${p[0]}>${p[1]}`);
+}
+
 /**
- * Expands a sweep into its cells, in a fixed order (workload, granule, eviction, notifier, costs,
- * seed).
+ * Expands a sweep into its cells, in a fixed order (workload, granule, granule once full,
+ * eviction, notifier, costs, seed).
  * A value listed twice yields its cells once.
  */
 export function expandSweep(sweep: SweepSpec): ExperimentSpec[] {
@@ -163,7 +185,7 @@ export function expandSweep(sweep: SweepSpec): ExperimentSpec[] {
     sweep.evictions === undefined ? [undefined] : unique(sweep.evictions, String);
   const out: ExperimentSpec[] = [];
   for (const workload of unique(sweep.workloads, (w) => JSON.stringify(w))) {
-    for (const granule of unique(sweep.granules, String)) {
+    for (const [granule, onceFull] of granulePairs(sweep)) {
       for (const eviction of evictions) {
         for (const notifier of unique(sweep.notifiers, String)) {
           for (const c of costs) {
@@ -172,6 +194,7 @@ export function expandSweep(sweep: SweepSpec): ExperimentSpec[] {
                 workload,
                 granule,
                 notifier,
+                ...(onceFull !== undefined ? { granuleOnceFull: onceFull } : {}),
                 ...(eviction !== undefined ? { eviction } : {}),
                 costs: c.overrides,
                 costLabel: c.label,

@@ -4,10 +4,9 @@
  * VRAM pool, CPU-initialised, its kernels run through GpuSvm's fault handler with a UVMSmart
  * prefetcher and eviction policy.
  */
-import { createSim, type Sim } from '@hmmkit/sim';
+import { createSim } from '@hmmkit/sim';
 import {
   createSvmWorld,
-  type GranulePolicy,
   mmapAnonymous,
   runKernel,
   SZ_512M,
@@ -19,6 +18,7 @@ import {
   worldVerdict,
 } from '@hmmkit/svm';
 import { type GeneratorName, generate } from '@hmmkit/workloads';
+import { onceFullPolicy } from './policies.ts';
 
 /** What one cell runs. */
 export interface UvmSmartCellSpec {
@@ -30,8 +30,9 @@ export interface UvmSmartCellSpec {
   readonly prefetcher: UvmSmartPrefetcher;
   readonly eviction: UvmSmartEviction;
   /**
-   * The prefetcher from the pool's first eviction on (UVMSmart's `-hwprefetch_oversub`; its
-   * eviction-only experiments run with none, i.e. `on-demand`). Absent: `prefetcher` throughout.
+   * The prefetcher from the pool's first eviction on (UVMSmart's `-hwprefetch_oversub`, via
+   * {@link onceFullPolicy} as the sweep's `granuleOnceFull`; its eviction-only experiments run
+   * with none, i.e. `on-demand`). Absent: `prefetcher` throughout.
    */
   readonly onceFull?: UvmSmartPrefetcher | undefined;
 }
@@ -46,17 +47,6 @@ export interface UvmSmartCellResult {
   readonly d2h: number;
 }
 
-/** `pf`, switching to `onceFull` (when given) from the pool's first eviction on. */
-function switchingPrefetcher(sim: Sim, pf: UvmSmartPrefetcher, onceFull?: UvmSmartPrefetcher): GranulePolicy {
-  const before = uvmSmartPrefetcher(pf);
-  if (onceFull === undefined) return before;
-  const after = uvmSmartPrefetcher(onceFull);
-  return {
-    name: `${before.name}/${after.name}`,
-    choose: (ctx) => (sim.counters.get('svm.evictions') > 0 ? after : before).choose(ctx),
-  };
-}
-
 /** Runs one cell (seed 1, 20 SMs × 16 warps unless `params` says otherwise). */
 export async function runUvmSmartCell(spec: UvmSmartCellSpec): Promise<UvmSmartCellResult> {
   const sim = createSim({ seed: 1 });
@@ -64,7 +54,10 @@ export async function runUvmSmartCell(spec: UvmSmartCellSpec): Promise<UvmSmartC
   const w = generate(spec.generator, { footprintBytes, numSMs: 20, warpsPerSM: 16, ...spec.params });
   const world = await createSvmWorld(sim, {
     vramBytes: (spec.vramMiB + 2) * 2 ** 20,
-    granule: switchingPrefetcher(sim, spec.prefetcher, spec.onceFull),
+    granule:
+      spec.onceFull === undefined
+        ? uvmSmartPrefetcher(spec.prefetcher)
+        : onceFullPolicy(sim, uvmSmartPrefetcher(spec.prefetcher), uvmSmartPrefetcher(spec.onceFull)),
     notifiers: windowNotifiers(SZ_512M),
     devmem: { migrate: 'fault', bytes: spec.vramMiB * 2 ** 20, eviction: uvmSmartEviction(spec.eviction) },
   });

@@ -186,32 +186,97 @@ function pickChunk(view: EvictionView, key1: Float64Array, key2: Float64Array): 
   return best;
 }
 
-/** The leaves (64 KiB groups) of `chunk` holding pages, as a 32-entry 0/1 array. */
-function chunkLeaves(view: EvictionView, chunk: number): Uint8Array {
-  const leaves = new Uint8Array(LEAVES);
-  const base = chunk * PAGES_PER_BLOCK;
-  for (let i = 0; i < PAGES_PER_BLOCK; i++) if (view.rmapVa1[base + i]! > 0) leaves[Math.floor(i / LEAF)] = 1;
-  return leaves;
+/** Device pages `ks` of one chunk, with the VA + 1 each backed when chosen. */
+interface ChunkPart {
+  readonly chunk: number;
+  readonly ks: number[];
+  readonly va1: number[];
 }
 
-/** A mask of the used pages of `chunk` inside leaves `[first, outer)`. */
-function leafMask(view: EvictionView, chunk: number, leaves: Uint8Array): PageMask {
-  const m = pageMaskNew();
-  const base = chunk * PAGES_PER_BLOCK;
-  for (let i = 0; i < PAGES_PER_BLOCK; i++) {
-    if (leaves[Math.floor(i / LEAF)] === 1 && view.rmapVa1[base + i]! > 0) pageMaskSet(m, i);
+/**
+ * UVMSmart's sequential-local (`tbn` false) and tree-based neighbourhood (TBNe) eviction on the
+ * pool (`gpu-sim.cc` `page_eviction_procedure`, `sort_valid_pages`, `traverse_and_remove_lp_tree`).
+ * Its tree is a 2 MiB *VA* large page with 64 KiB VA basic blocks as leaves, and its eviction
+ * order groups the basic blocks by large page, large pages by their most recently validated basic
+ * block (oldest first), and basic blocks within one by validation time. So: the VA block whose
+ * newest page is oldest; in it, the leaf whose newest page is oldest; with TBNe, then, bottom-up,
+ * every node of the block's tree left non-empty but less than half valid is emptied too. A leaf
+ * is valid when it holds a page in this pool (UVMSmart also asks that every page of a basic block
+ * be valid to evict it, which its prefetchers guarantee and on-demand paging does not: here a
+ * partly resident leaf is evicted with the pages it has). Returns the chosen pages by chunk (a
+ * VA block's pages need not share a chunk), in chunk order.
+ */
+function vaTreeVictims(view: EvictionView, tbn: boolean): ChunkPart[] {
+  const n = view.rmapVa1.length;
+  const newest = new Map<number, number>();
+  for (let k = 0; k < n; k++) {
+    const va1 = view.rmapVa1[k]!;
+    if (va1 <= 0) continue;
+    const b = Math.floor((va1 - 1) / SZ_2M);
+    const t = view.pageLastUseNs[k]!;
+    const cur = newest.get(b);
+    if (cur === undefined || t > cur) newest.set(b, t);
   }
-  return m;
+  let block = -1;
+  for (const [b, t] of newest) {
+    if (block < 0 || t < newest.get(block)! || (t === newest.get(block)! && b < block)) block = b;
+  }
+  if (block < 0) return [];
+  const leafTime = new Float64Array(LEAVES).fill(-1);
+  for (let k = 0; k < n; k++) {
+    const va1 = view.rmapVa1[k]!;
+    if (va1 <= 0 || Math.floor((va1 - 1) / SZ_2M) !== block) continue;
+    const l = Math.floor(((va1 - 1) % SZ_2M) / (LEAF * PAGE_SIZE));
+    leafTime[l] = Math.max(leafTime[l]!, view.pageLastUseNs[k]!);
+  }
+  const valid = new Uint8Array(LEAVES);
+  let first = -1;
+  for (let l = 0; l < LEAVES; l++) {
+    if (leafTime[l]! < 0) continue;
+    valid[l] = 1;
+    if (first < 0 || leafTime[l]! < leafTime[first]!) first = l;
+  }
+  const evict = new Uint8Array(LEAVES);
+  evict[first] = 1;
+  if (tbn) {
+    valid[first] = 0;
+    for (let size = 2; size <= LEAVES; size *= 2) {
+      for (let s = 0; s < LEAVES; s += size) {
+        let v = 0;
+        for (let l = s; l < s + size; l++) v += valid[l]!;
+        if (v > 0 && v * 2 < size) {
+          for (let l = s; l < s + size; l++) if (valid[l] === 1) evict[l] = 1;
+          valid.fill(0, s, s + size);
+        }
+      }
+    }
+  }
+  const parts = new Map<number, ChunkPart>();
+  for (let k = 0; k < n; k++) {
+    const va1 = view.rmapVa1[k]!;
+    if (va1 <= 0 || Math.floor((va1 - 1) / SZ_2M) !== block) continue;
+    if (evict[Math.floor(((va1 - 1) % SZ_2M) / (LEAF * PAGE_SIZE))] !== 1) continue;
+    const c = Math.floor(k / PAGES_PER_BLOCK);
+    let p = parts.get(c);
+    if (p === undefined) {
+      p = { chunk: c, ks: [], va1: [] };
+      parts.set(c, p);
+    }
+    p.ks.push(k);
+    p.va1.push(va1);
+  }
+  return [...parts.values()].sort((a, b) => a.chunk - b.chunk);
 }
 
 /**
  * Models one of UVMSmart's eviction policies (`gpu-sim.cc`): `lru-4k` (the least recently mapped
  * 4 KiB page, with the pages of its chunk that the same bind mapped, up to the pages needed), `lru-2m` (the chunk least recently
  * mapped, whole: UVMSmart's default), `lfu-2m` (the chunk mapped least often, whole), `random-4k`
- * (one random used page of a random used chunk per call), `sequential-local-64k` (the first used
- * 64 KiB group of the least recently mapped chunk) and `tree-neighbourhood` (TBNe: that group, then,
- * bottom-up, every node of the chunk's 64K-leaf tree left less than half valid is emptied too:
- * `traverse_and_remove_lp_tree`). `seed` drives `random-4k`.
+ * (one random used page of a random used chunk per call), `sequential-local-64k` (the least
+ * recently mapped 64 KiB VA basic block of the VA block least recently mapped) and
+ * `tree-neighbourhood` (TBNe: that basic block, then, bottom-up, every node of the VA block's
+ * 64K-leaf tree left non-empty but less than half valid is emptied too,
+ * `traverse_and_remove_lp_tree`; see `vaTreeVictims`). `seed` drives `random-4k`.
  */
 export function uvmSmartEviction(name: UvmSmartEviction, seed = 1): EvictionPolicy {
   if (!UVMSMART_EVICTIONS.includes(name)) {
@@ -223,6 +288,8 @@ export function uvmSmartEviction(name: UvmSmartEviction, seed = 1): EvictionPoli
     );
   }
   const rng = new Rng(seed);
+  /** The not yet evicted chunks of the last sequential-local / TBNe decision. */
+  const pending: (ChunkPart & { dev: number })[] = [];
   return {
     name: `uvmsmart-${name}`,
     pickVictim(view, needPages) {
@@ -275,26 +342,28 @@ export function uvmSmartEviction(name: UvmSmartEviction, seed = 1): EvictionPoli
           return { chunk, pages };
         }
         default: {
-          const chunk = pickChunk(view, view.chunkLastUseNs, view.chunkAllocStamp);
-          if (chunk < 0) return null;
-          const valid = chunkLeaves(view, chunk);
-          const evict = new Uint8Array(LEAVES);
-          const first = valid.indexOf(1);
-          evict[first] = 1;
-          if (name === 'tree-neighbourhood') {
-            valid[first] = 0;
-            for (let size = 2; size <= LEAVES; size *= 2) {
-              for (let n = 0; n < LEAVES; n += size) {
-                let v = 0;
-                for (let l = n; l < n + size; l++) v += valid[l]!;
-                if (v > 0 && v * 2 < size) {
-                  for (let l = n; l < n + size; l++) if (valid[l] === 1) evict[l] = 1;
-                  valid.fill(0, n, n + size);
-                }
+          // one UVMSmart eviction can span several chunks: hand out the rest of the last one first
+          while (pending.length > 0) {
+            const v = pending.shift()!;
+            if (v.dev !== view.devIndex) continue;
+            const m = pageMaskNew();
+            let n = 0;
+            for (let j = 0; j < v.ks.length; j++) {
+              const k = v.ks[j]!;
+              if (view.rmapVa1[k] === v.va1[j]) {
+                pageMaskSet(m, k - v.chunk * PAGES_PER_BLOCK);
+                n++;
               }
             }
+            if (n > 0) return { chunk: v.chunk, pages: m };
           }
-          return { chunk, pages: leafMask(view, chunk, evict) };
+          const victims = vaTreeVictims(view, name === 'tree-neighbourhood');
+          if (victims.length === 0) return null;
+          for (let i = 1; i < victims.length; i++) pending.push({ ...victims[i]!, dev: view.devIndex });
+          const first = victims[0]!;
+          const m = pageMaskNew();
+          for (const k of first.ks) pageMaskSet(m, k - first.chunk * PAGES_PER_BLOCK);
+          return { chunk: first.chunk, pages: m };
         }
       }
     },

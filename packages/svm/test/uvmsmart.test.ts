@@ -150,7 +150,7 @@ describe('UVMSmart eviction policies', () => {
     expect(seen.size).toBeGreaterThan(10);
   });
 
-  it('sequential-local-64k evicts the first used 64K group of the LRU chunk', () => {
+  it('sequential-local-64k evicts the oldest used 64K basic block of the LRU VA block', () => {
     const w = view([range(40, 512), full], [100, 200], [1, 1], [1, 2]);
     const r = uvmSmartEviction('sequential-local-64k').pickVictim(w, 1)!;
     expect(r.chunk).toBe(0);
@@ -166,6 +166,44 @@ describe('UVMSmart eviction policies', () => {
     // a full chunk: evicting one leaf leaves every node more than half valid
     const r2 = uvmSmartEviction('tree-neighbourhood').pickVictim(view([full], [1], [1], [1]), 1)!;
     expect(pageMaskToArray(r2.pages!)).toEqual(range(0, 16));
+  });
+
+  it('sequential-local-64k and TBNe work on the VA tree, not on the chunk a VA block happens to sit in', () => {
+    // UVMSmart's large-page tree is a 2 MiB VA block (gpu-sim.cc lp_tree_node by VA). After partial
+    // evictions a VA block's pages spread over chunks and a chunk mixes VA blocks. Here VA block A
+    // holds leaves 0–2: leaf 0 (oldest, t=5) in chunk 1 pages 0–15, leaves 1–2 (t=10) in chunk 0
+    // pages 0–31; VA block B (t=50) fills chunk 0 pages 256–511.
+    const rmapVa1 = new Float64Array(1024);
+    const pageLastUseNs = new Float64Array(1024);
+    const put = (k: number, va: number, t: number) => {
+      rmapVa1[k] = va + 1;
+      pageLastUseNs[k] = t;
+    };
+    for (let i = 0; i < 16; i++) put(512 + i, block + i * K4, 5);
+    for (let i = 0; i < 32; i++) put(i, block + (16 + i) * K4, 10);
+    for (let i = 0; i < 256; i++) put(256 + i, block + 0x200000 + i * K4, 50);
+    const w: EvictionView = {
+      devIndex: 0,
+      now: 1e6,
+      chunks: 2,
+      chunkUsed: Int32Array.from([288, 16]),
+      chunkAllocStamp: Float64Array.from([2, 1]),
+      chunkLastUseNs: Float64Array.from([50, 5]),
+      chunkUses: Float64Array.from([2, 1]),
+      rmapVa1,
+      pageLastUseNs,
+    };
+    // sequential-local: the oldest VA basic block of the oldest VA block: A's leaf 0, in chunk 1
+    const sl = uvmSmartEviction('sequential-local-64k').pickVictim(w, 1)!;
+    expect(sl.chunk).toBe(1);
+    expect(pageMaskToArray(sl.pages!)).toEqual(range(0, 16));
+    // TBNe: leaf 0, then the 512K node 0–7 is left at 2/8 → leaves 1–2 go too (chunk 0 pages
+    // 0–31), handed out on the next call; B is untouched
+    const tbne = uvmSmartEviction('tree-neighbourhood');
+    const a = tbne.pickVictim(w, 1)!;
+    const b = tbne.pickVictim(w, 1)!;
+    expect([a.chunk, pageMaskToArray(a.pages!)]).toEqual([0, range(0, 32)]);
+    expect([b.chunk, pageMaskToArray(b.pages!)]).toEqual([1, range(0, 16)]);
   });
 
   it('lru-4k evicts the least recently mapped page, with its bind-mates of the same chunk', () => {
