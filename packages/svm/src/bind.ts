@@ -256,5 +256,6 @@ export function zapRangesLocked(svm: GpuSvm, ranges: readonly SvmRange[]): void 
     r.devMapped = 0;
     r.pageValid.fill(0);
     r.devMap.fill(0);
+    r.exclusive?.fill(0);
   }
 }

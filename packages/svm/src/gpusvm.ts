@@ -266,6 +266,10 @@ export interface SvmCounters {
   evictions: Counter;
   migrateFailures: Counter;
   thrashingPins: Counter;
+  /** GPU atomics granted a device-exclusive page (ATOMIC_ACCESS.EXCLUSIVE, exclusive.ts). */
+  exclusiveGrants: Counter;
+  /** make_device_exclusive -EBUSY or read_retry failures in the exclusive atomic path. */
+  exclusiveRetries: Counter;
 }
 
 export class GpuSvm {
@@ -410,6 +414,8 @@ export class GpuSvm {
       evictions: k.counter('svm.evictions'),
       migrateFailures: k.counter('svm.migrate.failures'),
       thrashingPins: k.counter('svm.thrashing.pins'),
+      exclusiveGrants: k.counter('svm.exclusive.grants'),
+      exclusiveRetries: k.counter('svm.exclusive.retries'),
     };
     this.noRetry = (opts.xnack ?? true) ? null : new NoRetryState(devices.length);
     const ac = opts.accessCounters ?? false;
