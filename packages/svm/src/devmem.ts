@@ -11,7 +11,7 @@
 import type { GpuDevice } from '@hmmkit/gpu';
 import { DeviceMemory } from '@hmmkit/hmm';
 import type { Machine, VmFault } from '@hmmkit/mm';
-import { ArgumentError } from '@hmmkit/sim';
+import { ArgumentError, WaitQueue } from '@hmmkit/sim';
 import { type EvictionView, lruChunkEviction } from './eviction.ts';
 import type { PageMask } from './page-mask.ts';
 
@@ -54,6 +54,12 @@ export class SvmDeviceMemory {
   evictor:
     | ((svm: unknown, devIndex: number, chunk: number, pages: PageMask | null) => Promise<number>)
     | null = null;
+  /** Migrations into or out of the pool (eviction) between setup and finalize: their pages are locked, busy. */
+  inFlight = 0;
+  /** Migrations of the pool that have ended (a generation for {@link migrationDone} waiters). */
+  migrationsEnded = 0;
+  /** Woken when a migration into the pool ends (TTM's wait for a busy BO, ttm_mem_evict_wait_busy). */
+  readonly migrationDone: WaitQueue;
   private stamp = 0;
   private readonly chunkOfPa = new Map<number, number>();
   /** Pages in use per 2 MiB VA block (block index → count), from the reverse map. */
@@ -79,6 +85,7 @@ export class SvmDeviceMemory {
     if (pas.length === 0)
       throw new ArgumentError('SvmDeviceMemory', 'bytes', 'no free VRAM on the device', bytes);
     this.dev = dev;
+    this.migrationDone = new WaitQueue(machine.sim.sched);
     this.chunkPa = Float64Array.from(pas);
     for (let i = 0; i < pas.length; i++) this.chunkOfPa.set(pas[i]!, i);
     const n = pas.length * CHUNK_PAGES;
@@ -105,6 +112,18 @@ export class SvmDeviceMemory {
         this.chunkUsed[Math.floor(k / CHUNK_PAGES)]!--;
       },
     });
+  }
+
+  /** A migration into or out of the pool begins (its pages are busy until {@link migrationEnd}). */
+  migrationBegin(): void {
+    this.inFlight++;
+  }
+
+  /** The migration that {@link migrationBegin} counted ended: wake evictions waiting for busy pages. */
+  migrationEnd(): void {
+    this.inFlight--;
+    this.migrationsEnded++;
+    this.migrationDone.wakeUpAll();
   }
 
   /** Number of device pages. */

@@ -106,6 +106,12 @@ declare module '@hmmkit/sim' {
       trigger: number,
       moved: number,
     ];
+    /**
+     * A migration to VRAM could not get the pages it needs and continues with what is free (the
+     * rest stays in system memory): device id, first VA, pages needed, pages free. xe's
+     * "VRAM allocation failed, falling back" (xe_svm_handle_pagefault); never silent.
+     */
+    'svm.migrate.fallback': [devId: number, start: number, needed: number, free: number];
     /** A GPU fault is being serviced (KFD_SMI_EVENT_PAGE_FAULT_START): device id, VA, ACCESS type. */
     'svm.pagefault.start': [devId: number, va: number, access: number];
     /**
@@ -270,6 +276,10 @@ export interface SvmCounters {
   exclusiveGrants: Counter;
   /** make_device_exclusive -EBUSY or read_retry failures in the exclusive atomic path. */
   exclusiveRetries: Counter;
+  /** Evictions that found every victim busy (mid-migration) and waited for a migration to end. */
+  evictBusyWaits: Counter;
+  /** Migrations to VRAM that went on without the pages they needed (`svm.migrate.fallback`). */
+  migrateFallbacks: Counter;
 }
 
 export class GpuSvm {
@@ -416,6 +426,8 @@ export class GpuSvm {
       thrashingPins: k.counter('svm.thrashing.pins'),
       exclusiveGrants: k.counter('svm.exclusive.grants'),
       exclusiveRetries: k.counter('svm.exclusive.retries'),
+      evictBusyWaits: k.counter('svm.evict.busyWaits'),
+      migrateFallbacks: k.counter('svm.migrate.fallbacks'),
     };
     this.noRetry = (opts.xnack ?? true) ? null : new NoRetryState(devices.length);
     const ac = opts.accessCounters ?? false;

@@ -90,7 +90,15 @@ export async function migrateToDevice(
   const sd = svm.devmem[devIndex];
   if (sd === undefined) return -Errno.EOPNOTSUPP;
   const n = (fe - fs) / PAGE_SIZE;
-  await ensureFree(svm, devIndex, n);
+  if (!(await ensureFree(svm, devIndex, n))) {
+    // xe: "VRAM allocation failed, falling back": what does not fit stays in system memory, and
+    // it is counted and traced, never silent
+    svm.c.migrateFallbacks.value++;
+    const t = svm.mm.sim.trace;
+    if (t.wants('svm.migrate.fallback')) {
+      t.emit('svm.migrate.fallback', svm.devices[devIndex]!.id, fs, n, sd.mem.freePages);
+    }
+  }
   const to = deviceLoc(devIndex);
   migrateStart(svm, fs, n, LOC.SYSMEM, to, trigger);
   const moved = await withMigration(svm, fs, fe, pages, () =>
@@ -152,6 +160,26 @@ export async function migrateToDeviceIn(
   // system memory first (KFD's svm_migrate_vram_to_vram).
   const d2d = !record && svm.peer && svm.devmem.length > 1;
   if (!record && !d2d) await evacuateOtherDevices(svm, devIndex, fs, fe);
+  // from the first allocation to finalize our device pages are locked: busy for eviction
+  sd.migrationBegin();
+  try {
+    return await migrateRuns(svm, sd, devIndex, fs, fe, pages, record, d2d);
+  } finally {
+    sd.migrationEnd();
+  }
+}
+
+/** The migrate_vma runs of {@link migrateToDeviceIn} (mmap read lock taken and released here). */
+async function migrateRuns(
+  svm: GpuSvm,
+  sd: SvmDeviceMemory,
+  devIndex: number,
+  fs: number,
+  fe: number,
+  pages: PageMask | null,
+  record: boolean,
+  d2d: boolean,
+): Promise<number> {
   const mm = svm.mm;
   const now = mm.sim.now;
   const blockStart = fs - (fs % SZ_2M);
@@ -454,18 +482,26 @@ export async function migrateToRamIn(svm: GpuSvm, vmf: VmFault, start: number, e
   return 0;
 }
 
+/** Waits for a migration into a busy pool to end before {@link ensureFree} gives up (per call). */
+const MAX_BUSY_WAITS = 8;
+
 /**
  * Evicts until `n` pages of device `devIndex` are free: asks the pool's eviction policy for a
  * victim (default {@link lruChunkEviction}) and evicts it, until enough is free, the policy
- * returns null, or a victim frees nothing. A victim that names no used chunk, or a malformed page
+ * returns null, or a victim frees nothing. A victim that frees nothing while migrations into or
+ * out of the pool are in flight (their pages are locked: migrate_device_range skips them) is busy, not
+ * unevictable: wait for one of them to end and try again, as TTM waits for a busy buffer
+ * (ttm_mem_evict_wait_busy), up to {@link MAX_BUSY_WAITS} times (`svm.evict.busyWaits`).
+ * Returns whether `n` pages are free. A victim that names no used chunk, or a malformed page
  * mask, is rejected with an ArgumentError naming the policy.
  */
-export async function ensureFree(svm: GpuSvm, devIndex: number, n: number): Promise<void> {
+export async function ensureFree(svm: GpuSvm, devIndex: number, n: number): Promise<boolean> {
   const sd = svm.devmem[devIndex]!;
   const policy = svm.eviction;
+  let waits = 0;
   while (sd.mem.freePages < n) {
     const v = policy.pickVictim(sd.view(devIndex, svm.mm.sim.now), n - sd.mem.freePages);
-    if (v === null) return;
+    if (v === null) return false;
     const ok =
       typeof v === 'object' &&
       Number.isInteger(v.chunk) &&
@@ -485,8 +521,14 @@ export async function ensureFree(svm: GpuSvm, devIndex: number, n: number): Prom
     // a pool shared by several VMs evicts each VM's pages through that VM (vm.ts)
     if (sd.evictor !== null) await sd.evictor(svm, devIndex, v.chunk, v.pages ?? null);
     else await evictChunk(svm, devIndex, v.chunk, v.pages ?? null);
-    if (sd.mem.freePages <= before) return;
+    if (sd.mem.freePages > before) continue;
+    if (sd.inFlight === 0 || waits === MAX_BUSY_WAITS) return false;
+    waits++;
+    svm.c.evictBusyWaits.value++;
+    const gen = sd.migrationsEnded;
+    await sd.migrationDone.waitEvent(() => sd.migrationsEnded !== gen);
   }
+  return true;
 }
 
 /**
@@ -495,14 +537,17 @@ export async function ensureFree(svm: GpuSvm, devIndex: number, n: number): Prom
  * by VA, as UVM evicts a root chunk one VA block at a time: one migrate_vma (SELECT_DEVICE_PRIVATE)
  * per run of consecutive VAs — one MIGRATE invalidation and one copy-engine transfer per run
  * (normally one per chunk), not a notifier callback per page. Pages not found at their recorded
- * VA go by pfn (migrate_device_range → migrate_device_pages → migrate_device_finalize). Returns
- * pages moved.
+ * VA go by pfn (migrate_device_range → migrate_device_pages → migrate_device_finalize). With
+ * `byVa` false every page goes by pfn and the mm's mmap lock is never taken: how a pool shared by
+ * several processes evicts (drm_pagemap_evict_to_ram, xe's TTM eviction: the victim's mm is
+ * reached through rmap, not through its mmap lock). Returns pages moved.
  */
 export async function evictChunk(
   svm: GpuSvm,
   devIndex: number,
   chunk: number,
   pages: PageMask | null = null,
+  byVa = true,
 ): Promise<number> {
   const sd = svm.devmem[devIndex];
   if (sd === undefined || !Number.isInteger(chunk) || chunk < 0 || chunk >= sd.chunkPa.length) {
@@ -511,6 +556,24 @@ export async function evictChunk(
   if (pages !== null && !(pages instanceof Uint32Array && pages.length >= 16)) {
     throw new ArgumentError('GpuSvm.evictChunk', 'pages', 'must be null or a 512-page mask', pages);
   }
+  // the victim's pages are locked while they move: busy for another eviction (ensureFree waits)
+  sd.migrationBegin();
+  try {
+    return await evictChunkIn(svm, sd, devIndex, chunk, pages, byVa);
+  } finally {
+    sd.migrationEnd();
+  }
+}
+
+/** The body of {@link evictChunk} (arguments checked, the pool's migration counted). */
+async function evictChunkIn(
+  svm: GpuSvm,
+  sd: SvmDeviceMemory,
+  devIndex: number,
+  chunk: number,
+  pages: PageMask | null,
+  byVa: boolean,
+): Promise<number> {
   const inVictim = (k: number): boolean => pages === null || pageMaskTest(pages, k);
   let victims = 0;
   let first = -1;
@@ -538,7 +601,7 @@ export async function evictChunk(
       svm.notifierLock.writeUnlock();
     }
   }
-  let moved = await evictChunkByVa(svm, devIndex, chunk, inVictim);
+  let moved = byVa ? await evictChunkByVa(svm, devIndex, chunk, inVictim) : 0;
   // what is left was not at its recorded VA: by pfn, one run of victim pages at a time
   for (let k = 0; k < 512; ) {
     if (sd.rmapVa1[chunk * 512 + k]! === 0 || !inVictim(k)) {
