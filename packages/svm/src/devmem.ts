@@ -163,6 +163,26 @@ export class SvmDeviceMemory {
     return pfn;
   }
 
+  /**
+   * Allocates a 2 MiB device folio (one whole free chunk, zone_device_folio_init order 9: head
+   * locked, every page referenced) backing `[va, va + 2 MiB)` for the VM tagged `tag`; returns the
+   * head pfn, or -1 when no chunk is wholly free.
+   */
+  allocFolio(va: number, tag = 0): number {
+    const head = this.mem.allocFolio();
+    if (head < 0) return -1;
+    const k0 = head - this.mem.start;
+    const c = Math.floor(k0 / CHUNK_PAGES);
+    for (let k = 0; k < CHUNK_PAGES; k++) {
+      this.rmapVa1[k0 + k] = va + k * 4096 + 1;
+      this.rmapTag[k0 + k] = tag;
+    }
+    this.countBlock(va, CHUNK_PAGES);
+    this.chunkUsed[c]! += CHUNK_PAGES;
+    this.chunkStamp[c] = ++this.stamp;
+    return head;
+  }
+
   /** Records that bind number `bind` at time `now` mapped device page `pfn` (eviction statistics). */
   touch(pfn: number, now: number, bind: number): void {
     const k = pfn - this.mem.start;

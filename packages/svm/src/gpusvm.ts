@@ -220,6 +220,14 @@ export interface DevmemOptions {
    * XGMI hive) instead of faulting the pages back to system memory. Default false.
    */
   readonly peer?: boolean;
+  /**
+   * Device-private 2 MiB folios (MIGRATE_VMA_SELECT_COMPOUND, mm/migrate_device.c of Linux 6.19):
+   * a 2 MiB-aligned block whose CPU side is a THP or empty migrates as one compound entry into
+   * one wholly free VRAM chunk and is mapped by one PMD-level device-private entry; a CPU fault on
+   * it migrates the 2 MiB back into a THP as one unit. Split only where the kernel splits (partial
+   * munmap/mprotect/migration). Default false. Not with `shared` (ArgumentError).
+   */
+  readonly thp?: boolean;
   /** Picks what to evict when a pool is full (default {@link lruChunkEviction}: UVM's LRU chunk). */
   readonly eviction?: EvictionPolicy;
   /**
@@ -340,6 +348,8 @@ export class GpuSvm {
   lastFaultEnd = 0;
   /** @internal Devices map each other's VRAM (one pagemap owner for all). */
   readonly peer: boolean;
+  /** Device-private THP migration ({@link DevmemOptions.thp}). */
+  readonly deviceThp: boolean;
   /** drm_pagemap migration timeslice (ns), see {@link DevmemOptions.timesliceNs}. */
   readonly timesliceNs: number;
   /** @internal Scratch: the union of in-flight migration masks. */
@@ -445,6 +455,13 @@ export class GpuSvm {
     this.timesliceNs = ts;
     this.eviction = dm?.eviction ?? lruChunkEviction();
     const sh = dm?.shared;
+    if (dm?.thp !== undefined && typeof dm.thp !== 'boolean') {
+      throw new ArgumentError(fn, 'devmem.thp', 'must be a boolean', dm.thp);
+    }
+    if (dm?.thp === true && sh !== undefined) {
+      throw new ArgumentError(fn, 'devmem.thp', 'is not modelled for a pool shared by several VMs', dm.thp);
+    }
+    this.deviceThp = dm?.thp ?? false;
     this.owners = devices.map(() => sh?.owner ?? (peer ? this.owner : {}));
     this.poolTag = sh?.tag ?? 0;
     if (sh !== undefined) {

@@ -6,7 +6,9 @@
 
 import { ACCESS, type GpuDevice } from '@hmmkit/gpu';
 import {
+  MIGRATE_PFN_COMPOUND,
   MIGRATE_PFN_MIGRATE,
+  MIGRATE_VMA_SELECT_COMPOUND,
   MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
   MIGRATE_VMA_SELECT_SYSTEM,
   MigrateVma,
@@ -25,6 +27,7 @@ import { ArgumentError, Errno } from '@hmmkit/sim';
 import { deviceLoc, LOC, locDevice } from './attrs.ts';
 import { zapRangesLocked } from './bind.ts';
 import type { SvmDeviceMemory } from './devmem.ts';
+import { copyBackFolio, FOLIO_PAGES, fillDeviceFolio, folioEntry } from './devthp.ts';
 import { MIGRATE_TRIGGER, UNMAP_TRIGGER } from './events.ts';
 import { lruChunkEviction } from './eviction.ts';
 import { faultLocked } from './fault.ts';
@@ -90,15 +93,9 @@ export async function migrateToDevice(
   const sd = svm.devmem[devIndex];
   if (sd === undefined) return -Errno.EOPNOTSUPP;
   const n = (fe - fs) / PAGE_SIZE;
-  if (!(await ensureFree(svm, devIndex, n))) {
-    // xe: "VRAM allocation failed, falling back": what does not fit stays in system memory, and
-    // it is counted and traced, never silent
-    svm.c.migrateFallbacks.value++;
-    const t = svm.mm.sim.trace;
-    if (t.wants('svm.migrate.fallback')) {
-      t.emit('svm.migrate.fallback', svm.devices[devIndex]!.id, fs, n, sd.mem.freePages);
-    }
-  }
+  // xe: "VRAM allocation failed, falling back": what does not fit stays in system memory, and
+  // it is counted and traced, never silent
+  if (!(await ensureFree(svm, devIndex, n))) migrateFallback(svm, sd, fs, n);
   const to = deviceLoc(devIndex);
   migrateStart(svm, fs, n, LOC.SYSMEM, to, trigger);
   const moved = await withMigration(svm, fs, fe, pages, () =>
@@ -106,6 +103,14 @@ export async function migrateToDevice(
   );
   migrateEnd(svm, fs, n, LOC.SYSMEM, to, trigger, Math.max(moved, 0));
   return moved;
+}
+
+/** Counts a migration to VRAM short of `needed` pages at `start` and emits `svm.migrate.fallback`. */
+export function migrateFallback(svm: GpuSvm, sd: SvmDeviceMemory, start: number, needed: number): void {
+  svm.c.migrateFallbacks.value++;
+  const t = svm.mm.sim.trace;
+  if (t.wants('svm.migrate.fallback'))
+    t.emit('svm.migrate.fallback', sd.dev.id, start, needed, sd.mem.freePages);
 }
 
 /** Emits `svm.migrate.start` (only when someone listens). */
@@ -220,7 +225,7 @@ async function migrateRuns(
         pgmapOwner: svm.owners[devIndex],
         flags: d2d
           ? MIGRATE_VMA_SELECT_SYSTEM | MIGRATE_VMA_SELECT_DEVICE_PRIVATE
-          : MIGRATE_VMA_SELECT_SYSTEM,
+          : MIGRATE_VMA_SELECT_SYSTEM | (svm.deviceThp ? MIGRATE_VMA_SELECT_COMPOUND : 0),
       });
       const r = await migrateVmaSetup(args);
       if (r !== 0) {
@@ -271,6 +276,17 @@ export function fillDevicePages(
     const e = args.src[i]!;
     if ((migratePfnFlags(e) & MIGRATE_PFN_MIGRATE) === 0) continue;
     const va = args.start + i * PAGE_SIZE;
+    if (svm.deviceThp && folioEntry(svm, args, i, want)) {
+      // one device folio for the 2 MiB (devthp.ts); without a free chunk the block stays
+      const n = fillDeviceFolio(svm, sd, args, i, record ? (v) => recordMigration(svm, v) : null);
+      if (n > 0) {
+        moved += n;
+        i += FOLIO_PAGES - 1;
+        continue;
+      }
+      migrateFallback(svm, sd, va, FOLIO_PAGES); // a block of holes goes on page by page
+    }
+    if ((migratePfnFlags(e) & MIGRATE_PFN_COMPOUND) !== 0) continue; // a THP not wholly wanted: stays
     if (!want(va)) continue; // collected with the span, not moved: restored by finalize
     const spfn = migratePfnToPfn(e);
     const from = spfn >= 0 ? svm.devmemIndexOf(spfn) : -1;
@@ -391,6 +407,16 @@ export async function copyBack(
     const spfn = migratePfnToPfn(e);
     const k = svm.devmemIndexOf(spfn);
     if (k < 0 || k === keepDev) continue; // no dst: the page stays where it is
+    if ((migratePfnFlags(e) & MIGRATE_PFN_COMPOUND) !== 0) {
+      // a device folio comes back as one THP (devthp.ts)
+      const n = copyBackFolio(svm, svm.devmem[k]!, src, dst, i);
+      if (n === 0) break;
+      dev = svm.devmem[k]!.dev;
+      moved += n;
+      if (recordStart >= 0)
+        for (let q = 0; q < n; q++) recordMigration(svm, recordStart + (i + q) * PAGE_SIZE);
+      continue;
+    }
     const np = phys.allocPage(0);
     if (np < 0) break;
     phys.trylockPage(np);
@@ -465,7 +491,7 @@ export async function migrateToRamIn(svm: GpuSvm, vmf: VmFault, start: number, e
     start,
     end,
     pgmapOwner: svm.owners[Math.max(k, 0)],
-    flags: MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
+    flags: MIGRATE_VMA_SELECT_DEVICE_PRIVATE | (svm.deviceThp ? MIGRATE_VMA_SELECT_COMPOUND : 0),
     faultPage: vmf.page,
   });
   if ((await migrateVmaSetup(args)) !== 0) return VM_FAULT_SIGBUS;
@@ -662,7 +688,7 @@ export async function evictChunkByVa(
           start,
           end: start + (k1 - k) * PAGE_SIZE,
           pgmapOwner: svm.owners[devIndex],
-          flags: MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
+          flags: MIGRATE_VMA_SELECT_DEVICE_PRIVATE | (svm.deviceThp ? MIGRATE_VMA_SELECT_COMPOUND : 0),
         });
         if ((await migrateVmaSetup(args)) === 0) {
           moved += await copyBack(svm, args.src, args.dst, args.npages);
