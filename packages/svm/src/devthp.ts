@@ -1,7 +1,7 @@
 /**
  * Device-private 2 MiB folios (`devmem.thp`): the compound-entry halves of the migrations in
- * migrate.ts, modelled on MIGRATE_VMA_SELECT_COMPOUND in mm/migrate_device.c (Linux 6.19, the
- * device-private THP series by Balbir Singh): a collected PMD (a THP, or in hmmkit a device THP)
+ * migrate.ts, modelled on MIGRATE_VMA_SELECT_COMPOUND in mm/migrate_device.c (Balbir Singh's
+ * device-private THP series, merged for Linux 6.19): a collected PMD (a THP, or in hmmkit a device THP)
  * is one src entry with MIGRATE_PFN_COMPOUND, and the driver gives it one compound destination —
  * a whole VRAM chunk going in, a system THP coming back — so the 2 MiB move as one unit, with one
  * PMD-level entry afterwards. An empty 2 MiB block gets a compound destination on its first entry
