@@ -10,12 +10,15 @@
 import { ACCESS, type AccessType } from '@hmmkit/gpu';
 import {
   MADV_DONTNEED,
+  MAP_SHARED,
   MmSignalError,
+  O_RDWR,
   PROT_EXEC,
   PROT_READ,
   PROT_WRITE,
   PTE_DEVICE_EXCLUSIVE,
   pteType,
+  TmpFile,
 } from '@hmmkit/mm';
 import { createSim, Errno, Rng, type Sim } from '@hmmkit/sim';
 import { describe, expect, it } from 'vitest';
@@ -233,6 +236,24 @@ describe('GPU atomics racing the CPU under EXCLUSIVE', () => {
     // more grants than pages: CPU accesses revoked pages and the GPU took them again
     expect(grants).toBeGreaterThan(12 * 8);
   });
+});
+
+describe('EXCLUSIVE on memory make_device_exclusive refuses', () => {
+  it('a file-backed page: the GPU atomic is cancelled (-EOPNOTSUPP), plain GPU stores still land', () =>
+    run(4, async (w) => {
+      const file = new TmpFile(w.mm.machine.phys, 4 * P, O_RDWR);
+      const buf = await w.mm.mmap(0, 4 * P, PROT_READ | PROT_WRITE, MAP_SHARED, file, 0);
+      expect(buf).toBeGreaterThan(0);
+      await w.mm.writeU32(buf, 7);
+      await madviseAtomic(w.svm, buf, buf + 4 * P, ATOMIC_ACCESS.EXCLUSIVE);
+      const r = await runKernel(w, 0, [[[buf, A, 1]]]);
+      expect(r.failed).toBe(1);
+      expect(w.svm.c.exclusiveGrants.value).toBe(0);
+      expect(exclusiveEntries(w, buf, 4)).toBe(0);
+      expect((await runKernel(w, 0, [[[buf + 4, ACCESS.WRITE, 9]]])).failed).toBe(0);
+      expect(await w.mm.readU32(buf)).toBe(7);
+      expect(await w.mm.readU32(buf + 4)).toBe(9);
+    }));
 });
 
 describe('regressions', () => {
