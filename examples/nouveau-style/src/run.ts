@@ -16,6 +16,14 @@ import {
   pteType,
 } from '@hmmkit/mm';
 import { formatNs, type Sim } from '@hmmkit/sim';
+import {
+  ATOMIC_ACCESS,
+  createSvmWorld,
+  madviseAtomic,
+  mmapAnonymous,
+  nouveauPolicy,
+  runKernel as svmRunKernel,
+} from '@hmmkit/svm';
 import { NouveauSvmm } from './svmm.ts';
 
 const P = 4096;
@@ -38,6 +46,8 @@ export interface NouveauMetrics {
   readonly tlbInvalidates: number;
   readonly violations: number;
   readonly dataOk: boolean;
+  /** The same atomics through GpuSvm's EXCLUSIVE atomic mode (svm/src/exclusive.ts). */
+  readonly gpuSvm: { grants: number; counterAfterCpu: number; counterFinal: number; violations: number };
 }
 
 /** Printed lines and metrics. */
@@ -113,9 +123,16 @@ async function scenario(sim: Sim): Promise<NouveauResult> {
       `${k('gpu.tlb.invalidate') + k('gpu.tlb.flush')} GPU TLB invalidations; ` +
       `simulated time ${formatNs(sim.now)}`,
   );
+  const gpuSvm = await viaGpuSvm(sim);
+  say(
+    `GpuSvm (nouveauPolicy + ATOMIC_ACCESS.EXCLUSIVE): 32 atomics, a CPU read (${gpuSvm.counterAfterCpu}), 32 ` +
+      `more → ${gpuSvm.counterFinal}; make_device_exclusive grants ${gpuSvm.grants}; oracle ` +
+      `${gpuSvm.violations === 0 ? 'COHERENT' : `${gpuSvm.violations} VIOLATIONS`}`,
+  );
   return {
     lines,
     metrics: {
+      gpuSvm,
       simNs: sim.now,
       gpuFaults: k('gpu.fault.raised'),
       tempNotifiers: svmm.tempNotifiers,
@@ -131,5 +148,27 @@ async function scenario(sim: Sim): Promise<NouveauResult> {
       violations,
       dataOk,
     },
+  };
+}
+
+/** The counter scenario again on a GpuSvm: the framework's own nouveau atomic path. */
+async function viaGpuSvm(sim: Sim): Promise<NouveauMetrics['gpuSvm']> {
+  const w = await createSvmWorld(sim, { granule: nouveauPolicy(), thp: 'always' });
+  const buf = await mmapAnonymous(w.mm, 16 * P);
+  const ctr = buf + 3 * P + 8;
+  await w.mm.writeU32(ctr, 0);
+  await madviseAtomic(w.svm, buf, buf + 16 * P, ATOMIC_ACCESS.EXCLUSIVE);
+  const atomics = (): Access[][] =>
+    Array.from({ length: 4 }, () => Array.from({ length: 8 }, (): Access => [ctr, ACCESS.ATOMIC, 1]));
+  await svmRunKernel(w, 0, atomics());
+  const counterAfterCpu = await w.mm.readU32(ctr); // revokes: the EXCLUSIVE invalidation zaps
+  await svmRunKernel(w, 0, atomics());
+  const counterFinal = await w.mm.readU32(ctr);
+  w.oracle.checkAll();
+  return {
+    grants: w.svm.c.exclusiveGrants.value,
+    counterAfterCpu,
+    counterFinal,
+    violations: w.oracle.violations.length,
   };
 }

@@ -20,6 +20,9 @@ describe('nouveau-style example', () => {
     expect(m.counterFinal).toBe(64);
     expect(m.exclusiveRevocations).toBe(2);
     expect(m.violations).toBe(0);
+    expect(r.lines.at(-2)).toContain('COHERENT');
+    // the same through GpuSvm's EXCLUSIVE atomic mode
+    expect(m.gpuSvm).toEqual({ grants: 2, counterAfterCpu: 32, counterFinal: 64, violations: 0 });
     expect(r.lines.at(-1)).toContain('COHERENT');
   });
 });

@@ -224,7 +224,12 @@ async function collect(args: MigrateVma, mm: Mm): Promise<void> {
           addr = uEnd;
           continue;
         }
-        if (sel & MIGRATE_VMA_SELECT_COMPOUND && whole && head !== args.faultPage && p.trylockPage(head)) {
+        // the fault page (a device THP's head, migrate_to_ram of order 9) is locked already
+        const locked =
+          (sel & MIGRATE_VMA_SELECT_COMPOUND) !== 0 &&
+          whole &&
+          (head === args.faultPage || p.trylockPage(head));
+        if (locked) {
           if (mm.installPmdMigrationEntry(addr) === head) {
             src[j0] =
               migratePfn(head) +
@@ -241,7 +246,7 @@ async function collect(args: MigrateVma, mm: Mm): Promise<void> {
             addr = uEnd;
             continue;
           }
-          p.unlockPage(head);
+          if (head !== args.faultPage) p.unlockPage(head);
         }
         // no compound migration: split the folio and collect its 4 KiB pages
         await splitFolioAll(machine, head);

@@ -25,6 +25,7 @@ import {
   MIGRATE_PFN_VALID,
   MIGRATE_PFN_WRITE,
   MIGRATE_VMA_SELECT_COMPOUND,
+  MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
   MIGRATE_VMA_SELECT_SYSTEM,
   MigrateVma,
   makeDeviceExclusive,
@@ -281,6 +282,60 @@ describe('migrate_vma: device-coherent and THP', () => {
     expect(sameBytes(await mm.read(a, PMD_SIZE), data)).toBe(true);
     expect(drv.calls[0]!.order).toBe(9);
     expect(drv.calls[0]!.page).toBe(head);
+  });
+
+  it('SELECT_COMPOUND takes a device THP whose head is the (locked) fault page whole: 2 MiB back as one THP', async () => {
+    const { mm, machine } = await env();
+    const p = machine.phys;
+    const drv = makeDriver(machine);
+    const a = await anon(mm, 512, RW, true);
+    await mm.madvise(a, PMD_SIZE, MADV_HUGEPAGE);
+    const data = pattern(PMD_SIZE, 3);
+    await mm.write(a, data);
+    await mm.mmapLock.read();
+    const vma = mm.vmaLookup(a)!;
+    const to = new MigrateVma({
+      vma,
+      start: a,
+      end: a + PMD_SIZE,
+      pgmapOwner: OWNER,
+      flags: MIGRATE_VMA_SELECT_SYSTEM | MIGRATE_VMA_SELECT_COMPOUND,
+    });
+    expect(await migrateVmaSetup(to)).toBe(0);
+    const head = drv.mem.allocFolio();
+    const shead = migratePfnToPfn(to.src[0]!);
+    for (let k = 0; k < 512; k++) p.copyPage(head + k, shead + k);
+    to.dst[0] = migratePfn(head) + MIGRATE_PFN_COMPOUND;
+    await migrateVmaPages(to);
+    await migrateVmaFinalize(to);
+    // the migrate_to_ram side, as do_swap_page hands it over: the head locked and referenced
+    expect(p.trylockPage(head)).toBe(true);
+    p.getPage(head);
+    const back = new MigrateVma({
+      vma,
+      start: a,
+      end: a + PMD_SIZE,
+      pgmapOwner: OWNER,
+      flags: MIGRATE_VMA_SELECT_DEVICE_PRIVATE | MIGRATE_VMA_SELECT_COMPOUND,
+      faultPage: head,
+    });
+    expect(await migrateVmaSetup(back)).toBe(0);
+    expect(back.cpages).toBe(1); // one entry, not 512 after a split
+    expect(migratePfnFlags(back.src[0]!) & MIGRATE_PFN_COMPOUND).toBe(MIGRATE_PFN_COMPOUND);
+    const thp = p.allocFolio(0, 9);
+    p.trylockPage(thp);
+    for (let k = 0; k < 512; k++) p.copyPage(thp + k, head + k);
+    back.dst[0] = migratePfn(thp) + MIGRATE_PFN_COMPOUND;
+    await migrateVmaPages(back);
+    await migrateVmaFinalize(back);
+    p.unlockPage(head);
+    p.putPage(head);
+    mm.mmapLock.readUnlock();
+    const e = mm.readEntry(a + 5 * P);
+    expect(e.order).toBe(9);
+    expect(e.flags & PTE_TYPE_MASK).toBe(PTE_PRESENT);
+    expect(sameBytes(await mm.read(a, PMD_SIZE), data)).toBe(true);
+    expect(drv.mem.freePages).toBe(drv.mem.nrPages);
   });
 });
 

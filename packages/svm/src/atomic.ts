@@ -7,6 +7,10 @@
  * - DEVICE: atomics only among devices; VRAM needed unless the device can do atomics on system
  *   memory (`has_device_atomics_on_smem`, which hmmkit's devices lack).
  * - CPU: only the CPU does atomics; a GPU atomic is refused (-EACCES, the exec is cancelled).
+ * - EXCLUSIVE (hmmkit's own value, not xe uapi): nouveau's path (nouveau_atomic_range_fault). A
+ *   GPU atomic on a system-memory page takes it device-exclusive with make_device_exclusive and
+ *   maps it atomic-enabled; any CPU access revokes it (exclusive.ts). No VRAM is needed; a page
+ *   already in this device's VRAM takes atomics there.
  *
  * Device PTEs carry the atomic-enable bit only where an atomic may run without a fault (xe_pt.c
  * XE_USM_PPGTT_PTE_AE): so a GPU atomic on a system-memory page faults, and the fault migrates.
@@ -22,9 +26,9 @@ import { PAGE_SIZE } from './granule.ts';
 import type { SvmRange } from './range.ts';
 
 /** DRM_XE_ATOMIC_* values (uapi xe_drm.h). */
-export const ATOMIC_ACCESS = { UNDEFINED: 0, DEVICE: 1, GLOBAL: 2, CPU: 3 } as const;
+export const ATOMIC_ACCESS = { UNDEFINED: 0, DEVICE: 1, GLOBAL: 2, CPU: 3, EXCLUSIVE: 4 } as const;
 /** Names, indexed by value. */
-export const ATOMIC_ACCESS_NAMES = ['undefined', 'device', 'global', 'cpu'] as const;
+export const ATOMIC_ACCESS_NAMES = ['undefined', 'device', 'global', 'cpu', 'exclusive'] as const;
 
 /** The atomic-access attribute of `a` (UNDEFINED when never set). */
 export function attrAtomic(a: RangeAttrs): number {
@@ -47,6 +51,8 @@ export function needVramForAtomic(
       return atomicsOnSmem ? 0 : 1;
     case ATOMIC_ACCESS.CPU:
       return -Errno.EACCES;
+    case ATOMIC_ACCESS.EXCLUSIVE:
+      return 0; // device-exclusive entries on system memory (exclusive.ts)
     default:
       return 1;
   }
@@ -59,6 +65,8 @@ export function needVramForAtomic(
 export function pteAtomicAllowed(mode: number, dgfx: boolean, inVram: boolean): boolean {
   if (mode === ATOMIC_ACCESS.CPU) return !dgfx; // an integrated GPU has no migration to force
   if (inVram) return true;
+  // a system page only while device-exclusive (rangeAtomicMask asks the range's marks)
+  if (mode === ATOMIC_ACCESS.EXCLUSIVE) return false;
   return needVramForAtomic(mode, dgfx, true) === 0;
 }
 
@@ -81,6 +89,24 @@ export function pageInOwnVram(svm: GpuSvm, devIndex: number, range: SvmRange, i:
 }
 
 /**
+ * Whether device `devIndex`'s PTE for page `i` of `range` (at `va`) allows atomics, as
+ * {@link rangeAtomicMask} would bind it: a GPU atomic there runs without a fault.
+ */
+export function pageAtomicMapped(
+  svm: GpuSvm,
+  devIndex: number,
+  range: SvmRange,
+  i: number,
+  va: number,
+): boolean {
+  const mode = svm.attrs.lookup(va).atomic;
+  if (mode === undefined) return true;
+  const dgfx = devIndex < svm.devmem.length;
+  if (pteAtomicAllowed(mode, dgfx, pageInOwnVram(svm, devIndex, range, i))) return true;
+  return mode === ATOMIC_ACCESS.EXCLUSIVE && range.exclusive !== null && range.exclusive[i] === 1;
+}
+
+/**
  * Per page of `range`, 1 where device `devIndex`'s PTE may enable atomics, or null when no page
  * of the range was advised an atomic mode (every PTE atomic-enabled, as before the attribute).
  */
@@ -96,7 +122,11 @@ export function rangeAtomicMask(svm: GpuSvm, devIndex: number, range: SvmRange):
     for (let p = a; p < b; p += PAGE_SIZE) {
       const i = (p - range.start) / PAGE_SIZE;
       out[i] =
-        mode === undefined || pteAtomicAllowed(mode, dgfx, pageInOwnVram(svm, devIndex, range, i)) ? 1 : 0;
+        mode === undefined ||
+        pteAtomicAllowed(mode, dgfx, pageInOwnVram(svm, devIndex, range, i)) ||
+        (mode === ATOMIC_ACCESS.EXCLUSIVE && range.exclusive !== null && range.exclusive[i] === 1)
+          ? 1
+          : 0;
     }
   }
   return out;

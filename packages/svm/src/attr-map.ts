@@ -343,8 +343,8 @@ export class AttrMap {
         throw new ArgumentError(fn, 'granularity', `must be an integer in [0, ${MAX_GRANULARITY}]`, g);
       }
     }
-    if (u.atomic !== undefined && (!Number.isInteger(u.atomic) || u.atomic < 0 || u.atomic > 3)) {
-      throw new ArgumentError(fn, 'atomic', 'must be an ATOMIC_ACCESS value (0..3)', u.atomic);
+    if (u.atomic !== undefined && (!Number.isInteger(u.atomic) || u.atomic < 0 || u.atomic > 4)) {
+      throw new ArgumentError(fn, 'atomic', 'must be an ATOMIC_ACCESS value (0..4)', u.atomic);
     }
     if (u.pat !== undefined && (!Number.isInteger(u.pat) || u.pat < 0 || u.pat > 255)) {
       throw new ArgumentError(fn, 'pat', 'must be an integer in [0, 255]', u.pat);

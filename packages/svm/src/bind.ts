@@ -256,5 +256,9 @@ export function zapRangesLocked(svm: GpuSvm, ranges: readonly SvmRange[]): void 
     r.devMapped = 0;
     r.pageValid.fill(0);
     r.devMap.fill(0);
+    r.exclusive?.fill(0);
+    // What get_pages recorded is void: a bind racing this zap (eviction and madvise zap outside
+    // the notifier, with no sequence bump) must retry, not find its page gone (-EPERM).
+    r.notifierSeq = -1;
   }
 }

@@ -11,7 +11,7 @@
 import type { GpuDevice } from '@hmmkit/gpu';
 import { DeviceMemory } from '@hmmkit/hmm';
 import type { Machine, VmFault } from '@hmmkit/mm';
-import { ArgumentError } from '@hmmkit/sim';
+import { ArgumentError, WaitQueue } from '@hmmkit/sim';
 import { type EvictionView, lruChunkEviction } from './eviction.ts';
 import type { PageMask } from './page-mask.ts';
 
@@ -54,6 +54,12 @@ export class SvmDeviceMemory {
   evictor:
     | ((svm: unknown, devIndex: number, chunk: number, pages: PageMask | null) => Promise<number>)
     | null = null;
+  /** Migrations into or out of the pool (eviction) between setup and finalize: their pages are locked, busy. */
+  inFlight = 0;
+  /** Migrations of the pool that have ended (a generation for {@link migrationDone} waiters). */
+  migrationsEnded = 0;
+  /** Woken when a migration into the pool ends (TTM's wait for a busy BO, ttm_mem_evict_wait_busy). */
+  readonly migrationDone: WaitQueue;
   private stamp = 0;
   private readonly chunkOfPa = new Map<number, number>();
   /** Pages in use per 2 MiB VA block (block index → count), from the reverse map. */
@@ -79,6 +85,7 @@ export class SvmDeviceMemory {
     if (pas.length === 0)
       throw new ArgumentError('SvmDeviceMemory', 'bytes', 'no free VRAM on the device', bytes);
     this.dev = dev;
+    this.migrationDone = new WaitQueue(machine.sim.sched);
     this.chunkPa = Float64Array.from(pas);
     for (let i = 0; i < pas.length; i++) this.chunkOfPa.set(pas[i]!, i);
     const n = pas.length * CHUNK_PAGES;
@@ -105,6 +112,18 @@ export class SvmDeviceMemory {
         this.chunkUsed[Math.floor(k / CHUNK_PAGES)]!--;
       },
     });
+  }
+
+  /** A migration into or out of the pool begins (its pages are busy until {@link migrationEnd}). */
+  migrationBegin(): void {
+    this.inFlight++;
+  }
+
+  /** The migration that {@link migrationBegin} counted ended: wake evictions waiting for busy pages. */
+  migrationEnd(): void {
+    this.inFlight--;
+    this.migrationsEnded++;
+    this.migrationDone.wakeUpAll();
   }
 
   /** Number of device pages. */
@@ -142,6 +161,26 @@ export class SvmDeviceMemory {
     this.chunkUsed[c]!++;
     this.chunkStamp[c] = ++this.stamp; // UVM: the chunk goes to the LRU tail on allocation
     return pfn;
+  }
+
+  /**
+   * Allocates a 2 MiB device folio (one whole free chunk, zone_device_folio_init order 9: head
+   * locked, every page referenced) backing `[va, va + 2 MiB)` for the VM tagged `tag`; returns the
+   * head pfn, or -1 when no chunk is wholly free.
+   */
+  allocFolio(va: number, tag = 0): number {
+    const head = this.mem.allocFolio();
+    if (head < 0) return -1;
+    const k0 = head - this.mem.start;
+    const c = Math.floor(k0 / CHUNK_PAGES);
+    for (let k = 0; k < CHUNK_PAGES; k++) {
+      this.rmapVa1[k0 + k] = va + k * 4096 + 1;
+      this.rmapTag[k0 + k] = tag;
+    }
+    this.countBlock(va, CHUNK_PAGES);
+    this.chunkUsed[c]! += CHUNK_PAGES;
+    this.chunkStamp[c] = ++this.stamp;
+    return head;
   }
 
   /** Records that bind number `bind` at time `now` mapped device page `pfn` (eviction statistics). */

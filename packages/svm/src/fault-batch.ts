@@ -7,6 +7,7 @@
 import { ACCESS, type FaultBatch, type FlushMode } from '@hmmkit/gpu';
 import { HMM_PFN_WRITE } from '@hmmkit/hmm';
 import { ArgumentError, type Task } from '@hmmkit/sim';
+import { pageAtomicMapped } from './atomic.ts';
 import { attrFlags, SVM_FLAG } from './attrs.ts';
 import { handleFaultIn } from './fault.ts';
 import type { FaultHandlerOptions, GpuSvm } from './gpusvm.ts';
@@ -152,6 +153,8 @@ export function pageMappedFor(svm: GpuSvm, devIndex: number, va: number, access:
   if (r.pageValid[i] !== 1 || (r.devMap[i]! & (1 << devIndex)) === 0) return false;
   const wantW = access === ACCESS.WRITE || access === ACCESS.ATOMIC;
   if (!wantW) return true;
+  // an atomic needs an atomic-enabled PTE (xe's AE bit, a device-exclusive page)
+  if (access === ACCESS.ATOMIC && !pageAtomicMapped(svm, devIndex, r, i, va)) return false;
   // a GPU_RO range is mapped read-only whatever the CPU allows: a write is never "already mapped"
   return (r.flags[i]! & HMM_PFN_WRITE) !== 0 && (attrFlags(svm.attrs.lookup(va)) & SVM_FLAG.GPU_RO) === 0;
 }

@@ -11,6 +11,7 @@ import { Errno } from '@hmmkit/sim';
 import { atomicNeed, pageInOwnVram } from './atomic.ts';
 import { attrFlags, deviceLoc, SVM_FLAG } from './attrs.ts';
 import { bindRange } from './bind.ts';
+import { exclusiveAtomic, exclusiveAtomicFault, pageExclusiveMapped } from './exclusive.ts';
 import { rangeGetPages } from './get-pages.ts';
 import type { GpuSvm } from './gpusvm.ts';
 import {
@@ -104,8 +105,11 @@ export async function faultLocked(
     const wantW = access === ACCESS.WRITE || access === ACCESS.ATOMIC;
     // xe: an atomic that needs VRAM (atomic.ts) migrates even against the preferred location
     const needVram = atomicNeed(svm, devIndex, va, access) === 1;
+    // nouveau: a GPU atomic on a system page needs it device-exclusive (exclusive.ts)
+    const excl = exclusiveAtomic(svm, va, access);
     if (
       (!needVram || pageInOwnVram(svm, devIndex, range, i)) &&
+      (!excl || pageInOwnVram(svm, devIndex, range, i) || pageExclusiveMapped(range, devIndex, i)) &&
       range.pageValid[i] === 1 &&
       (range.devMap[i]! & (1 << devIndex)) !== 0 &&
       (!wantW || (range.flags[i]! & HMM_PFN_WRITE) !== 0)
@@ -129,6 +133,20 @@ export async function faultLocked(
       // xe: migrate to VRAM first; a failure falls back to system memory
       const m = await migrateToDevice(svm, devIndex, faultStart, faultEnd, pages, true);
       if (m < 0) svm.c.migrateFailures.value++;
+    }
+    if (excl && !pageInOwnVram(svm, devIndex, range, i)) {
+      // where is the page? (a page of our VRAM takes atomics there, with the usual bind)
+      if (range.pageValid[i] !== 1) {
+        const g = await rangeGetPages(svm, devIndex, range, faultStart, faultEnd, pages, write);
+        if (g === -Errno.EBUSY || g === -Errno.EAGAIN) continue;
+        if (g !== 0) return g;
+      }
+      if (!pageInOwnVram(svm, devIndex, range, i)) {
+        // nouveau_atomic_range_fault: make_device_exclusive (a device page comes back to RAM)
+        const x = await exclusiveAtomicFault(svm, devIndex, range, va);
+        if (x === -Errno.EAGAIN) continue;
+        return x;
+      }
     }
     const ret = await rangeGetPages(svm, devIndex, range, faultStart, faultEnd, pages, write);
     if (ret === -Errno.EBUSY || ret === -Errno.EAGAIN) continue;

@@ -106,6 +106,12 @@ declare module '@hmmkit/sim' {
       trigger: number,
       moved: number,
     ];
+    /**
+     * A migration to VRAM could not get the pages it needs and continues with what is free (the
+     * rest stays in system memory): device id, first VA, pages needed, pages free. xe's
+     * "VRAM allocation failed, falling back" (xe_svm_handle_pagefault); never silent.
+     */
+    'svm.migrate.fallback': [devId: number, start: number, needed: number, free: number];
     /** A GPU fault is being serviced (KFD_SMI_EVENT_PAGE_FAULT_START): device id, VA, ACCESS type. */
     'svm.pagefault.start': [devId: number, va: number, access: number];
     /**
@@ -222,6 +228,14 @@ export interface DevmemOptions {
    * XGMI hive) instead of faulting the pages back to system memory. Default false.
    */
   readonly peer?: boolean;
+  /**
+   * Device-private 2 MiB folios (MIGRATE_VMA_SELECT_COMPOUND, mm/migrate_device.c of Linux 6.19):
+   * a 2 MiB-aligned block whose CPU side is a THP or empty migrates as one compound entry into
+   * one wholly free VRAM chunk and is mapped by one PMD-level device-private entry; a CPU fault on
+   * it migrates the 2 MiB back into a THP as one unit. Split only where the kernel splits (partial
+   * munmap/mprotect/migration). Default false. Not with `shared` (ArgumentError).
+   */
+  readonly thp?: boolean;
   /** Picks what to evict when a pool is full (default {@link lruChunkEviction}: UVM's LRU chunk). */
   readonly eviction?: EvictionPolicy;
   /**
@@ -274,6 +288,14 @@ export interface SvmCounters {
   evictions: Counter;
   migrateFailures: Counter;
   thrashingPins: Counter;
+  /** GPU atomics granted a device-exclusive page (ATOMIC_ACCESS.EXCLUSIVE, exclusive.ts). */
+  exclusiveGrants: Counter;
+  /** make_device_exclusive -EBUSY or read_retry failures in the exclusive atomic path. */
+  exclusiveRetries: Counter;
+  /** Evictions that found every victim busy (mid-migration) and waited for a migration to end. */
+  evictBusyWaits: Counter;
+  /** Migrations to VRAM that went on without the pages they needed (`svm.migrate.fallback`). */
+  migrateFallbacks: Counter;
 }
 
 export class GpuSvm {
@@ -334,6 +356,8 @@ export class GpuSvm {
   lastFaultEnd = 0;
   /** @internal Devices map each other's VRAM (one pagemap owner for all). */
   readonly peer: boolean;
+  /** Device-private THP migration ({@link DevmemOptions.thp}). */
+  readonly deviceThp: boolean;
   /** drm_pagemap migration timeslice (ns), see {@link DevmemOptions.timesliceNs}. */
   readonly timesliceNs: number;
   /** @internal Scratch: the union of in-flight migration masks. */
@@ -418,6 +442,10 @@ export class GpuSvm {
       evictions: k.counter('svm.evictions'),
       migrateFailures: k.counter('svm.migrate.failures'),
       thrashingPins: k.counter('svm.thrashing.pins'),
+      exclusiveGrants: k.counter('svm.exclusive.grants'),
+      exclusiveRetries: k.counter('svm.exclusive.retries'),
+      evictBusyWaits: k.counter('svm.evict.busyWaits'),
+      migrateFallbacks: k.counter('svm.migrate.fallbacks'),
     };
     this.noRetry = (opts.xnack ?? true) ? null : new NoRetryState(devices.length);
     const ac = opts.accessCounters ?? false;
@@ -435,6 +463,13 @@ export class GpuSvm {
     this.timesliceNs = ts;
     this.eviction = dm?.eviction ?? lruChunkEviction();
     const sh = dm?.shared;
+    if (dm?.thp !== undefined && typeof dm.thp !== 'boolean') {
+      throw new ArgumentError(fn, 'devmem.thp', 'must be a boolean', dm.thp);
+    }
+    if (dm?.thp === true && sh !== undefined) {
+      throw new ArgumentError(fn, 'devmem.thp', 'is not modelled for a pool shared by several VMs', dm.thp);
+    }
+    this.deviceThp = dm?.thp ?? false;
     this.owners = devices.map(() => sh?.owner ?? (peer ? this.owner : {}));
     this.poolTag = sh?.tag ?? 0;
     if (sh !== undefined) {

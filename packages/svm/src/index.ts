@@ -9,6 +9,7 @@ export * from './atomic.ts';
 export * from './attr-map.ts';
 export * from './attrs.ts';
 export * from './eviction.ts';
+export * from './exclusive.ts';
 export * from './gpusvm.ts';
 export * from './granule.ts';
 export * from './notifier-policy.ts';

@@ -40,6 +40,10 @@ export async function invalidate(
   curSeq: number,
 ): Promise<boolean> {
   if (!mmuNotifierRangeBlockable(mr)) return false;
+  // our own make_device_exclusive() (exclusive.ts): the page stays where it is and its device
+  // mapping is what we are about to write, so neither zap nor fail the read_retry that follows
+  // (nouveau_svm_range_invalidate). The CPU's revocation carries owner null and zaps below.
+  if (mr.event === MmuNotifyEvent.EXCLUSIVE && mr.owner === svm.owner) return true;
   await svm.notifierLock.write();
   try {
     mmuIntervalSetSeq(sub, curSeq);

@@ -6,7 +6,9 @@
 
 import { ACCESS, type GpuDevice } from '@hmmkit/gpu';
 import {
+  MIGRATE_PFN_COMPOUND,
   MIGRATE_PFN_MIGRATE,
+  MIGRATE_VMA_SELECT_COMPOUND,
   MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
   MIGRATE_VMA_SELECT_SYSTEM,
   MigrateVma,
@@ -25,6 +27,7 @@ import { ArgumentError, Errno } from '@hmmkit/sim';
 import { deviceLoc, LOC, locDevice } from './attrs.ts';
 import { zapRangesLocked } from './bind.ts';
 import type { SvmDeviceMemory } from './devmem.ts';
+import { copyBackFolio, FOLIO_PAGES, fillDeviceFolio, folioEntry } from './devthp.ts';
 import { MIGRATE_TRIGGER, UNMAP_TRIGGER } from './events.ts';
 import { lruChunkEviction } from './eviction.ts';
 import { faultLocked } from './fault.ts';
@@ -90,7 +93,9 @@ export async function migrateToDevice(
   const sd = svm.devmem[devIndex];
   if (sd === undefined) return -Errno.EOPNOTSUPP;
   const n = (fe - fs) / PAGE_SIZE;
-  await ensureFree(svm, devIndex, n);
+  // xe: "VRAM allocation failed, falling back": what does not fit stays in system memory, and
+  // it is counted and traced, never silent
+  if (!(await ensureFree(svm, devIndex, n))) migrateFallback(svm, sd, fs, n);
   const to = deviceLoc(devIndex);
   migrateStart(svm, fs, n, LOC.SYSMEM, to, trigger);
   const moved = await withMigration(svm, fs, fe, pages, () =>
@@ -98,6 +103,14 @@ export async function migrateToDevice(
   );
   migrateEnd(svm, fs, n, LOC.SYSMEM, to, trigger, Math.max(moved, 0));
   return moved;
+}
+
+/** Counts a migration to VRAM short of `needed` pages at `start` and emits `svm.migrate.fallback`. */
+export function migrateFallback(svm: GpuSvm, sd: SvmDeviceMemory, start: number, needed: number): void {
+  svm.c.migrateFallbacks.value++;
+  const t = svm.mm.sim.trace;
+  if (t.wants('svm.migrate.fallback'))
+    t.emit('svm.migrate.fallback', sd.dev.id, start, needed, sd.mem.freePages);
 }
 
 /** Emits `svm.migrate.start` (only when someone listens). */
@@ -152,6 +165,26 @@ export async function migrateToDeviceIn(
   // system memory first (KFD's svm_migrate_vram_to_vram).
   const d2d = !record && svm.peer && svm.devmem.length > 1;
   if (!record && !d2d) await evacuateOtherDevices(svm, devIndex, fs, fe);
+  // from the first allocation to finalize our device pages are locked: busy for eviction
+  sd.migrationBegin();
+  try {
+    return await migrateRuns(svm, sd, devIndex, fs, fe, pages, record, d2d);
+  } finally {
+    sd.migrationEnd();
+  }
+}
+
+/** The migrate_vma runs of {@link migrateToDeviceIn} (mmap read lock taken and released here). */
+async function migrateRuns(
+  svm: GpuSvm,
+  sd: SvmDeviceMemory,
+  devIndex: number,
+  fs: number,
+  fe: number,
+  pages: PageMask | null,
+  record: boolean,
+  d2d: boolean,
+): Promise<number> {
   const mm = svm.mm;
   const now = mm.sim.now;
   const blockStart = fs - (fs % SZ_2M);
@@ -192,7 +225,7 @@ export async function migrateToDeviceIn(
         pgmapOwner: svm.owners[devIndex],
         flags: d2d
           ? MIGRATE_VMA_SELECT_SYSTEM | MIGRATE_VMA_SELECT_DEVICE_PRIVATE
-          : MIGRATE_VMA_SELECT_SYSTEM,
+          : MIGRATE_VMA_SELECT_SYSTEM | (svm.deviceThp ? MIGRATE_VMA_SELECT_COMPOUND : 0),
       });
       const r = await migrateVmaSetup(args);
       if (r !== 0) {
@@ -243,6 +276,17 @@ export function fillDevicePages(
     const e = args.src[i]!;
     if ((migratePfnFlags(e) & MIGRATE_PFN_MIGRATE) === 0) continue;
     const va = args.start + i * PAGE_SIZE;
+    if (svm.deviceThp && folioEntry(svm, args, i, want)) {
+      // one device folio for the 2 MiB (devthp.ts); without a free chunk the block stays
+      const n = fillDeviceFolio(svm, sd, args, i, record ? (v) => recordMigration(svm, v) : null);
+      if (n > 0) {
+        moved += n;
+        i += FOLIO_PAGES - 1;
+        continue;
+      }
+      migrateFallback(svm, sd, va, FOLIO_PAGES); // a block of holes goes on page by page
+    }
+    if ((migratePfnFlags(e) & MIGRATE_PFN_COMPOUND) !== 0) continue; // a THP not wholly wanted: stays
     if (!want(va)) continue; // collected with the span, not moved: restored by finalize
     const spfn = migratePfnToPfn(e);
     const from = spfn >= 0 ? svm.devmemIndexOf(spfn) : -1;
@@ -363,6 +407,16 @@ export async function copyBack(
     const spfn = migratePfnToPfn(e);
     const k = svm.devmemIndexOf(spfn);
     if (k < 0 || k === keepDev) continue; // no dst: the page stays where it is
+    if ((migratePfnFlags(e) & MIGRATE_PFN_COMPOUND) !== 0) {
+      // a device folio comes back as one THP (devthp.ts)
+      const n = copyBackFolio(svm, svm.devmem[k]!, src, dst, i);
+      if (n === 0) break;
+      dev = svm.devmem[k]!.dev;
+      moved += n;
+      if (recordStart >= 0)
+        for (let q = 0; q < n; q++) recordMigration(svm, recordStart + (i + q) * PAGE_SIZE);
+      continue;
+    }
     const np = phys.allocPage(0);
     if (np < 0) break;
     phys.trylockPage(np);
@@ -437,7 +491,7 @@ export async function migrateToRamIn(svm: GpuSvm, vmf: VmFault, start: number, e
     start,
     end,
     pgmapOwner: svm.owners[Math.max(k, 0)],
-    flags: MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
+    flags: MIGRATE_VMA_SELECT_DEVICE_PRIVATE | (svm.deviceThp ? MIGRATE_VMA_SELECT_COMPOUND : 0),
     faultPage: vmf.page,
   });
   if ((await migrateVmaSetup(args)) !== 0) return VM_FAULT_SIGBUS;
@@ -454,18 +508,26 @@ export async function migrateToRamIn(svm: GpuSvm, vmf: VmFault, start: number, e
   return 0;
 }
 
+/** Waits for a migration into a busy pool to end before {@link ensureFree} gives up (per call). */
+const MAX_BUSY_WAITS = 8;
+
 /**
  * Evicts until `n` pages of device `devIndex` are free: asks the pool's eviction policy for a
  * victim (default {@link lruChunkEviction}) and evicts it, until enough is free, the policy
- * returns null, or a victim frees nothing. A victim that names no used chunk, or a malformed page
+ * returns null, or a victim frees nothing. A victim that frees nothing while migrations into or
+ * out of the pool are in flight (their pages are locked: migrate_device_range skips them) is busy, not
+ * unevictable: wait for one of them to end and try again, as TTM waits for a busy buffer
+ * (ttm_mem_evict_wait_busy), up to {@link MAX_BUSY_WAITS} times (`svm.evict.busyWaits`).
+ * Returns whether `n` pages are free. A victim that names no used chunk, or a malformed page
  * mask, is rejected with an ArgumentError naming the policy.
  */
-export async function ensureFree(svm: GpuSvm, devIndex: number, n: number): Promise<void> {
+export async function ensureFree(svm: GpuSvm, devIndex: number, n: number): Promise<boolean> {
   const sd = svm.devmem[devIndex]!;
   const policy = svm.eviction;
+  let waits = 0;
   while (sd.mem.freePages < n) {
     const v = policy.pickVictim(sd.view(devIndex, svm.mm.sim.now), n - sd.mem.freePages);
-    if (v === null) return;
+    if (v === null) return false;
     const ok =
       typeof v === 'object' &&
       Number.isInteger(v.chunk) &&
@@ -485,8 +547,14 @@ export async function ensureFree(svm: GpuSvm, devIndex: number, n: number): Prom
     // a pool shared by several VMs evicts each VM's pages through that VM (vm.ts)
     if (sd.evictor !== null) await sd.evictor(svm, devIndex, v.chunk, v.pages ?? null);
     else await evictChunk(svm, devIndex, v.chunk, v.pages ?? null);
-    if (sd.mem.freePages <= before) return;
+    if (sd.mem.freePages > before) continue;
+    if (sd.inFlight === 0 || waits === MAX_BUSY_WAITS) return false;
+    waits++;
+    svm.c.evictBusyWaits.value++;
+    const gen = sd.migrationsEnded;
+    await sd.migrationDone.waitEvent(() => sd.migrationsEnded !== gen);
   }
+  return true;
 }
 
 /**
@@ -495,14 +563,17 @@ export async function ensureFree(svm: GpuSvm, devIndex: number, n: number): Prom
  * by VA, as UVM evicts a root chunk one VA block at a time: one migrate_vma (SELECT_DEVICE_PRIVATE)
  * per run of consecutive VAs — one MIGRATE invalidation and one copy-engine transfer per run
  * (normally one per chunk), not a notifier callback per page. Pages not found at their recorded
- * VA go by pfn (migrate_device_range → migrate_device_pages → migrate_device_finalize). Returns
- * pages moved.
+ * VA go by pfn (migrate_device_range → migrate_device_pages → migrate_device_finalize). With
+ * `byVa` false every page goes by pfn and the mm's mmap lock is never taken: how a pool shared by
+ * several processes evicts (drm_pagemap_evict_to_ram, xe's TTM eviction: the victim's mm is
+ * reached through rmap, not through its mmap lock). Returns pages moved.
  */
 export async function evictChunk(
   svm: GpuSvm,
   devIndex: number,
   chunk: number,
   pages: PageMask | null = null,
+  byVa = true,
 ): Promise<number> {
   const sd = svm.devmem[devIndex];
   if (sd === undefined || !Number.isInteger(chunk) || chunk < 0 || chunk >= sd.chunkPa.length) {
@@ -511,6 +582,24 @@ export async function evictChunk(
   if (pages !== null && !(pages instanceof Uint32Array && pages.length >= 16)) {
     throw new ArgumentError('GpuSvm.evictChunk', 'pages', 'must be null or a 512-page mask', pages);
   }
+  // the victim's pages are locked while they move: busy for another eviction (ensureFree waits)
+  sd.migrationBegin();
+  try {
+    return await evictChunkIn(svm, sd, devIndex, chunk, pages, byVa);
+  } finally {
+    sd.migrationEnd();
+  }
+}
+
+/** The body of {@link evictChunk} (arguments checked, the pool's migration counted). */
+async function evictChunkIn(
+  svm: GpuSvm,
+  sd: SvmDeviceMemory,
+  devIndex: number,
+  chunk: number,
+  pages: PageMask | null,
+  byVa: boolean,
+): Promise<number> {
   const inVictim = (k: number): boolean => pages === null || pageMaskTest(pages, k);
   let victims = 0;
   let first = -1;
@@ -538,7 +627,7 @@ export async function evictChunk(
       svm.notifierLock.writeUnlock();
     }
   }
-  let moved = await evictChunkByVa(svm, devIndex, chunk, inVictim);
+  let moved = byVa ? await evictChunkByVa(svm, devIndex, chunk, inVictim) : 0;
   // what is left was not at its recorded VA: by pfn, one run of victim pages at a time
   for (let k = 0; k < 512; ) {
     if (sd.rmapVa1[chunk * 512 + k]! === 0 || !inVictim(k)) {
@@ -599,7 +688,7 @@ export async function evictChunkByVa(
           start,
           end: start + (k1 - k) * PAGE_SIZE,
           pgmapOwner: svm.owners[devIndex],
-          flags: MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
+          flags: MIGRATE_VMA_SELECT_DEVICE_PRIVATE | (svm.deviceThp ? MIGRATE_VMA_SELECT_COMPOUND : 0),
         });
         if ((await migrateVmaSetup(args)) === 0) {
           moved += await copyBack(svm, args.src, args.dst, args.npages);

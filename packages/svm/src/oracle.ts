@@ -79,7 +79,8 @@ export type CoherenceReason =
   | 'write-to-readonly'
   | 'write-to-gpu-ro'
   | 'unknown-page'
-  | 'lost-write';
+  | 'lost-write'
+  | 'atomic-not-exclusive';
 
 /**
  * What was found incoherent: a device page-table entry (`pte`), a device TLB entry (`tlb`), the
@@ -127,6 +128,13 @@ export interface CoherenceOracleOptions {
    */
   readonly gpuReadOnly?: (va: number) => boolean;
   /**
+   * Whether a GPU atomic on a system-memory page at `va` must hold it device-exclusive (nouveau's
+   * atomic path, `ATOMIC_ACCESS.EXCLUSIVE`): such an atomic while the CPU entry is not a
+   * device-exclusive entry is a violation `atomic-not-exclusive` (rule 2) — the CPU could be
+   * accessing the page at the same time. Default: none must.
+   */
+  readonly exclusiveAtomics?: (va: number) => boolean;
+  /**
    * Whether device mappings at `va` belong to a buffer object bound with VM_BIND rather than to the
    * CPU-address mirror (a GPU VM, `vm.ts`): they stand for the object's memory, not the CPU page
    * there, so rules 1–3 skip them. Default: everything is mirrored.
@@ -160,6 +168,7 @@ export class CoherenceOracle {
   private readonly checkTlb: boolean;
   private readonly checkAccesses: boolean;
   private readonly gpuReadOnly: ((va: number) => boolean) | null;
+  private readonly exclusiveAtomics: ((va: number) => boolean) | null;
   private readonly unmirrored: ((dev: GpuDevice, va: number) => boolean) | null;
   private readonly vaOffset: ((dev: GpuDevice) => number) | null;
   private readonly walk = new PageWalk();
@@ -168,6 +177,7 @@ export class CoherenceOracle {
   /** Result of the last {@link lookup}. */
   private cpuPfn = -1;
   private cpuW = false;
+  private cpuExclusive = false;
   private readonly off: (() => void)[] = [];
   /** Scratch mapping for resolving one page of a TLB entry or an access. */
   private readonly page = {
@@ -188,6 +198,7 @@ export class CoherenceOracle {
     this.checkTlb = opts.tlb ?? true;
     this.checkAccesses = opts.accesses ?? true;
     this.gpuReadOnly = opts.gpuReadOnly ?? null;
+    this.exclusiveAtomics = opts.exclusiveAtomics ?? null;
     this.unmirrored = opts.unmirrored ?? null;
     this.vaOffset = opts.gpuVaOffset ?? null;
     this.shadow = (opts.shadow ?? true) ? new DataShadow() : null;
@@ -251,6 +262,7 @@ export class CoherenceOracle {
     this.mm.pt.walkUnit(va, va + 4096, w);
     this.cpuPfn = -1;
     this.cpuW = false;
+    this.cpuExclusive = false;
     if (w.kind === WALK_HOLE) return;
     let val: number;
     let flags: number;
@@ -265,6 +277,7 @@ export class CoherenceOracle {
     if (t !== PTE_PRESENT && t !== PTE_DEVICE_PRIVATE && t !== PTE_DEVICE_EXCLUSIVE) return;
     this.cpuPfn = val;
     this.cpuW = (flags & PTE_W) !== 0;
+    this.cpuExclusive = t === PTE_DEVICE_EXCLUSIVE;
   }
 
   /**
@@ -411,6 +424,15 @@ export class CoherenceOracle {
       } else if (write && this.gpuReadOnly?.(cva) === true) {
         this.report([
           this.violation(dev.id, va, ['write-to-gpu-ro', devicePfn, this.cpuPfn], 'access', when),
+        ]);
+      } else if (
+        acc === ACCESS.ATOMIC &&
+        (aperture === APERTURE.SYS || aperture === APERTURE.SYS_NC) &&
+        !this.cpuExclusive &&
+        this.exclusiveAtomics?.(cva) === true
+      ) {
+        this.report([
+          this.violation(dev.id, va, ['atomic-not-exclusive', devicePfn, this.cpuPfn], 'access', when),
         ]);
       }
     }

@@ -42,6 +42,11 @@ export class SvmRange {
   readonly pageValid: Uint8Array;
   /** Per page: bit d set when device d maps it. */
   readonly devMap: Uint8Array;
+  /**
+   * Per page: 1 while the page is device-exclusive to us and mapped atomic-enabled (nouveau's
+   * atomic path, exclusive.ts); null until the first such page. Cleared by every zap.
+   */
+  exclusive: Uint8Array | null = null;
   /** Devices holding any PTE of the range. */
   devMapped = 0;
   /** Set by an UNMAP invalidation: the range waits for the garbage collector. */

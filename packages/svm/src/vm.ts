@@ -36,7 +36,7 @@ import { BufferObject } from './bo.ts';
 import { SvmDeviceMemory } from './devmem.ts';
 import type { EvictionPolicy } from './eviction.ts';
 import { GpuSvm, type GpuSvmOptions } from './gpusvm.ts';
-import { migrateSpanToRam, migrateToRam } from './migrate.ts';
+import { evictChunk, migrateSpanToRam, migrateToRam } from './migrate.ts';
 import { CoherenceOracle } from './oracle.ts';
 import { type PageMask, pageMaskNew, pageMaskSet, pageMaskTest } from './page-mask.ts';
 import { attrsChanged, garbageCollectLocked } from './range.ts';
@@ -211,7 +211,11 @@ export class GpuVmDevice {
     return moved;
   }
 
-  /** Evicts a victim chunk of the shared pool: each VM's pages through that VM's GpuSvm. */
+  /**
+   * Evicts a victim chunk of the shared pool: each VM's pages through that VM's GpuSvm (its
+   * notifier lock and ranges), by pfn with migrate_device_range as drm_pagemap_evict_to_ram does,
+   * so one process's fault never takes another process's mmap lock.
+   */
   private async evict(caller: unknown, chunk: number, pages: PageMask | null): Promise<number> {
     const sd = this.pool;
     let moved = 0;
@@ -226,7 +230,8 @@ export class GpuVmDevice {
       }
       const vm = this.vms[t];
       if (mask === null || vm === null || vm === undefined) continue;
-      const m = await vm.svm.evictChunk(0, chunk, mask);
+      // by pfn (drm_pagemap_evict_to_ram): never the victim process's mmap lock
+      const m = await evictChunk(vm.svm, 0, chunk, mask, false);
       if (vm.svm !== caller) this.foreignEvictions.value += m;
       moved += m;
     }

@@ -7,6 +7,7 @@
  *
  * @module
  */
+
 import {
   type AccessStreams,
   type AccessType,
@@ -27,6 +28,7 @@ import {
 } from '@hmmkit/mm';
 import { formatNs, type Sim } from '@hmmkit/sim';
 import { attrFlags, SVM_FLAG } from './attrs.ts';
+import { exclusiveAtomicsAt } from './exclusive.ts';
 import { GpuSvm, type GpuSvmOptions } from './gpusvm.ts';
 import { CoherenceOracle } from './oracle.ts';
 
@@ -70,6 +72,7 @@ export async function createSvmWorld(sim: Sim, options: SvmWorldOptions = {}): P
   const oracle = new CoherenceOracle(mm, devs, {
     resolve: svm.resolver,
     gpuReadOnly: (va) => (attrFlags(attrs.lookup(va)) & SVM_FLAG.GPU_RO) !== 0,
+    exclusiveAtomics: (va) => exclusiveAtomicsAt(svm, va),
     ...(svm.gpuVaOffset === 0 ? {} : { gpuVaOffset: () => svm.gpuVaOffset }),
     throwOnViolation: options.throwOnViolation ?? false,
   });

@@ -33,7 +33,7 @@ describe('xe_vma_need_vram_for_atomic (needVramForAtomic)', () => {
 
 describe('advise({ atomic, pat }): bad values are ArgumentErrors, nothing changed', () => {
   for (const [k, v] of [
-    ['atomic', 4],
+    ['atomic', 5],
     ['atomic', -1],
     ['atomic', 1.5],
     ['pat', 256],
