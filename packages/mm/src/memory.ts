@@ -67,6 +67,16 @@ export function baseBits(vma: Vma): number {
  * `flags`: FAULT_FLAG_WRITE, FAULT_FLAG_REMOTE, FAULT_FLAG_USER.
  */
 export async function handleMmFault(mm: Mm, vma: Vma, addr: number, flags: number): Promise<number> {
+  return handleMmFaultSync(mm, vma, addr, flags);
+}
+
+/**
+ * @internal handle_mm_fault() as {@link handleMmFault}, but the faults that need no sleep (a
+ * new anonymous or page-cache page, a present PMD leaf that allows the access) complete
+ * synchronously and return the number; the others return the promise of the same result.
+ * Lets the CPU access loop fault a run of pages without an async frame per page.
+ */
+export function handleMmFaultSync(mm: Mm, vma: Vma, addr: number, flags: number): number | Promise<number> {
   if (!Number.isSafeInteger(addr) || addr < vma.start || addr >= vma.end) {
     throw new ArgumentError('Mm.handleMmFault', 'addr', 'must lie inside vma', addr);
   }
@@ -81,36 +91,65 @@ export async function handleMmFault(mm: Mm, vma: Vma, addr: number, flags: numbe
   if (vma.flags & VM_HUGETLB) return hugetlbFault(mm, vma, addr, write);
 
   const haddr = alignDown(addr, PMD_SIZE);
-  let pmd = mm.pt.pmdTable(addr, true)!;
-  let mi = Math.floor(addr / PMD_SIZE) & 511;
+  const pmd = mm.pt.pmdTable(addr, true)!;
+  const mi = Math.floor(addr / PMD_SIZE) & 511;
   if (pmd.tables[mi] === null && pmd.flags[mi] === 0 && thpEligible(mm, vma, haddr)) {
     const r = doHugePmdAnonymousPage(mm, vma, haddr, pmd, mi, write);
     if (r >= 0) return r;
   }
   if (pmd.tables[mi] === null && pmd.flags[mi] !== 0) {
     const f = pmd.flags[mi]!;
-    const t = f & PTE_TYPE_MASK;
-    if (t === PTE_PRESENT) {
-      if (!write || f & PTE_W) {
-        setEntryFlags(pmd, mi, f | PTE_YOUNG | (write ? PTE_DIRTY : 0));
-        return 0;
-      }
-      const r = await doHugePmdWpPage(mm, vma, haddr, pmd, mi);
-      if (r >= 0) return r;
-      // fell back to the PTE level: the PMD was split
-    } else if (t === PTE_MIGRATION) {
-      await migrationEntryWait(mm, pmd, mi, pmd.val[mi]!, f);
+    if ((f & PTE_TYPE_MASK) === PTE_PRESENT && (!write || f & PTE_W)) {
+      setEntryFlags(pmd, mi, f | PTE_YOUNG | (write ? PTE_DIRTY : 0));
       return 0;
-    } else if (t === PTE_DEVICE_PRIVATE) {
-      // do_huge_pmd_device_private(): migrate_to_ram with the folio's head page, order 9
-      return callMigrateToRam(mm, vma, haddr, realAddress, pmd.val[mi]!, flags, 9);
-    } else {
-      await splitHugePmd(mm, vma, haddr);
     }
-    pmd = mm.pt.pmdTable(addr, true)!;
-    mi = Math.floor(addr / PMD_SIZE) & 511;
-    if (pmd.tables[mi] === null && pmd.flags[mi] !== 0) return 0; // changed meanwhile: retry
+    return pmdLeafFault(mm, vma, addr, realAddress, flags, pmd, mi, f);
   }
+  return pteFault(mm, vma, addr, realAddress, flags, write);
+}
+
+/** handle_mm_fault()'s PMD-level cases that may sleep (huge wp, migration, device-private, split). */
+async function pmdLeafFault(
+  mm: Mm,
+  vma: Vma,
+  addr: number,
+  realAddress: number,
+  flags: number,
+  pmd: PmdTable,
+  mi: number,
+  f: number,
+): Promise<number> {
+  const haddr = alignDown(addr, PMD_SIZE);
+  const write = (flags & FAULT_FLAG_WRITE) !== 0;
+  const t = f & PTE_TYPE_MASK;
+  if (t === PTE_PRESENT) {
+    const r = await doHugePmdWpPage(mm, vma, haddr, pmd, mi);
+    if (r >= 0) return r;
+    // fell back to the PTE level: the PMD was split
+  } else if (t === PTE_MIGRATION) {
+    await migrationEntryWait(mm, pmd, mi, pmd.val[mi]!, f);
+    return 0;
+  } else if (t === PTE_DEVICE_PRIVATE) {
+    // do_huge_pmd_device_private(): migrate_to_ram with the folio's head page, order 9
+    return callMigrateToRam(mm, vma, haddr, realAddress, pmd.val[mi]!, flags, 9);
+  } else {
+    await splitHugePmd(mm, vma, haddr);
+  }
+  pmd = mm.pt.pmdTable(addr, true)!;
+  mi = Math.floor(addr / PMD_SIZE) & 511;
+  if (pmd.tables[mi] === null && pmd.flags[mi] !== 0) return 0; // changed meanwhile: retry
+  return pteFault(mm, vma, addr, realAddress, flags, write);
+}
+
+/** handle_mm_fault()'s PTE level (handle_pte_fault()): synchronous unless the case may sleep. */
+function pteFault(
+  mm: Mm,
+  vma: Vma,
+  addr: number,
+  realAddress: number,
+  flags: number,
+  write: boolean,
+): number | Promise<number> {
   const tbl = mm.pt.pteTable(addr, true)!;
   const i = Math.floor(addr / PAGE_SIZE) & 511;
   const f = tbl.flags[i]!;
@@ -127,8 +166,7 @@ export async function handleMmFault(mm: Mm, vma: Vma, addr: number, flags: numbe
     case PTE_SWAP:
       return doSwapPage(mm, vma, addr, tbl, i, write);
     case PTE_MIGRATION:
-      await migrationEntryWait(mm, tbl, i, tbl.val[i]!, f);
-      return 0;
+      return migrationEntryWait(mm, tbl, i, tbl.val[i]!, f).then(() => 0);
     case PTE_DEVICE_PRIVATE:
       return doDevicePrivateFault(mm, vma, addr, realAddress, tbl, i, flags);
     case PTE_DEVICE_EXCLUSIVE:

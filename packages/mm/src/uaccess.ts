@@ -19,7 +19,7 @@ import {
   VM_WRITE,
 } from './constants.ts';
 import { MmSignalError } from './machine.ts';
-import { handleMmFault } from './memory.ts';
+import { handleMmFault, handleMmFaultSync } from './memory.ts';
 import type { Mm } from './mm.ts';
 import {
   PTE_DIRTY,
@@ -134,11 +134,95 @@ export async function cpuWrite(mm: Mm, addr: number, src: Uint8Array): Promise<v
   await copyUser(mm, addr, src, true);
 }
 
-/** Touches every page of [addr, addr+length) with a load or a store of nothing (faults only). */
+/**
+ * Touches every page of [addr, addr+length) with a load or a store of nothing (faults only).
+ *
+ * Each page behaves as {@link resolveUserPfn} makes it: a present entry is only marked young
+ * (dirty); a missing one is faulted under the mmap lock, then looked up again. Outside a
+ * scheduler run nothing can interleave with the loop, so consecutive faults inside one VMA and
+ * one 2 MiB block share one mmap-lock hold (one `down_read` per run of faults, as a fault-around
+ * would); inside a run every fault keeps its own lock acquisition, which is a scheduling point,
+ * so the interleavings (and results) are those of the per-page loop.
+ */
 export async function cpuTouch(mm: Mm, addr: number, length: number, write: boolean): Promise<void> {
   checkAccessArgs(addr, length);
   const end = addr + length;
-  for (let a = addr; a < end; a = alignDown(a, PAGE_SIZE) + PAGE_SIZE) await resolveUserPfn(mm, a, write);
+  const flags = FAULT_FLAG_USER | (write ? FAULT_FLAG_WRITE : 0);
+  let a = addr; // the exact address of the next page to touch (only the first may be unaligned)
+  let tries = 0;
+  while (a < end) {
+    if (fastLookup(mm, a - (a % PAGE_SIZE), write) >= 0) {
+      a = alignDown(a, PAGE_SIZE) + PAGE_SIZE;
+      continue;
+    }
+    if (tries++ > 1000) {
+      throw new StateError(
+        'Mm.access',
+        `fault at 0x${alignDown(a, PAGE_SIZE).toString(16)} does not make progress`,
+      );
+    }
+    const from = a;
+    await mm.mmapLock.read();
+    try {
+      const next = faultRunLocked(mm, a, end, write, flags);
+      a = typeof next === 'number' ? next : await next;
+    } finally {
+      mm.mmapLock.readUnlock();
+    }
+    if (a !== from) tries = 0;
+  }
+}
+
+/**
+ * The faults of one mmap-lock hold of {@link cpuTouch}: faults the page at `exact` (as
+ * resolveUserPfn does once it holds the lock) and, outside a scheduler run, the following pages
+ * of the same VMA and 2 MiB block up to `end`, each as the per-page loop would (skip it when the
+ * lookup finds it present, else fault it and look it up again). Stops before a page that still
+ * misses after its fault (the caller retries it) and after a fault that had to sleep. Returns the
+ * exact address of the first page not done. Throws MmSignalError as resolveUserPfn does.
+ */
+function faultRunLocked(
+  mm: Mm,
+  exact: number,
+  end: number,
+  write: boolean,
+  flags: number,
+): number | Promise<number> {
+  const vma = mm.vmas.lookup(exact);
+  if (vma === null) throw new MmSignalError('SIGSEGV', exact, 'SEGV_MAPERR');
+  if (!(write ? vma.flags & VM_WRITE : vma.flags & VM_ACCESS_FLAGS)) {
+    throw new MmSignalError('SIGSEGV', exact, 'SEGV_ACCERR');
+  }
+  const stop =
+    mm.sim.sched.currentTask === null
+      ? Math.min(end, vma.end, alignDown(exact, PMD_SIZE) + PMD_SIZE)
+      : Math.min(end, alignDown(exact, PAGE_SIZE) + PAGE_SIZE);
+  let a = exact;
+  for (let first = true; a < stop; first = false) {
+    const page = a - (a % PAGE_SIZE);
+    if (!first && fastLookup(mm, page, write) >= 0) {
+      a = page + PAGE_SIZE;
+      continue;
+    }
+    const ret = handleMmFaultSync(mm, vma, a, flags);
+    if (typeof ret !== 'number') return slowFaultDone(mm, ret, a, write);
+    if (faultDone(mm, ret, a, write) === a) return a;
+    a = page + PAGE_SIZE;
+  }
+  return a;
+}
+
+/** After a fault at `exact` returned `ret`: throws for an error, else the next page's address when the page is now accessible, `exact` when it must be retried. */
+function faultDone(mm: Mm, ret: number, exact: number, write: boolean): number {
+  if (ret & VM_FAULT_SIGSEGV) throw new MmSignalError('SIGSEGV', exact, 'SEGV_ACCERR');
+  if (ret & (VM_FAULT_SIGBUS | VM_FAULT_OOM)) throw new MmSignalError('SIGBUS', exact, 'BUS_ADRERR');
+  const page = exact - (exact % PAGE_SIZE);
+  return fastLookup(mm, page, write) < 0 ? exact : page + PAGE_SIZE;
+}
+
+/** {@link faultDone} for a fault that had to sleep: the run ends after it. */
+async function slowFaultDone(mm: Mm, ret: Promise<number>, exact: number, write: boolean): Promise<number> {
+  return faultDone(mm, await ret, exact, write);
 }
 
 /** Loads `n` bytes at `addr` into a fresh buffer (per call: concurrent tasks must not share one). */

@@ -23,6 +23,7 @@ import {
   mmuNotifierRangeBlockable,
   type NotifierMm,
 } from './events.ts';
+import { NotifierOccupancy } from './occupancy.ts';
 
 declare module '@hmmkit/sim' {
   interface TraceEvents {
@@ -103,6 +104,8 @@ export class MmuNotifierSubscriptions {
   invalidateSeq = 2;
   activeInvalidateRanges = 0;
   readonly itree = new IntervalTree<MmuIntervalNotifier>();
+  /** @internal Which blocks the tree's notifiers touch: the fast miss test (see occupancy.ts). */
+  readonly occupancy = new NotifierOccupancy();
   readonly wq: WaitQueue;
   /** Inserts and removes deferred while the tree is frozen, newest first. */
   readonly deferredList: MmuIntervalNotifier[] = [];
@@ -227,12 +230,12 @@ function insertInterval(
     } else {
       // Some invalidation is running on an unknown range: assume it covers us.
       subs.invalidateSeq |= 1;
-      sub.node = subs.itree.insert(sub.start, sub.last, sub);
+      itreeAdd(subs, sub);
     }
     sub.invalidateSeq = subs.invalidateSeq;
   } else {
     sub.invalidateSeq = subs.invalidateSeq - 1;
-    sub.node = subs.itree.insert(sub.start, sub.last, sub);
+    itreeAdd(subs, sub);
   }
   return 0;
 }
@@ -309,10 +312,7 @@ export async function mmuIntervalNotifierRemove(sub: MmuIntervalNotifier): Promi
       subs.stats.deferred.value++;
       seq = subs.invalidateSeq;
     }
-  } else {
-    subs.itree.remove(sub.node!);
-    sub.node = null;
-  }
+  } else itreeDel(subs, sub);
   if (seq !== 0) await subs.wq.waitEvent(() => subs.invalidateSeq !== seq);
 }
 
@@ -360,16 +360,35 @@ export function mmuIntervalSetSeq(sub: MmuIntervalNotifier, curSeq: number): voi
 // Write side (called by the mm)
 // ---------------------------------------------------------------------------------------------
 
+/** Puts `sub` into the interval tree (and the occupancy summary). */
+function itreeAdd(subs: MmuNotifierSubscriptions, sub: MmuIntervalNotifier): void {
+  sub.node = subs.itree.insert(sub.start, sub.last, sub);
+  subs.occupancy.add(sub.start, sub.last);
+}
+
+/** Takes `sub` out of the interval tree (and the occupancy summary). */
+function itreeDel(subs: MmuNotifierSubscriptions, sub: MmuIntervalNotifier): void {
+  subs.itree.remove(sub.node!);
+  sub.node = null;
+  subs.occupancy.remove(sub.start, sub.last);
+}
+
+/** interval_tree_iter_first() on the notifier tree, with the occupancy summary's fast miss in front. */
+function itreeFirst(
+  subs: MmuNotifierSubscriptions,
+  start: number,
+  last: number,
+): IntervalTreeNode<MmuIntervalNotifier> | null {
+  return subs.occupancy.mayOverlap(start, last) ? subs.itree.iterFirst(start, last) : null;
+}
+
 function itreeInvEnd(subs: MmuNotifierSubscriptions): void {
   if (--subs.activeInvalidateRanges !== 0 || !subs.isInvalidating) return;
   subs.invalidateSeq++;
   // Drain newest first, as the kernel walks its hlist.
   for (const sub of subs.deferredList.splice(0)) {
-    if (sub.node === null) sub.node = subs.itree.insert(sub.start, sub.last, sub);
-    else {
-      subs.itree.remove(sub.node);
-      sub.node = null;
-    }
+    if (sub.node === null) itreeAdd(subs, sub);
+    else itreeDel(subs, sub);
     sub.deferred = false;
   }
   subs.wq.wakeUpAll();
@@ -378,7 +397,7 @@ function itreeInvEnd(subs: MmuNotifierSubscriptions): void {
 async function itreeInvalidate(subs: MmuNotifierSubscriptions, range: MmuNotifierRange): Promise<number> {
   subs.activeInvalidateRanges++;
   const last = range.end - 1;
-  let node = subs.itree.iterFirst(range.start, last);
+  let node = itreeFirst(subs, range.start, last);
   if (node !== null) subs.invalidateSeq |= 1;
   const curSeq = subs.invalidateSeq;
   const sim = range.mm.sim;
@@ -473,7 +492,7 @@ const DONE: Promise<void> = Promise.resolve();
  */
 function invalidateMiss(subs: MmuNotifierSubscriptions, range: MmuNotifierRange): boolean {
   if (subs.hasItree) {
-    if (subs.itree.iterFirst(range.start, range.end - 1) !== null) return false;
+    if (itreeFirst(subs, range.start, range.end - 1) !== null) return false;
     subs.stats.invalidations.value++;
     subs.activeInvalidateRanges++;
     const sim = range.mm.sim;
