@@ -156,7 +156,11 @@ export const ENGINES = 2;
 
 /** Runs `fn` once per engine, each in its own task, and joins them. */
 export async function perEngine(sim: Sim, fn: (k: number) => Promise<unknown>): Promise<void> {
-  const tasks = Array.from({ length: ENGINES }, (_, k) => sim.sched.spawn(`engine-${k}`, () => fn(k)));
+  const tasks = Array.from({ length: ENGINES }, (_, k) =>
+    sim.sched.spawn(`engine-${k}`, async () => {
+      await fn(k);
+    }),
+  );
   for (const t of tasks) await sim.sched.join(t);
 }
 
