@@ -141,8 +141,13 @@ export class GpuVmDevice {
     this.pool = new SvmDeviceMemory(machine, this.gpu, this.owner, svmBytes, async (vmf) => {
       const vm = this.vms.find((v) => v !== null && v.mm === vmf.mm && v.svm.rangeFind(vmf.address) !== null);
       const any = vm ?? this.vms.find((v) => v !== null && v.mm === vmf.mm);
-      if (any === undefined || any === null) return VM_FAULT_SIGBUS; // no VM of this mm: the pages are orphans
-      return migrateToRam(any.svm, vmf);
+      if (any !== undefined && any !== null) return migrateToRam(any.svm, vmf);
+      // A process with no VM of its own (a forked child reading a COW-shared device-private page):
+      // drm_pagemap_migrate_to_ram works from the page's zone_device_data, not from a VM of the
+      // faulting mm, so migrate through the VM that allocated the page.
+      const owner = this.vms[this.pool.rmapTag[vmf.page - this.pool.mem.start] ?? 0];
+      if (owner === undefined || owner === null) return VM_FAULT_SIGBUS; // its VM is gone: an orphan
+      return migrateToRam(owner.svm, vmf);
     });
     this.pool.evictor = (svm, _devIndex, chunk, pages) => this.evict(svm, chunk, pages);
     this.foreignEvictions = machine.sim.counters.counter(`gpu${id}.vm.evict.foreign.pages`);

@@ -26,7 +26,7 @@ import {
   PROT_WRITE,
   TmpFile,
 } from '@hmmkit/mm';
-import { Errno, Mutex, Rng } from '@hmmkit/sim';
+import { Errno, Mutex, Rng, type Sim } from '@hmmkit/sim';
 import { expect } from 'vitest';
 import {
   type Access,
@@ -308,24 +308,31 @@ export class ExecQueue {
   /** Execs submitted and completed, in order. */
   submitted = 0;
   completed = 0;
-  private readonly inOrder: Mutex;
+  private readonly sched: Sim['sched'];
+  private readonly waiting: ReturnType<Sim['sched']['waiter']>[] = [];
 
   constructor(w: SvmWorld, id: number) {
     this.id = id;
-    this.inOrder = new Mutex(w.sim.sched, `xe-exec-queue-${id}`);
+    this.sched = w.sim.sched;
   }
 
-  /** Runs `job` as this queue's next exec; returns what it returns. */
-  async exec<T>(job: () => Promise<T>): Promise<T> {
-    const seq = this.submitted++;
-    await this.inOrder.lock();
+  /** xe_exec: takes the next place in the stream (in the submitting task); returns its number. */
+  submit(): number {
+    return this.submitted++;
+  }
+
+  /** Runs `job` as exec `seq` of this queue once every earlier exec has completed. */
+  async run<T>(seq: number, job: () => Promise<T>): Promise<T> {
+    while (this.completed !== seq) {
+      const x = this.sched.waiter();
+      this.waiting.push(x);
+      await this.sched.wait(x);
+    }
     try {
-      if (seq !== this.completed) throw new Error(`exec queue ${this.id}: exec ${seq} ran out of order`);
-      const r = await job();
-      this.completed++;
-      return r;
+      return await job();
     } finally {
-      this.inOrder.unlock();
+      this.completed++;
+      for (const x of this.waiting.splice(0)) this.sched.wake(x);
     }
   }
 }
@@ -355,7 +362,10 @@ export async function execAndWait(
       eng.unlock();
     }
   };
-  const gpu = w.sim.sched.spawn('xe-exec', () => (queue === undefined ? onEngine() : queue.exec(onEngine)));
+  const seq = queue?.submit() ?? -1;
+  const gpu = w.sim.sched.spawn('xe-exec', () =>
+    queue === undefined ? onEngine() : queue.run(seq, onEngine),
+  );
   if (afterSubmit !== undefined) await afterSubmit();
   for (; fence >= 0; ) {
     if ((await w.mm.readU32(fence)) === FENCE) break;
