@@ -37,7 +37,8 @@ await w.mm.write(a, fill);
 /** Pages of the buffer in VRAM (device-private entries), sampled one per 64 KiB. */
 function inVram(): number {
   let n = 0;
-  for (let p = 0; p < PAGES; p += 16) if (pteType(w.mm.readEntry(a + p * 4096)) === PTE_DEVICE_PRIVATE) n++;
+  for (let p = 0; p < PAGES; p += 16)
+    if (pteType(w.mm.readEntry(a + p * 4096).flags) === PTE_DEVICE_PRIVATE) n++;
   return n;
 }
 const sampled = Math.ceil(PAGES / 16);
