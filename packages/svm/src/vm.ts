@@ -17,6 +17,9 @@
  *
  * Rules (xe_vm_bind_ioctl, Linux 6.15): binding over mirror space that still has SVM ranges, or
  * unbinding such mirror space, returns -EBUSY (xe_svm_has_mapping); garbage is collected first.
+ * A CPU fault on a device-private page from a process with no VM on the device (a forked child
+ * reading a page COW-shared with its parent) migrates it through the VM that allocated the page,
+ * as drm_pagemap_migrate_to_ram works from the page's zone_device_data.
  * Deviations: a BO may not be bound over another BO, and a BO binding is removed whole (drm_gpuvm
  * would split it: REMAP); both throw an ArgumentError here and change nothing. The context's TLB
  * and fault buffer are the VM's own (hardware shares them, tagged by ASID; xe finds the VM of a
