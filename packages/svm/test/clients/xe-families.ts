@@ -106,14 +106,18 @@ function runnerNoop(runner: Runner, flags: number): boolean {
 export function familySubtests(
   family: string,
   seedBase: number,
-  pick: (shapeIndex: number, sectionIndex: number) => boolean = () => true,
+  pick: (shapeIndex: number, sectionIndex: number, shapesOfSection: readonly number[]) => boolean = () =>
+    true,
 ): FamilySubtest[] {
   const f = FAMILIES[family]!;
   const out: FamilySubtest[] = [];
+  const noop = (i: number, flags: number) =>
+    isNoop(f.shapes[i]!.shape, flags) || runnerNoop(f.shapes[i]!.runner, flags);
+  const shapesOf = f.sections.map(([, flags]) => f.shapes.map((_, i) => i).filter((i) => !noop(i, flags)));
   f.shapes.forEach(({ prefix, runner, shape }, i) => {
     f.sections.forEach(([section, flags], k) => {
       const seed = seedBase + i * f.sections.length + k;
-      if (isNoop(shape, flags) || runnerNoop(runner, flags) || !pick(i, k)) return;
+      if (noop(i, flags) || !pick(i, k, shapesOf[k]!)) return;
       out.push({ name: `${prefix}-${section}`, runner, shape, flags, seed });
     });
   });
@@ -122,13 +126,18 @@ export function familySubtests(
 
 /**
  * The sample CI runs of a family split over `files` files: section k in file k mod `files`, in
- * shape `cheap[floor(k / files) mod cheap.length]` (the shapes given by index); with `all`, every
- * shape of the file's sections.
+ * shape `cheap[floor(k / files) mod cheap.length]` (the shapes given by index) or, when the
+ * original does nothing for the section there (malloc-multi-fault needs a bo_size), in the first
+ * shape where it does something; with `all`, every shape of the file's sections.
  */
 export const familySample =
   (file: number, files: number, cheap: readonly number[], all: boolean) =>
-  (shapeIndex: number, k: number): boolean =>
-    k % files === file && (all || shapeIndex === cheap[Math.floor(k / files) % cheap.length]);
+  (shapeIndex: number, k: number, shapesOfSection: readonly number[]): boolean => {
+    if (k % files !== file) return false;
+    if (all) return true;
+    const want = cheap[Math.floor(k / files) % cheap.length]!;
+    return shapeIndex === (shapesOfSection.includes(want) ? want : shapesOfSection[0]);
+  };
 
 /** `n` parties wait until all have arrived (pthread_barrier_wait). */
 export function barrier(sim: Sim, n: number): () => Promise<void> {
