@@ -17,6 +17,9 @@
  *
  * Rules (xe_vm_bind_ioctl, Linux 6.15): binding over mirror space that still has SVM ranges, or
  * unbinding such mirror space, returns -EBUSY (xe_svm_has_mapping); garbage is collected first.
+ * A CPU fault on a device-private page from a process with no VM on the device (a forked child
+ * reading a page COW-shared with its parent) migrates it through the VM that allocated the page,
+ * as drm_pagemap_migrate_to_ram works from the page's zone_device_data.
  * Deviations: a BO may not be bound over another BO, and a BO binding is removed whole (drm_gpuvm
  * would split it: REMAP); both throw an ArgumentError here and change nothing. The context's TLB
  * and fault buffer are the VM's own (hardware shares them, tagged by ASID; xe finds the VM of a
@@ -141,8 +144,13 @@ export class GpuVmDevice {
     this.pool = new SvmDeviceMemory(machine, this.gpu, this.owner, svmBytes, async (vmf) => {
       const vm = this.vms.find((v) => v !== null && v.mm === vmf.mm && v.svm.rangeFind(vmf.address) !== null);
       const any = vm ?? this.vms.find((v) => v !== null && v.mm === vmf.mm);
-      if (any === undefined || any === null) return VM_FAULT_SIGBUS; // no VM of this mm: the pages are orphans
-      return migrateToRam(any.svm, vmf);
+      if (any !== undefined && any !== null) return migrateToRam(any.svm, vmf);
+      // A process with no VM of its own (a forked child reading a COW-shared device-private page):
+      // drm_pagemap_migrate_to_ram works from the page's zone_device_data, not from a VM of the
+      // faulting mm, so migrate through the VM that allocated the page.
+      const owner = this.vms[this.pool.rmapTag[vmf.page - this.pool.mem.start] ?? 0];
+      if (owner === undefined || owner === null) return VM_FAULT_SIGBUS; // its VM is gone: an orphan
+      return migrateToRam(owner.svm, vmf);
     });
     this.pool.evictor = (svm, _devIndex, chunk, pages) => this.evict(svm, chunk, pages);
     this.foreignEvictions = machine.sim.counters.counter(`gpu${id}.vm.evict.foreign.pages`);

@@ -1,7 +1,8 @@
 /**
  * xe_exec_system_allocator (IGT tests/intel/xe_exec_system_allocator.c): the subtests outside the
  * section loop: fault, partial-*, unaligned-alloc, evict-malloc, the fault-*-benchmark family run
- * for their checks (scaled: 4 MiB instead of 64 MiB), threads-shared-vm-* and compute.
+ * for their checks (scaled: 1 MiB instead of 64 MiB), threads-shared-vm-shared-alloc-* and compute
+ * (threads-shared-vm-many-* are generated from `xe-families.ts`).
  */
 import { MAP_ANONYMOUS, MAP_FIXED, MAP_LOCKED, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '@hmmkit/mm';
 import { createSim, type Sim } from '@hmmkit/sim';
@@ -14,12 +15,8 @@ import {
   EXEC_DATA,
   execAndWait,
   FAULT,
-  FREE,
   MADVISE_SWIZZLE,
-  MMAP,
-  NEW,
   RACE,
-  SHAPES,
   testExec,
   USER_FENCE,
   writeStoreBatch,
@@ -197,26 +194,6 @@ describe('xe_exec_system_allocator (other subtests)', () => {
   ];
   bench.forEach(([name, check], k) => {
     it(`xe_exec_system_allocator: ${name}`, () => run(930 + k, (w) => manyAllocs(w, 1, 1 << 20, P, check)));
-  });
-
-  // threads(): one engine thread each, one shared VM (xe_for_each_engine: two engines here)
-  const threadSections: [string, number][] = [
-    ['malloc', 0],
-    ['mmap', MMAP],
-    ['new', NEW],
-    ['free', NEW | FREE],
-    ['malloc-race', RACE],
-  ];
-  threadSections.forEach(([section, flags], k) => {
-    it(`xe_exec_system_allocator: threads-shared-vm-many-${section}`, () =>
-      run(940 + k, async (w) => {
-        const tasks = [0, 1].map((t) =>
-          w.sim.sched.spawn(`engine-${t}`, async () => {
-            await testExec(w, SHAPES.many!, flags);
-          }),
-        );
-        for (const t of tasks) await w.sim.sched.join(t);
-      }));
   });
 
   for (const [name, flags] of [

@@ -1,9 +1,11 @@
 /**
  * xe_exec_system_allocator (IGT tests/intel/xe_exec_system_allocator.c): the sections that need
  * several GPU VMs on one device or buffer objects bound beside the CPU-address mirror (issue 14
- * §4), on `GpuVmDevice` / `GpuVm` (`src/vm.ts`): *-busy, malloc-bo-unmap, new-bo-map,
- * threads-many-* (a VM per thread), process-many-* (a process and a VM per engine) and
- * processes-evict-malloc(-mix-bo). Each VM's oracle must stay clean.
+ * §4), on `GpuVmDevice` / `GpuVm` (`src/vm.ts`): evict-malloc-mix-bo,
+ * threads-shared-alloc-many-stride-malloc(-sync, -race) and processes-evict-malloc(-mix-bo), and
+ * the bind rules. (The busy, bo-unmap and new-bo-map sections and the threads-many,
+ * threads-shared-vm-many and process-many families are generated from `xe-families.ts`.) Each VM's
+ * oracle must stay clean.
  */
 import { WALK } from '@hmmkit/gpu';
 import {
@@ -26,23 +28,19 @@ import {
   type GpuVmDeviceOptions,
 } from '../../src/index.ts';
 import { expectCoherent, M2, P, R, W } from './helpers.ts';
+import { barrier } from './xe-families.ts';
 import {
   batchAccesses,
   EXEC_DATA,
   execAndWait,
-  FREE,
-  MMAP,
-  NEW,
   RACE,
-  SHAPES,
-  SKIP_MEMSET,
+  SYNC_EXEC,
   testExec,
   USER_FENCE,
   writeStoreBatch,
 } from './xe-model.ts';
 
 const RW = PROT_READ | PROT_WRITE;
-const MI_STORE_DWORD_IMM = 0x10400002;
 
 /** A device, `procs` processes (an mm each) and `vmsPerMm` VMs on each; checks every oracle at the end. */
 async function vmRun(
@@ -71,111 +69,7 @@ async function concurrently(vms: GpuVm[], fn: (vm: GpuVm, k: number) => Promise<
   for (const t of tasks) await sched.join(t);
 }
 
-/** unbind_system_allocator(): DRM_XE_VM_BIND_OP_UNMAP of the whole mirror. */
-const unbindSystemAllocator = (vm: GpuVm) => vm.unbind(vm.svm.mmStart, vm.vaEnd - vm.svm.mmStart);
-
 describe('xe_exec_system_allocator: sections with buffer objects and several VMs', () => {
-  // BUSY: after the execs the mirror still holds ranges, so unbinding it is refused (-EBUSY) and
-  // nothing changes; once the allocations are gone (ranges collected) it succeeds.
-  for (const [name, flags, shape] of [
-    ['once-malloc-busy', 0, 'once'],
-    ['twice-malloc-busy', 0, 'twice'],
-    ['once-large-malloc-busy', 0, 'once-large'],
-    ['once-new-busy', NEW, 'once'],
-    ['twice-new-busy', NEW, 'twice'],
-    ['once-malloc-busy-nomemset', SKIP_MEMSET, 'once'],
-    ['twice-new-busy-nomemset', NEW | SKIP_MEMSET, 'twice'],
-  ] as const) {
-    it(`xe_exec_system_allocator: ${name}`, () =>
-      vmRun(1400 + flags, {}, async ([vm]) => {
-        let seen = 0;
-        await testExec(vm!.world, SHAPES[shape]!, flags, {
-          afterExecs: async (data) => {
-            expect(await unbindSystemAllocator(vm!)).toBe(-Errno.EBUSY);
-            expect(vm!.isMirrored(data), 'a refused unbind changes nothing').toBe(true);
-            seen = vm!.svm.ranges.length;
-          },
-        });
-        expect(seen).toBeGreaterThan(0);
-        expect(await unbindSystemAllocator(vm!)).toBe(0);
-        expect(vm!.isMirrored(vm!.svm.mmStart)).toBe(false);
-      }));
-  }
-
-  // BO_UNMAP: a VRAM BO bound over the fresh allocation, then the mirror bound back over it
-  // (which unbinds the BO) and the handle closed; the execs then run on the mirror.
-  for (const [name, flags, shape] of [
-    ['once-malloc-bo-unmap', 0, 'once'],
-    ['twice-malloc-bo-unmap', 0, 'twice'],
-    ['once-large-malloc-bo-unmap', 0, 'once-large'],
-    ['many-malloc-bo-unmap', 0, 'many'],
-    ['once-malloc-bo-unmap-nomemset', SKIP_MEMSET, 'once'],
-    ['twice-large-malloc-bo-unmap-nomemset', SKIP_MEMSET, 'twice-large'],
-  ] as const) {
-    it(`xe_exec_system_allocator: ${name}`, () =>
-      vmRun(1420 + flags, {}, async ([vm], dev) => {
-        const before = dev.gpu.vram.freeBytes;
-        await testExec(vm!.world, SHAPES[shape]!, flags, {
-          afterAlloc: async (data, size) => {
-            const bo = dev.createBo(size) as BufferObject;
-            expect(typeof bo).toBe('object');
-            expect(await vm!.bindBo(bo, 0, data, size)).toBe(0);
-            expect(vm!.boAt(data)?.bo).toBe(bo);
-            expect(vm!.isMirrored(data)).toBe(false);
-            expect(await vm!.bindMirror(data, size)).toBe(0);
-            expect(vm!.boAt(data)).toBeNull();
-            bo.close();
-            expect(bo.alive, 'no binding holds the BO: its VRAM is freed').toBe(false);
-          },
-        });
-        expect(dev.gpu.vram.freeBytes).toBe(before);
-      }));
-  }
-
-  // NEW | BO_MAP: every odd exec replaces the allocation by a fresh VRAM BO mapped at a new
-  // address (xe_bo_map_fixed + VM_BIND MAP); the next exec fetches its batch from the BO and
-  // stores into it; then the mirror is bound back over the BO, which is closed.
-  for (const [name, execs, flags] of [
-    ['once-new-bo-map', 1, 0],
-    ['twice-new-bo-map', 2, 0],
-    ['many-new-bo-map', 128, 0],
-    ['twice-new-bo-map-nomemset', 2, SKIP_MEMSET],
-  ] as const) {
-    it(`xe_exec_system_allocator: ${name}`, () =>
-      vmRun(1440 + execs, {}, async ([vm], dev) => {
-        const before = dev.gpu.vram.freeBytes;
-        const boExecs = await newBoMap(vm!, dev, execs, flags);
-        expect(boExecs, 'execs i + 1 after each odd i run on the BO').toBe(Math.floor((execs - 1) / 2));
-        expect(dev.gpu.vram.freeBytes, 'every BO freed').toBe(before);
-      }));
-  }
-
-  // threads-many-<section> without shared-vm: each thread creates its own VM on the same mm
-  const threadSections = [
-    ['malloc', 0],
-    ['mmap', MMAP],
-    ['new', NEW],
-    ['free', NEW | FREE],
-    ['malloc-race', RACE],
-  ] as const;
-  for (const [k, [section, flags]] of threadSections.entries()) {
-    it(`xe_exec_system_allocator: threads-many-${section}`, () =>
-      vmRun(1460 + k, { vmsPerMm: 2 }, async (vms) => {
-        expect(vms[0]!.mm).toBe(vms[1]!.mm);
-        expect(vms[0]!.dev.pageTable).not.toBe(vms[1]!.dev.pageTable);
-        await concurrently(vms, (vm) => testExec(vm.world, SHAPES.many!, flags).then(() => undefined));
-      }));
-  }
-
-  // process-many-<section>: a process (its own mm, fd and VM) per engine, run at once
-  for (const [k, [section, flags]] of threadSections.entries()) {
-    it(`xe_exec_system_allocator: process-many-${section}`, () =>
-      vmRun(1480 + k, { procs: 2 }, async (vms) => {
-        expect(vms[0]!.mm).not.toBe(vms[1]!.mm);
-        await concurrently(vms, (vm) => testExec(vm.world, SHAPES.many!, flags).then(() => undefined));
-      }));
-  }
-
   // evict-malloc-mix-bo: one process, 2 MiB allocations over the SVM pool, every other one a VRAM BO
   it('xe_exec_system_allocator: evict-malloc-mix-bo', () =>
     vmRun(1495, { dev: { vramBytes: 24 << 20, svmBytes: 8 << 20 } }, async ([vm], dev) => {
@@ -187,10 +81,13 @@ describe('xe_exec_system_allocator: sections with buffer objects and several VMs
   // structs (stride 4 instead of 256, as the shared-vm variant in -misc)
   for (const [name, flags] of [
     ['threads-shared-alloc-many-stride-malloc', 0],
+    ['threads-shared-alloc-many-stride-malloc-sync', SYNC_EXEC],
     ['threads-shared-alloc-many-stride-malloc-race', RACE],
   ] as const) {
     it(`xe_exec_system_allocator: ${name}`, () =>
       vmRun(1497 + flags, { vmsPerMm: 2 }, async (vms) => {
+        // SYNC_EXEC: every thread waits at a barrier before each exec and after submitting it
+        const sync = flags & SYNC_EXEC ? barrier(vms[0]!.device.sim, vms.length) : undefined;
         const { mm } = vms[0]!;
         const execs = 128;
         const stride = 4;
@@ -200,7 +97,10 @@ describe('xe_exec_system_allocator: sections with buffer objects and several VMs
         await mm.write(alloc, new Uint8Array(size).fill(5));
         const shape = { queues: 1, execs, boSize: 0, stride };
         await concurrently(vms, (vm, t) =>
-          testExec(vm.world, shape, flags, { alloc: alloc + t * EXEC_DATA.size }).then(() => undefined),
+          testExec(vm.world, shape, flags & ~SYNC_EXEC, {
+            alloc: alloc + t * EXEC_DATA.size,
+            ...(sync === undefined ? {} : { barrier: sync }),
+          }).then(() => undefined),
         );
       }));
   }
@@ -350,63 +250,6 @@ describe('GPU VMs: bind rules', () => {
       expect(bo.alive).toBe(false);
     }));
 });
-
-/** new-bo-map's test_exec: returns how many execs ran on a BO. */
-async function newBoMap(vm: GpuVm, dev: GpuVmDevice, execs: number, flags: number): Promise<number> {
-  const w = vm.world;
-  const { mm } = w;
-  const size = Math.ceil((EXEC_DATA.size * execs) / P) * P;
-  const anon = async (): Promise<number> => {
-    const a = await mm.mmap(0, size, RW, MAP_PRIVATE | MAP_ANONYMOUS);
-    if (!(flags & SKIP_MEMSET)) await mm.write(a, new Uint8Array(size));
-    return a;
-  };
-  let data = await anon();
-  let bo: BufferObject | null = null;
-  const pending: number[] = [];
-  const fence = await mm.mmap(0, P, RW, MAP_SHARED | MAP_ANONYMOUS);
-  let onBo = 0;
-  for (let i = 0; i < execs; i++) {
-    const batch = data + i * EXEC_DATA.size;
-    const sdi = batch + EXEC_DATA.data;
-    const value = ((i * 2654435761) % (1 << 19)) * 4096 + i;
-    if (bo !== null) {
-      const words = [MI_STORE_DWORD_IMM, sdi % 2 ** 32, Math.floor(sdi / 2 ** 32), value];
-      for (const [k, word] of words.entries()) bo.write32(batch - data + 4 * k, word);
-      onBo++;
-    } else await writeStoreBatch(w, batch, [sdi], value);
-    const acc: Access[] = batchAccesses(batch, [sdi], value, fence);
-    const r = await execAndWait(w, 0, [acc], fence);
-    expect(r.failed, `exec ${i}`).toBe(0);
-    expect(await mm.readU32(fence)).toBe(USER_FENCE);
-    expect(r.data[0]).toBe(MI_STORE_DWORD_IMM);
-    const got = bo !== null ? bo.read32(sdi - data) : await mm.readU32(sdi);
-    expect(got, `data[${i}]`).toBe(value);
-    await mm.writeU32(fence, 0);
-    if (bo !== null) {
-      expect(await vm.bindMirror(data, size)).toBe(0);
-      expect(await mm.munmap(data, size)).toBe(0);
-      bo.close();
-    } else pending.push(data);
-    if (i % 2 === 1) {
-      // __aligned_alloc reserves the VA; xe_bo_map_fixed puts the BO there (its CPU view: read32/write32)
-      data = await mm.mmap(0, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS);
-      bo = dev.createBo(size) as BufferObject;
-      expect(await vm.bindBo(bo, 0, data, size)).toBe(0);
-    } else {
-      bo = null;
-      data = await anon();
-    }
-  }
-  if (bo !== null) {
-    expect(await vm.bindMirror(data, size)).toBe(0);
-    bo.close();
-  }
-  expect(await mm.munmap(data, size)).toBe(0);
-  for (const a of pending) expect(await mm.munmap(a, size)).toBe(0);
-  expect(await mm.munmap(fence, P)).toBe(0);
-  return onBo;
-}
 
 /**
  * One process of processes-evict: `n` 2 MiB allocations written by the GPU one dword per 16 KiB

@@ -3,9 +3,11 @@
  * that fetches its batch from the allocation (the CPU wrote MI_STORE_DWORD_IMM, the address, the
  * value), stores the value at `data[idx].data`, then writes the user fence; the CPU polls the fence
  * (in a separate shared page, or with RACE inside the allocation, racing the GPU) and then checks
- * the value. Flags carry the original's names; exec queues are not modelled. BO binds and several
- * VMs run on `GpuVm` (`src/vm.ts`) in `xe-exec-system-allocator-vm.test.ts`, through the
- * `afterAlloc`/`afterExecs` hooks or their own loops (docs/clients.md maps every section).
+ * the value. Flags carry the original's names. Exec queues are modelled as {@link ExecQueue}s
+ * (exec i goes to queue i mod n, each queue in order); like the original, each exec's fence is
+ * waited for before the next exec, so one test_exec never has two execs in flight. BUSY, BO_UNMAP
+ * and BO_MAP need a `GpuVm` (`src/vm.ts`, option `vm`); the thread and process families are
+ * built in `xe-families.ts` (docs/clients.md maps every section).
  */
 import {
   MAP_ANONYMOUS,
@@ -24,14 +26,26 @@ import {
   PROT_WRITE,
   TmpFile,
 } from '@hmmkit/mm';
-import { Mutex, Rng } from '@hmmkit/sim';
+import { Errno, Mutex, Rng, type Sim } from '@hmmkit/sim';
 import { expect } from 'vitest';
-import { type Access, deviceLoc, type KernelRun, LOC, runKernel, type SvmWorld } from '../../src/index.ts';
+import {
+  type Access,
+  type BufferObject,
+  deviceLoc,
+  type GpuVm,
+  type KernelRun,
+  LOC,
+  runKernel,
+  type SvmWorld,
+} from '../../src/index.ts';
 import { A, K64, M2, P, R, W } from './helpers.ts';
 
 export const MMAP = 1 << 0;
 export const NEW = 1 << 1;
+export const BO_UNMAP = 1 << 2;
 export const FREE = 1 << 3;
+export const BUSY = 1 << 4;
+export const BO_MAP = 1 << 5;
 export const RACE = 1 << 6;
 export const SKIP_MEMSET = 1 << 7;
 export const FAULT = 1 << 8;
@@ -44,6 +58,7 @@ export const FORK_READ_AFTER = 1 << 15;
 export const MREMAP = 1 << 16;
 export const DONTUNMAP = 1 << 17;
 export const READ_ONLY_REMAP = 1 << 18;
+export const SYNC_EXEC = 1 << 19;
 export const EVERY_OTHER_CHECK = 1 << 20;
 export const MULTI_FAULT = 1 << 21;
 export const PREFETCH = 1 << 22;
@@ -82,7 +97,25 @@ export const SHAPES: Record<string, Shape> = {
   'many-stride': { queues: 1, execs: 128, boSize: 0, stride: 256 },
   'many-large': { queues: 1, execs: 128, boSize: M2, stride: 0 },
   'many-64k': { queues: 1, execs: 128, boSize: K64, stride: 0 },
+  'many-execqueues': { queues: 16, execs: 128, boSize: 0, stride: 0 },
+  'many-large-execqueues': { queues: 16, execs: 128, boSize: M2, stride: 0 },
 };
+
+/**
+ * The sections that need a GPU VM with buffer objects beside the mirror (`GpuVm`, option `vm` of
+ * {@link testExec}): unbinding a busy mirror, a BO bound and unbound before the execs, BOs mapped
+ * between the execs.
+ */
+export const VM_SECTIONS: readonly (readonly [string, number])[] = [
+  ['malloc-busy', BUSY],
+  ['malloc-bo-unmap', BO_UNMAP],
+  ['new-bo-map', NEW | BO_MAP],
+  ['new-busy', NEW | BUSY],
+  ['malloc-busy-nomemset', SKIP_MEMSET | BUSY],
+  ['malloc-bo-unmap-nomemset', SKIP_MEMSET | BO_UNMAP],
+  ['new-bo-map-nomemset', SKIP_MEMSET | NEW | BO_MAP],
+  ['new-busy-nomemset', SKIP_MEMSET | NEW | BUSY],
+];
 
 /** The sections of the original that today's API expresses (name → flags). */
 export const SECTIONS: readonly (readonly [string, number])[] = [
@@ -211,7 +244,12 @@ export function isNoop(shape: Shape, flags: number): boolean {
   );
 }
 
-/** One engine per device: concurrent "threads" take turns submitting (exec queues not modelled). */
+/**
+ * One GpuEngine per device context: `GpuEngine.run` refuses a second kernel while one runs
+ * (StateError), so kernels submitted at once to one world (threads of a shared VM, or several
+ * exec queues) take turns at kernel granularity, in submission order; their CPU sides interleave.
+ * (xe runs each thread's queue on its own hardware engine; VMs of their own run concurrently here.)
+ */
 const engines = new WeakMap<SvmWorld, Mutex>();
 function engine(w: SvmWorld): Mutex {
   let m = engines.get(w);
@@ -226,21 +264,23 @@ const roundUp = (n: number, a: number): number => Math.ceil(n / a) * a;
 
 /**
  * write_dword(): the CPU writes, at `batchAt`, one MI_STORE_DWORD_IMM of `value` per address of
- * `sdis`, then MI_BATCH_BUFFER_END, and records `value` in the struct's expected_data.
+ * `sdis`, then MI_BATCH_BUFFER_END, and records `value` in the struct's expected_data (through
+ * `write`, default the CPU mm: a BO's CPU mapping passes its own).
  */
 export async function writeStoreBatch(
   w: SvmWorld,
   batchAt: number,
   sdis: readonly number[],
   value: number,
+  write: (va: number, v: number) => Promise<unknown> = (va, v) => w.mm.writeU32(va, v),
 ): Promise<void> {
   let k = 0;
   for (const a of sdis) {
     for (const word of [MI_STORE_DWORD_IMM, a % 2 ** 32, Math.floor(a / 2 ** 32), value])
-      await w.mm.writeU32(batchAt + 4 * k++, word);
+      await write(batchAt + 4 * k++, word);
   }
-  await w.mm.writeU32(batchAt + 4 * k, MI_BATCH_BUFFER_END);
-  await w.mm.writeU32(batchAt + OFF_EXPECTED, value);
+  await write(batchAt + 4 * k, MI_BATCH_BUFFER_END);
+  await write(batchAt + OFF_EXPECTED, value);
 }
 
 /** The GPU accesses of one exec of the batch at `batchAt`: fetch it, do its stores, signal `fence`. */
@@ -258,26 +298,75 @@ export function batchAccesses(
 }
 
 /**
- * xe_exec + xe_wait_ufence: runs `warps` on device `dev` (taking the device's one engine) in its own
- * task while the caller's task polls the fence dword every 2 µs, until it reads the fence value or
- * the kernel ended without writing it (no fence: `fence` < 0). Returns the kernel's run.
+ * One exec queue (xe_exec_queue_create on a VM): an in-order stream of execs. An exec starts only
+ * after every earlier exec of its queue has completed; execs of different queues are ordered only
+ * by the engine they share.
+ */
+export class ExecQueue {
+  /** Index among the queues test_exec created. */
+  readonly id: number;
+  /** Execs submitted and completed, in order. */
+  submitted = 0;
+  completed = 0;
+  private readonly sched: Sim['sched'];
+  private readonly waiting: ReturnType<Sim['sched']['waiter']>[] = [];
+
+  constructor(w: SvmWorld, id: number) {
+    this.id = id;
+    this.sched = w.sim.sched;
+  }
+
+  /** xe_exec: takes the next place in the stream (in the submitting task); returns its number. */
+  submit(): number {
+    return this.submitted++;
+  }
+
+  /** Runs `job` as exec `seq` of this queue once every earlier exec has completed. */
+  async run<T>(seq: number, job: () => Promise<T>): Promise<T> {
+    while (this.completed !== seq) {
+      const x = this.sched.waiter();
+      this.waiting.push(x);
+      await this.sched.wait(x);
+    }
+    try {
+      return await job();
+    } finally {
+      this.completed++;
+      for (const x of this.waiting.splice(0)) this.sched.wake(x);
+    }
+  }
+}
+
+/**
+ * xe_exec + xe_wait_ufence: runs `warps` on device `dev` (on `queue` when given, then taking the
+ * device's one engine) in its own task while the caller's task polls the fence dword every 2 µs,
+ * until it reads the fence value or the kernel ended without writing it (no fence: `fence` < 0).
+ * `afterSubmit` runs right after the submission, before the wait (SYNC_EXEC's barrier). Returns
+ * the kernel's run.
  */
 export async function execAndWait(
   w: SvmWorld,
   dev: number,
   warps: readonly (readonly Access[])[],
   fence: number,
+  queue?: ExecQueue,
+  afterSubmit?: () => Promise<void>,
 ): Promise<KernelRun> {
   let run: KernelRun | null = null;
   const eng = engine(w);
-  const gpu = w.sim.sched.spawn('xe-exec', async () => {
+  const onEngine = async (): Promise<void> => {
     await eng.lock();
     try {
       run = await runKernel(w, dev, warps);
     } finally {
       eng.unlock();
     }
-  });
+  };
+  const seq = queue?.submit() ?? -1;
+  const gpu = w.sim.sched.spawn('xe-exec', () =>
+    queue === undefined ? onEngine() : queue.run(seq, onEngine),
+  );
+  if (afterSubmit !== undefined) await afterSubmit();
   for (; fence >= 0; ) {
     if ((await w.mm.readU32(fence)) === FENCE) break;
     if (run !== null) break;
@@ -301,6 +390,10 @@ export interface ExecOutcome {
 /** Options of {@link testExec}. */
 export interface TestExecOptions {
   readonly dev?: number;
+  /** The GPU VM `w` belongs to (`vm.world`): needed by BUSY, BO_UNMAP and BO_MAP. */
+  readonly vm?: GpuVm;
+  /** SYNC_EXEC: a barrier every thread waits at before each exec and right after submitting it. */
+  readonly barrier?: () => Promise<void>;
   /** A shared allocation (threads-shared-vm-shared-alloc): the base address of this thread's data. */
   readonly alloc?: number;
   /** Runs once the first allocation is made and memset (BO_UNMAP binds and unbinds a BO over it). */
@@ -371,9 +464,44 @@ export async function testExec(
     return a;
   };
 
+  const vm = opts.vm;
+  if (flags & (BUSY | BO_UNMAP | BO_MAP) && vm === undefined)
+    throw new Error('testExec: BUSY, BO_UNMAP and BO_MAP need options.vm (a GpuVm)');
+  if (vm !== undefined && vm.world !== w) throw new Error('testExec: options.vm must be the VM of the world');
+  const queues = Array.from({ length: shape.queues }, (_, k) => new ExecQueue(w, k));
+  /** The BO the current `data` is (BO_MAP), reached through its CPU mapping (read32/write32). */
+  let bo: BufferObject | null = null;
+  const inBo = (va: number): boolean => bo !== null && va >= data && va < data + boSize;
+  const write32 = async (va: number, v: number): Promise<void> => {
+    if (inBo(va)) bo!.write32(va - data, v);
+    else await mm.writeU32(va, v);
+  };
+  const read32 = async (va: number): Promise<number> => (inBo(va) ? bo!.read32(va - data) : mm.readU32(va));
+
+  /** After an exec on a BO: the mirror bound back over it, its VA unmapped, the handle closed. */
+  const dropBo = async (): Promise<void> => {
+    expect(await vm!.bindMirror(data, boSize)).toBe(0);
+    expect(await mm.munmap(data, boSize)).toBe(0);
+    bo!.close();
+    expect(bo!.alive, 'the BO is freed').toBe(false);
+    bo = null;
+  };
+
   let data = opts.alloc ?? (await allocate(false));
   const ownData = opts.alloc === undefined;
   if (opts.afterAlloc !== undefined) await opts.afterAlloc(data, boSize);
+  if (flags & BO_UNMAP) {
+    // a VRAM BO bound over the allocation, the mirror bound back over it, the handle closed
+    const b = vm!.device.createBo(boSize) as BufferObject;
+    expect(typeof b, 'BO_UNMAP: xe_bo_create').toBe('object');
+    expect(await vm!.bindBo(b, 0, data, boSize)).toBe(0);
+    expect(vm!.boAt(data)?.bo).toBe(b);
+    expect(vm!.isMirrored(data)).toBe(false);
+    expect(await vm!.bindMirror(data, boSize)).toBe(0);
+    expect(vm!.boAt(data)).toBeNull();
+    b.close();
+    expect(b.alive, 'no binding holds the BO: its VRAM is freed').toBe(false);
+  }
   let fenceAt = -1;
   if (!(flags & RACE)) {
     fenceAt = await mm.mmap(0, P, rw, MAP_SHARED | MAP_ANONYMOUS);
@@ -402,13 +530,14 @@ export async function testExec(
       base + idx * DATA,
       Array.from({ length: n }, (_, j) => sdi + j * origSize),
       value,
+      write32,
     );
   const atomic = (flags & ATOMIC_BATCH) !== 0;
   if (atomic)
     expect(flags & (MULTI_FAULT | EVERY_OTHER_CHECK | FAULT), 'ATOMIC_BATCH is modelled alone').toBe(0);
   const check = async (base: number, idx: number) => {
     const want = atomic ? VAL_ATOMIC_EXPECTED : valueFor(idx);
-    expect(await mm.readU32(base + idx * DATA + OFF_DATA), `data[${idx}]`).toBe(want);
+    expect(await read32(base + idx * DATA + OFF_DATA), `data[${idx}]`).toBe(want);
   };
 
   let nextData = -1;
@@ -418,6 +547,7 @@ export async function testExec(
     const nextIdx = stride === 0 ? i + 1 : (i + 1) * stride;
     const sdi = data + idx * DATA + OFF_DATA;
     const faultInject = (flags & FAULT) !== 0 && i === Math.floor(execs / 2);
+    if (opts.barrier !== undefined) await opts.barrier();
     if (flags & MADVISE_SWIZZLE) {
       svm.attrs.advise(data, data + boSize, { preferredLoc: i % 2 === 0 ? LOC.SYSMEM : here });
     }
@@ -458,7 +588,7 @@ export async function testExec(
       for (let j = 0; j < n; j++) acc.push([sdi + j * origSize, W, valueFor(idx)]);
       acc.push([fence, W, FENCE]);
     }
-    const r = await execAndWait(w, dev, [acc], fence);
+    const r = await execAndWait(w, dev, [acc], fence, queues[i % queues.length], opts.barrier);
     outcomes.push({ failed: r.failed, faults: r.faults });
     if (faultInject) {
       expect(r.failed, 'fault injection cancels the exec').toBe(1);
@@ -502,17 +632,40 @@ export async function testExec(
       }
       if (flags & EVERY_OTHER_CHECK) await check(data, prevIdx);
     }
+    const onBo = bo !== null;
+    if (onBo) await dropBo();
     if (flags & NEW) {
-      if (flags & FREE) expect(await mm.munmap(data, boSize)).toBe(0);
+      if (onBo) {
+        // the BO's VA was unmapped with it
+      } else if (flags & FREE) expect(await mm.munmap(data, boSize)).toBe(0);
       else toFree.push(data);
       expected.clear();
-      data = await allocate(true);
+      if (flags & BO_MAP && i % 2 === 1) {
+        // __aligned_alloc reserves the VA; xe_bo_map_fixed + VM_BIND MAP put a VRAM BO there
+        data = await reserve(alignment, boSize);
+        const b = vm!.device.createBo(boSize) as BufferObject;
+        expect(typeof b, 'BO_MAP: xe_bo_create').toBe('object');
+        expect(await vm!.bindBo(b, 0, data, boSize)).toBe(0);
+        bo = b;
+        if (!(flags & SKIP_MEMSET)) for (let o = 0; o < boSize; o += 4) b.write32(o, 0x05050505);
+      } else data = await allocate(true);
     }
     prevIdx = idx;
   }
+  if (bo !== null) {
+    await dropBo();
+    data = -1;
+  }
   if (opts.afterExecs !== undefined) await opts.afterExecs(data, boSize);
+  if (flags & BUSY) {
+    // unbind_system_allocator() while the allocations still have ranges (xe_svm_has_mapping)
+    const all = vm!.vaEnd - vm!.svm.mmStart;
+    expect(await vm!.unbind(vm!.svm.mmStart, all), 'BUSY: the unbind is refused').toBe(-Errno.EBUSY);
+    expect(vm!.isMirrored(data), 'a refused unbind changes nothing').toBe(true);
+  }
   for (const a of toFree) expect(await mm.munmap(a, boSize)).toBe(0);
   if (fenceAt >= 0) expect(await mm.munmap(fenceAt, P)).toBe(0);
-  if (ownData) expect(await mm.munmap(data, boSize)).toBe(0);
+  if (ownData && data >= 0) expect(await mm.munmap(data, boSize)).toBe(0);
+  for (const q of queues) expect(q.completed, `exec queue ${q.id} ran its execs`).toBe(q.submitted);
   return outcomes;
 }
