@@ -1,5 +1,6 @@
 /** `pnpm --filter @hmmkit/example-amdkfd-style start`: range attributes, granularity, prefetch, notifier per range. */
 import { run } from './run.ts';
+import { runXnackOff } from './xnack-off.ts';
 
 const r = await run();
 console.log(
@@ -12,3 +13,7 @@ console.log(
     `${w.metrics.falseInvalidations} false invalidations (vs ${r.metrics.falseInvalidations} with ` +
     `${r.metrics.notifiers} per-range notifiers)`,
 );
+
+const x = await runXnackOff();
+console.log('\n  with XNACK off (no retryable faults: everything registered before the launch):');
+for (const line of x.lines) console.log(`  ${line}`);
