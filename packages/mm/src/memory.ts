@@ -205,6 +205,50 @@ function doAnonymousPage(mm: Mm, vma: Vma, addr: number, t: PteTable, i: number,
   return 0;
 }
 
+/**
+ * @internal handle_mm_fault() for the pages [addr, stop) of one PTE table `t` of the anonymous,
+ * non-hugetlb VMA `vma`, followed by the CPU's access check, as the kernel's do_anonymous_page()
+ * works on the pte its walk already found: a none entry gets do_anonymous_page(), a present entry
+ * that allows the access is marked young (dirty). Each fault counts, traces and charges exactly as
+ * its own {@link handleMmFaultSync} would, in the same order; only the page-table descents are
+ * shared. The caller holds the mmap lock, checked the VMA's permission for `flags`, and nothing
+ * can interleave (outside a scheduler run). Returns the address of the first page it left for
+ * the per-page path (an entry needing another fault case, or a page the node cannot allocate:
+ * that fault's OOM is the per-page path's), or `stop`.
+ */
+export function faultAnonPteRun(
+  mm: Mm,
+  vma: Vma,
+  t: PteTable,
+  addr: number,
+  stop: number,
+  flags: number,
+): number {
+  const write = (flags & FAULT_FLAG_WRITE) !== 0;
+  const needPage = write || (vma.flags & VM_SHARED) !== 0;
+  const nd = mm.phys.nodes[mm.node];
+  if (nd === undefined || nd.kind !== 'system') return addr; // allocPage's error is the per-page path's
+  const sim = mm.sim;
+  const faults = mm.machine.stats.faults;
+  const mark = PTE_YOUNG | (write ? PTE_DIRTY : 0);
+  const need = write ? PTE_TYPE_MASK | PTE_R | PTE_W : PTE_TYPE_MASK | PTE_R;
+  const want = write ? PTE_PRESENT | PTE_R | PTE_W : PTE_PRESENT | PTE_R;
+  for (let i = Math.floor(addr / PAGE_SIZE) & 511; addr < stop; addr += PAGE_SIZE, i++) {
+    let f = t.flags[i]!;
+    if (f === PTE_NONE) {
+      if (needPage && nd.usedPages >= nd.totalPages) return addr;
+      faults.value++;
+      if (sim.trace.wants('mm.fault')) sim.trace.emit('mm.fault', mm.id, addr, flags);
+      sim.charge(sim.costs.cpuFaultNs);
+      doAnonymousPage(mm, vma, addr, t, i, write);
+      f = t.flags[i]!;
+    }
+    if ((f & need) !== want) return addr;
+    setEntryFlags(t, i, f | mark);
+  }
+  return stop;
+}
+
 /** do_fault(): file-backed (shmem page cache) read, COW or shared fault. */
 export function doFault(mm: Mm, vma: Vma, addr: number, t: PteTable, i: number, write: boolean): number {
   const file = vma.file;

@@ -148,6 +148,8 @@ export interface PhysMemOptions {
 const SLAB_SHIFT = 8;
 const SLAB_PAGES = 1 << SLAB_SHIFT;
 const FIRST_DYNAMIC_PFN = 1024;
+/** The most pfns {@link PhysMem} reserves ahead of use in one growth (2^28: ≈ 10 GiB of address space, untouched). */
+const MAX_RESERVE_PFNS = 2 ** 28;
 
 /** A growable Int32 stack. */
 class IntStack {
@@ -200,7 +202,11 @@ export class PhysMem {
   /** Live (not freed) pages per compound head. */
   private live = new Int32Array(0);
 
+  /** The first pfn never handed out: every frame at or above it is untouched (all zero). */
   private nextPfn = FIRST_DYNAMIC_PFN;
+  /** [holeFrom, holeTo): the pfns memremapPages skipped to reach devicePfnBase (never written). */
+  private holeFrom = 0;
+  private holeTo = 0;
   private readonly devicePfnBase: number;
   private readonly free0 = new IntStack();
   private readonly free9 = new IntStack();
@@ -262,31 +268,46 @@ export class PhysMem {
     return this.cap;
   }
 
+  /**
+   * Grows the per-pfn arrays to cover at least `min` pfns. The first growth past the initial 2^16
+   * pfns reserves, at once, room for every system page the nodes can still hand out (capped at
+   * {@link MAX_RESERVE_PFNS}), so a machine that fills its memory copies the arrays once, not at
+   * every doubling. A fresh typed array is zero pages that the OS materialises only when written:
+   * the reservation costs address space, not resident memory, and only the frames ever handed out
+   * ([0, nextPfn) minus the hole below devicePfnBase, which nothing writes) are copied.
+   */
   private grow(min: number): void {
     let n = Math.max(this.cap, 1 << 16);
-    // double while growing step by step; a jump over a hole grows to just past it
-    if (min > 4 * n) n = Math.ceil(min / (1 << 16)) * (1 << 16) + (1 << 20);
+    if (min > 4 * n) {
+      n = Math.ceil(min / (1 << 16)) * (1 << 16) + (1 << 20); // a jump over a hole: just past it
+    } else if (this.cap >= 1 << 16) {
+      let free = 0;
+      for (const nd of this.nodes) if (nd.kind === 'system') free += nd.totalPages - nd.usedPages;
+      const reserve = Math.ceil((this.nextPfn + free) / (1 << 16) + 1) * (1 << 16);
+      n = Math.max(2 * n, Math.min(reserve, MAX_RESERVE_PFNS));
+    }
     while (n < min) n *= 2;
     if (n === this.cap) return;
-    const g = <T extends Int32Array | Uint16Array | Uint8Array | Float64Array>(
-      a: T,
-      make: (n: number) => T,
-    ): T => {
-      const b = make(n);
-      b.set(a);
+    const written = Math.min(this.nextPfn, this.cap);
+    const g = <T extends Int32Array | Uint16Array | Uint8Array | Float64Array>(a: T, b: T): T => {
+      if (this.holeTo <= this.holeFrom || this.holeFrom >= written) b.set(a.subarray(0, written));
+      else {
+        b.set(a.subarray(0, this.holeFrom));
+        if (this.holeTo < written) b.set(a.subarray(this.holeTo, written), this.holeTo);
+      }
       return b;
     };
-    this.refcount = g(this.refcount, (k) => new Int32Array(k));
-    this.mapcount = g(this.mapcount, (k) => new Int32Array(k));
-    this.flags = g(this.flags, (k) => new Uint16Array(k));
-    this.node = g(this.node, (k) => new Uint8Array(k));
-    this.order = g(this.order, (k) => new Uint8Array(k));
-    this.slot1 = g(this.slot1, (k) => new Int32Array(k));
-    this.mapping = g(this.mapping, (k) => new Int32Array(k));
-    this.index = g(this.index, (k) => new Float64Array(k));
-    this.swapSlotOf = g(this.swapSlotOf, (k) => new Int32Array(k));
-    this.pgmapId = g(this.pgmapId, (k) => new Uint16Array(k));
-    this.live = g(this.live, (k) => new Int32Array(k));
+    this.refcount = g(this.refcount, new Int32Array(n));
+    this.mapcount = g(this.mapcount, new Int32Array(n));
+    this.flags = g(this.flags, new Uint16Array(n));
+    this.node = g(this.node, new Uint8Array(n));
+    this.order = g(this.order, new Uint8Array(n));
+    this.slot1 = g(this.slot1, new Int32Array(n));
+    this.mapping = g(this.mapping, new Int32Array(n));
+    this.index = g(this.index, new Float64Array(n));
+    this.swapSlotOf = g(this.swapSlotOf, new Int32Array(n));
+    this.pgmapId = g(this.pgmapId, new Uint16Array(n));
+    this.live = g(this.live, new Int32Array(n));
     this.cap = n;
   }
 
@@ -631,7 +652,12 @@ export class PhysMem {
       throw new StateError('PhysMem.memremapPages', 'too many pagemaps');
     }
     const n = Math.ceil(nrPages / HPAGE_PMD_NR) * HPAGE_PMD_NR;
-    if (this.nextPfn < this.devicePfnBase) this.nextPfn = this.devicePfnBase; // the hole stays unused
+    if (this.nextPfn < this.devicePfnBase) {
+      // the hole stays unused
+      this.holeFrom = this.nextPfn;
+      this.holeTo = this.devicePfnBase;
+      this.nextPfn = this.devicePfnBase;
+    }
     const start = this.bump(n, HPAGE_PMD_NR);
     this.pagemaps.push(pgmap);
     pgmap.id = this.pagemaps.length;

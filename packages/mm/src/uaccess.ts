@@ -16,10 +16,11 @@ import {
   VM_FAULT_OOM,
   VM_FAULT_SIGBUS,
   VM_FAULT_SIGSEGV,
+  VM_HUGETLB,
   VM_WRITE,
 } from './constants.ts';
 import { MmSignalError } from './machine.ts';
-import { handleMmFault, handleMmFaultSync } from './memory.ts';
+import { faultAnonPteRun, handleMmFault, handleMmFaultSync } from './memory.ts';
 import type { Mm } from './mm.ts';
 import {
   PTE_DIRTY,
@@ -197,12 +198,24 @@ function faultRunLocked(
     mm.sim.sched.currentTask === null
       ? Math.min(end, vma.end, alignDown(exact, PMD_SIZE) + PMD_SIZE)
       : Math.min(end, alignDown(exact, PAGE_SIZE) + PAGE_SIZE);
+  // After the first page, an anonymous VMA's pages share one descent to their PTE table (the
+  // run stays inside one 2 MiB block): faultAnonPteRun does what the lookups and faults below
+  // would, and leaves any other case to them.
+  const anon = vma.file === null && !(vma.flags & VM_HUGETLB);
   let a = exact;
   for (let first = true; a < stop; first = false) {
-    const page = a - (a % PAGE_SIZE);
-    if (!first && fastLookup(mm, page, write) >= 0) {
-      a = page + PAGE_SIZE;
-      continue;
+    let page = a - (a % PAGE_SIZE);
+    if (!first) {
+      const t = anon ? mm.pt.pteTable(page, false) : null;
+      if (t !== null) {
+        // a page the run leaves alone misses in fastLookup (which then has no effect)
+        a = faultAnonPteRun(mm, vma, t, page, stop, flags);
+        if (a >= stop) break;
+        page = a;
+      } else if (fastLookup(mm, page, write) >= 0) {
+        a = page + PAGE_SIZE;
+        continue;
+      }
     }
     const ret = handleMmFaultSync(mm, vma, a, flags);
     if (typeof ret !== 'number') return slowFaultDone(mm, ret, a, write);

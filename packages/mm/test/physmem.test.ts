@@ -193,4 +193,41 @@ describe('PhysMem', () => {
     p.putPage(start + 400); // a still-live page, now order 0, frees on its own
     expect(freed.at(-1)).toBe(start + 400);
   });
+
+  it('grows past its first 2^16 frames once for the whole machine and keeps every frame across growths and a device hole', () => {
+    const p = phys({ pagesPerNode: 2 ** 18, devicePfnBase: 2 ** 20 });
+    const frames: number[] = [];
+    const take = (pfn: number) => {
+      frames.push(pfn);
+      p.mapping[pfn] = (pfn % 997) + 1;
+      p.index[pfn] = pfn * 3;
+    };
+    while (frames.length < 600) take(p.allocPage(0, PG.anon)); // the free list, then fresh frames
+    const folio = p.allocFolio(0, 9, PG.anon);
+    expect(folio).toBe(1536); // aligned: the frames it skipped go to the free list, then to the loop below
+    take(folio);
+    while (frames.length < 70_000) take(p.allocPage(0, PG.anon));
+    // the first growth past 2^16 reserved room for every page the node can still hand out
+    expect(p.capacity).toBeGreaterThanOrEqual(frames.length + 2 ** 18 - p.nodes[0]!.usedPages);
+    const pgmap = new DevPagemap('private', 'owner', { migrateToRam: () => 0, pageFree: () => {} });
+    const dev = p.memremapPages(pgmap, 2048);
+    expect(dev).toBe(2 ** 20);
+    while (frames.length < 2 ** 18 - 600) take(p.allocPage(0, PG.anon)); // past the device range
+    expect(frames.at(-1)!).toBeGreaterThan(dev + 2048);
+    const cap = p.capacity;
+    const pgmap2 = new DevPagemap('private', 'owner2', { migrateToRam: () => 0, pageFree: () => {} });
+    p.memremapPages(pgmap2, 2 ** 20); // grows again: copies below the hole and after it
+    expect(p.capacity).toBeGreaterThan(cap);
+    const lost = frames.filter(
+      (pfn) =>
+        p.refcount[pfn] !== 1 ||
+        (p.flags[pfn]! & ~PG.head) !== PG.anon ||
+        p.mapping[pfn] !== (pfn % 997) + 1 ||
+        p.index[pfn] !== pfn * 3,
+    );
+    expect(lost).toEqual([]);
+    expect(p.order[folio + 511]).toBe(9);
+    expect(p.pagemapOf(dev + 2047)).toBe(pgmap);
+    expect(p.flags[dev + 5]).toBe(PG.device | PG.free);
+  });
 });

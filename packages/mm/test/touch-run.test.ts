@@ -62,3 +62,53 @@ describe('Mm.touch: a run of faults per mmap-lock hold outside a scheduler run',
     expect({ ...outside, err: null }).toEqual({ ...inside, err: null });
   });
 });
+
+/**
+ * A run over a PTE table whose entries are mixed (none, zero page, present writable, read-only
+ * after mprotect) that ends in OOM: every fault's trace event and time, and each page's entry
+ * and frame metadata, as the per-page path inside a run produces them.
+ */
+async function mixedWorld(inRun: boolean) {
+  const sim = createSim({ seed: 5 });
+  const mm = new Mm(createMachine(sim, { pagesPerNode: 700 }));
+  const events: number[] = [];
+  sim.trace.on('mm.fault', (_id, addr, flags) => events.push(addr, flags, sim.sched.clock.now));
+  const body = async () => {
+    const rw = PROT_READ | PROT_WRITE;
+    const a = await mm.mmap(0, 2 * PMD_SIZE, rw, MAP_PRIVATE | MAP_ANONYMOUS);
+    for (let k = 0; k < 512; k += 7) await mm.touch(a + k * PAGE_SIZE, PAGE_SIZE, k % 2 === 0);
+    await mm.touch(a + 40 * PAGE_SIZE, 8 * PAGE_SIZE, true);
+    await mm.mprotect(a + 60 * PAGE_SIZE, 4 * PAGE_SIZE, PROT_READ);
+    await mm.touch(a + 3 * PAGE_SIZE, 200 * PAGE_SIZE, false); // reads across all kinds
+    let err: unknown = null;
+    try {
+      await mm.touch(a + 100 * PAGE_SIZE, 2 * PMD_SIZE - 100 * PAGE_SIZE, true); // runs out of pages
+    } catch (e) {
+      err = e;
+    }
+    const pages: number[] = [];
+    const p = mm.phys;
+    for (let x = a; x < a + 2 * PMD_SIZE; x += PAGE_SIZE) {
+      const t = mm.pt.pteTable(x, false);
+      const i = Math.floor(x / PAGE_SIZE) % 512;
+      const pfn = t === null ? -1 : t.val[i]!;
+      pages.push(pfn, t === null ? -1 : t.flags[i]!);
+      if (pfn > 0)
+        pages.push(p.refcount[pfn]!, p.mapcount[pfn]!, p.flags[pfn]!, p.mapping[pfn]!, p.index[pfn]!);
+    }
+    return { err: err instanceof MmSignalError ? err.message : String(err), pages };
+  };
+  const out = inRun ? await sim.sched.runMain(body) : await body();
+  return { ...out, events, faults: sim.counters.get('mm.faults'), rss: mm.rss, now: sim.sched.clock.now };
+}
+
+describe('Mm.touch: the shared-descent run over one PTE table', () => {
+  it('traces, charges, maps and runs out of memory exactly as the per-page path does', async () => {
+    const outside = await mixedWorld(false);
+    const inside = await mixedWorld(true);
+    expect(outside.err).toMatch(/SIGBUS/);
+    expect(outside.faults).toBeGreaterThan(600);
+    expect(outside.events.length).toBe(3 * outside.faults);
+    expect(outside).toEqual(inside);
+  });
+});
