@@ -155,17 +155,17 @@ export class DeviceMemory {
 export function copyFrame(phys: PhysMem, dst: number, src: number): void {
   checkUint('copyFrame', 'dst', dst);
   checkUint('copyFrame', 'src', src);
-  if (dst >= phys.capacity) throw new ArgumentError('copyFrame', 'dst', 'must be an existing frame', dst);
-  if (src >= phys.capacity) throw new ArgumentError('copyFrame', 'src', 'must be an existing frame', src);
+  if (dst >= phys.frameLimit) throw new ArgumentError('copyFrame', 'dst', 'must be an existing frame', dst);
+  if (src >= phys.frameLimit) throw new ArgumentError('copyFrame', 'src', 'must be an existing frame', src);
   phys.copyPage(dst, src);
 }
 
 /** Copies `n` consecutive frames (a folio) from `src` to `dst`. */
 export function copyFrames(phys: PhysMem, dst: number, src: number, n: number): void {
   checkUint('copyFrames', 'n', n);
-  if (dst + n > phys.capacity)
+  if (dst + n > phys.frameLimit)
     throw new ArgumentError('copyFrames', 'dst', 'must start n existing frames', dst);
-  if (src + n > phys.capacity)
+  if (src + n > phys.frameLimit)
     throw new ArgumentError('copyFrames', 'src', 'must start n existing frames', src);
   for (let k = 0; k < n; k++) phys.copyPage(dst + k, src + k);
 }

@@ -23,6 +23,6 @@ export function registerMachine(machine: Machine): void {
 /** The most recently registered machine if it has a device pagemap covering `pfn`, or null. */
 export function machineOfDevicePfn(pfn: number): Machine | null {
   const m = latest;
-  if (m !== null && pfn < m.phys.capacity && m.phys.pagemapOf(pfn) !== null) return m;
+  if (m !== null && pfn < m.phys.frameLimit && m.phys.pagemapOf(pfn) !== null) return m;
   return null;
 }

@@ -413,7 +413,7 @@ export async function migrateVmaSetup(args: MigrateVma): Promise<number> {
     throw new ArgumentError(fn, 'args.dst', `must hold at least ${nr} entries`, args.dst);
   const p = mm.phys;
   if (args.faultPage >= 0) {
-    if (args.faultPage >= p.capacity || !p.isDevicePrivatePage(args.faultPage)) return EINVAL;
+    if (args.faultPage >= p.frameLimit || !p.isDevicePrivatePage(args.faultPage)) return EINVAL;
     if (!p.isPageLocked(args.faultPage)) return EINVAL;
   }
   const stats = hmmStats(mm.sim);
@@ -488,7 +488,7 @@ function checkDst(fn: string, machine: Machine, dst: Float64Array, n: number): v
   for (let i = 0; i < n; i++) {
     const pfn = migratePfnToPfn(dst[i]!);
     if (pfn < 0) continue;
-    if (pfn >= p.capacity || p.flags[pfn]! & PG.free) {
+    if (pfn >= p.frameLimit || p.flags[pfn]! & PG.free) {
       throw new ArgumentError(fn, `dst[${i}]`, 'must name an allocated page', dst[i]);
     }
   }
@@ -674,7 +674,7 @@ export async function migrateDeviceRange(
   if (npages === 0) return 0;
   const m = deviceMachine(fn, startPfn, machine);
   const p = m.phys;
-  if (startPfn + npages > p.capacity)
+  if (startPfn + npages > p.frameLimit)
     throw new ArgumentError(fn, 'npages', 'range exceeds physical memory', npages);
   for (let i = 0; i < npages; i++) {
     if (p.pagemapOf(startPfn + i) === null)

@@ -546,6 +546,11 @@ describe('DeviceMemory', () => {
     copyFrame(machine.phys, p[2]!, p[0]!);
     expect([...readFrame(machine.phys, p[2]!).subarray(0, 4)]).toEqual([1, 2, 3, 0]);
     expect(() => copyFrame(machine.phys, -1, p[0]!)).toThrow(ArgumentError);
+    // a pfn the arrays cover but nothing ever handed out is not a frame
+    const limit = machine.phys.frameLimit;
+    expect(limit).toBeLessThanOrEqual(machine.phys.capacity);
+    expect(() => copyFrame(machine.phys, limit, p[0]!)).toThrow(/must be an existing frame/);
+    expect(() => copyFrame(machine.phys, p[0]!, limit)).toThrow(/must be an existing frame/);
   });
 });
 

@@ -269,6 +269,14 @@ export class PhysMem {
   }
 
   /**
+   * One past the highest pfn ever handed out (system pages and memremapped device pages). The
+   * arrays reserve far more ({@link capacity}); a pfn at or above this limit is not a frame yet.
+   */
+  get frameLimit(): number {
+    return this.nextPfn;
+  }
+
+  /**
    * Grows the per-pfn arrays to cover at least `min` pfns. The first growth past the initial 2^16
    * pfns reserves, at once, room for every system page the nodes can still hand out (capped at
    * {@link MAX_RESERVE_PFNS}), so a machine that fills its memory copies the arrays once, not at
