@@ -373,13 +373,12 @@ function itreeDel(subs: MmuNotifierSubscriptions, sub: MmuIntervalNotifier): voi
   subs.occupancy.remove(sub.start, sub.last);
 }
 
-/** interval_tree_iter_first() on the notifier tree, with the occupancy summary's fast miss in front. */
-function itreeFirst(
-  subs: MmuNotifierSubscriptions,
-  start: number,
-  last: number,
-): IntervalTreeNode<MmuIntervalNotifier> | null {
-  return subs.occupancy.mayOverlap(start, last) ? subs.itree.iterFirst(start, last) : null;
+/**
+ * interval_tree_iter_first() on the notifier tree, with the occupancy summary's fast miss in
+ * front: the record of the first overlapping notifier, or 0 (see IntervalTree.iterFirstRecord).
+ */
+function itreeFirst(subs: MmuNotifierSubscriptions, start: number, last: number): number {
+  return subs.occupancy.mayOverlap(start, last) ? subs.itree.iterFirstRecord(start, last) : 0;
 }
 
 function itreeInvEnd(subs: MmuNotifierSubscriptions): void {
@@ -403,30 +402,36 @@ function itreeInvEnd(subs: MmuNotifierSubscriptions): void {
  */
 function itreeInvalidate(subs: MmuNotifierSubscriptions, range: MmuNotifierRange): number | Promise<number> {
   subs.activeInvalidateRanges++;
-  const node = itreeFirst(subs, range.start, range.end - 1);
-  if (node !== null) subs.invalidateSeq |= 1;
-  return itreeInvalidateWalk(subs, range, node, subs.invalidateSeq, 0);
+  const record = itreeFirst(subs, range.start, range.end - 1);
+  if (record !== 0) subs.invalidateSeq |= 1;
+  return itreeInvalidateWalk(subs, range, record, subs.invalidateSeq, 0);
 }
 
-/** The walk of itreeInvalidate() from `node` on, `hits` callbacks made so far. */
+/**
+ * The walk of itreeInvalidate() from tree record `record` on (0: done), `hits` callbacks made so
+ * far. It walks by record, reading each notifier from the tree's value array (the kernel's
+ * container_of()), not through a node handle: one scattered memory access less per hit. The
+ * tree is frozen while the walk runs (inserts and removes are deferred), so records stay valid.
+ */
 function itreeInvalidateWalk(
   subs: MmuNotifierSubscriptions,
   range: MmuNotifierRange,
-  node: IntervalTreeNode<MmuIntervalNotifier> | null,
+  record: number,
   curSeq: number,
   hits: number,
 ): number | Promise<number> {
   const last = range.end - 1;
   const sim = range.mm.sim;
-  while (node !== null) {
-    const sub = node.value;
+  const itree = subs.itree;
+  while (record !== 0) {
+    const sub = itree.recordValue(record);
     hits++;
     subs.stats.callbacks.value++;
     sim.charge(sim.costs.notifierCallbackNs);
     const ok = sub.ops!.invalidate(sub, range, curSeq);
-    if (typeof ok !== 'boolean') return itreeInvalidateAwait(subs, range, node, curSeq, hits, ok);
+    if (typeof ok !== 'boolean') return itreeInvalidateAwait(subs, range, record, curSeq, hits, ok);
     if (!ok && itreeInvalidateFailed(subs, range)) return -Errno.EAGAIN;
-    node = subs.itree.iterNext(node, range.start, last);
+    record = itree.iterNextRecord(record, range.start, last);
   }
   if (sim.trace.wants('notifier.invalidateStart')) {
     sim.trace.emit('notifier.invalidateStart', range.event, range.start, range.end, curSeq, hits);
@@ -434,17 +439,17 @@ function itreeInvalidateWalk(
   return 0;
 }
 
-/** Waits for `node`'s callback to answer, then walks on. */
+/** Waits for the callback of the notifier in `record` to answer, then walks on. */
 async function itreeInvalidateAwait(
   subs: MmuNotifierSubscriptions,
   range: MmuNotifierRange,
-  node: IntervalTreeNode<MmuIntervalNotifier>,
+  record: number,
   curSeq: number,
   hits: number,
   answer: Promise<boolean>,
 ): Promise<number> {
   if (!(await answer) && itreeInvalidateFailed(subs, range)) return -Errno.EAGAIN;
-  const next = subs.itree.iterNext(node, range.start, range.end - 1);
+  const next = subs.itree.iterNextRecord(record, range.start, range.end - 1);
   return itreeInvalidateWalk(subs, range, next, curSeq, hits);
 }
 
