@@ -12,6 +12,13 @@
  * - Keys are plain numbers up to `Number.MAX_SAFE_INTEGER` (2^53 - 1); nothing uses 32-bit
  *   bitwise operators on them.
  *
+ * Storage: the tree's links live in one typed-array node pool, a 64-byte record per node (the
+ * size of the kernel's `struct interval_tree_node` plus rb colour): `start`, `last`,
+ * `subtreeLast` as float64 and `left`, `right`, `parent`, colour as int32 record numbers
+ * (record 0 is the nil sentinel: black, `subtreeLast` -1, so a query never descends into it).
+ * A descent step reads one record, not a JavaScript object and its boxed numbers; the
+ * {@link IntervalTreeNode} objects are only the handles users hold (value, start, last).
+ *
  * @module
  */
 import { ArgumentError, StateError } from '@hmmkit/sim';
@@ -22,28 +29,34 @@ const BLACK = 1;
 /** A node's colour: 0 red, 1 black (the kernel's `RB_RED` / `RB_BLACK`). */
 type Color = typeof RED | typeof BLACK;
 
+// Record layout: float64 slot (id << 3) + F_*, int32 slot (id << 4) + I_*.
+const F_START = 0;
+const F_LAST = 1;
+const F_SUB = 2;
+const I_LEFT = 8;
+const I_RIGHT = 9;
+const I_PARENT = 10;
+const I_COLOR = 11;
+/** The colour slot of a record on the free list. */
+const FREE = 2;
+const RECORD_BYTES = 64;
+/** The nil record. */
+const NIL = 0;
+
 /**
  * A node of an {@link IntervalTree}: the interval `[start, last]` (both inclusive) and the
- * user's value. `start` and `last` never change; the other fields are the tree's internals
- * (public only so the tree can reach them without indirection): do not write them.
+ * user's value. `start` and `last` never change. The tree keeps the node's links in its pool;
+ * the accessors marked internal read them (for tests and invariant checks): do not write them.
  */
 export class IntervalTreeNode<T> {
   /** First address of the interval (the kernel's `it->start`). */
   readonly start: number;
   /** Last address of the interval, inclusive (the kernel's `it->last`). */
   readonly last: number;
-  /** The user's payload. */
-  value: T;
-  /** @internal Left child, or null. */
-  left: IntervalTreeNode<T> | null;
-  /** @internal Right child, or null. */
-  right: IntervalTreeNode<T> | null;
-  /** @internal Parent, or null for the root. */
-  parent: IntervalTreeNode<T> | null;
-  /** @internal Largest `last` in this node's subtree (the kernel's `__subtree_last`). */
-  subtreeLast: number;
-  /** @internal Red-black colour (0 red, 1 black). */
-  color: Color;
+  /** The user's payload (the tree keeps a copy beside the node's record: it never changes). */
+  readonly value: T;
+  /** @internal Record number in the owner's pool; 0 while detached. */
+  id: number;
   /** @internal The tree that holds this node, or null once removed. */
   owner: IntervalTree<T> | null;
 
@@ -52,12 +65,50 @@ export class IntervalTreeNode<T> {
     this.start = start;
     this.last = last;
     this.value = value;
-    this.left = null;
-    this.right = null;
-    this.parent = null;
-    this.subtreeLast = last;
-    this.color = RED;
+    this.id = NIL;
     this.owner = null;
+  }
+
+  /** @internal Left child, or null. */
+  get left(): IntervalTreeNode<T> | null {
+    return this.link(I_LEFT);
+  }
+
+  /** @internal Right child, or null. */
+  get right(): IntervalTreeNode<T> | null {
+    return this.link(I_RIGHT);
+  }
+
+  /** @internal Parent, or null for the root. */
+  get parent(): IntervalTreeNode<T> | null {
+    return this.link(I_PARENT);
+  }
+
+  /** @internal Largest `last` in this node's subtree (the kernel's `__subtree_last`). */
+  get subtreeLast(): number {
+    return this.owner === null ? this.last : this.owner.f[(this.id << 3) + F_SUB]!;
+  }
+
+  /** @internal For tests only (corrupts the tree on purpose). */
+  set subtreeLast(v: number) {
+    if (this.owner !== null) this.owner.f[(this.id << 3) + F_SUB] = v;
+  }
+
+  /** @internal Red-black colour (0 red, 1 black). */
+  get color(): Color {
+    return this.owner === null ? RED : (this.owner.a[(this.id << 4) + I_COLOR] as Color);
+  }
+
+  /** @internal For tests only (corrupts the tree on purpose). */
+  set color(v: Color) {
+    if (this.owner !== null) this.owner.a[(this.id << 4) + I_COLOR] = v;
+  }
+
+  private link(slot: number): IntervalTreeNode<T> | null {
+    const t = this.owner;
+    if (t === null) return null;
+    const id = t.a[(this.id << 4) + slot]!;
+    return id === NIL ? null : t.nodes[id]!;
   }
 }
 
@@ -81,11 +132,31 @@ export type OverlapVisitor<T> = (node: IntervalTreeNode<T>) => boolean | void;
  * `iterFirst`/`iterNext` cannot (they keep no state), and their results are then undefined.
  */
 export class IntervalTree<T> {
-  private root: IntervalTreeNode<T> | null = null;
-  private leftmost: IntervalTreeNode<T> | null = null;
+  /** @internal The pool's float64 view (start, last, subtreeLast per record). */
+  f: Float64Array;
+  /** @internal The pool's int32 view of the same buffer (left, right, parent, colour per record). */
+  a: Int32Array;
+  /** @internal Record number → node handle (slot 0, nil, and free records hold undefined). */
+  readonly nodes: (IntervalTreeNode<T> | undefined)[] = [undefined];
+  /** @internal Record number → the node's value, so a walk by record reads no node handle. */
+  readonly values: (T | undefined)[] = [undefined];
+  private root = NIL;
+  private leftmost = NIL;
   private count = 0;
+  /** Records ever used (the pool's high-water mark, nil included). */
+  private used = 1;
+  /** Head of the free-record list, chained through the left link; 0 when empty. */
+  private freeHead = NIL;
   /** Bumped by every insert, remove and clear; lets walks detect modification. */
   private version = 0;
+
+  constructor() {
+    const buf = new ArrayBuffer(8 * RECORD_BYTES);
+    this.f = new Float64Array(buf);
+    this.a = new Int32Array(buf);
+    this.f[F_SUB] = -1; // nil: no query start (>= 0) is <= its subtreeLast
+    this.a[I_COLOR] = BLACK;
+  }
 
   /** Number of nodes in the tree. */
   get size(): number {
@@ -101,30 +172,44 @@ export class IntervalTree<T> {
   insert(start: number, last: number, value: T): IntervalTreeNode<T> {
     checkRange('intervalTreeInsert', start, last);
     const node = new IntervalTreeNode(start, last, value);
+    const id = this.allocRecord();
+    node.id = id;
     node.owner = this;
-    let parent: IntervalTreeNode<T> | null = null;
+    this.nodes[id] = node;
+    this.values[id] = value;
+    const f = this.f;
+    const a = this.a;
+    const fb = id << 3;
+    const ab = id << 4;
+    f[fb + F_START] = start;
+    f[fb + F_LAST] = last;
+    f[fb + F_SUB] = last;
+    a[ab + I_LEFT] = NIL;
+    a[ab + I_RIGHT] = NIL;
+    a[ab + I_COLOR] = RED;
+    let parent = NIL;
     let cur = this.root;
     let isLeft = false;
     let leftmost = true;
     // Descend as interval_tree_insert() does, raising subtreeLast on the way down.
-    while (cur !== null) {
-      if (cur.subtreeLast < last) cur.subtreeLast = last;
+    while (cur !== NIL) {
+      const cf = cur << 3;
+      if (f[cf + F_SUB]! < last) f[cf + F_SUB] = last;
       parent = cur;
-      if (start < cur.start) {
-        cur = cur.left;
+      if (start < f[cf + F_START]!) {
+        cur = a[(cur << 4) + I_LEFT]!;
         isLeft = true;
       } else {
-        cur = cur.right;
+        cur = a[(cur << 4) + I_RIGHT]!;
         isLeft = false;
         leftmost = false;
       }
     }
-    node.parent = parent;
-    if (parent === null) this.root = node;
-    else if (isLeft) parent.left = node;
-    else parent.right = node;
-    if (leftmost) this.leftmost = node;
-    this.insertFixup(node);
+    a[ab + I_PARENT] = parent;
+    if (parent === NIL) this.root = id;
+    else a[(parent << 4) + (isLeft ? I_LEFT : I_RIGHT)] = id;
+    if (leftmost) this.leftmost = id;
+    this.insertFixup(id);
     this.count++;
     this.version++;
     return node;
@@ -142,17 +227,17 @@ export class IntervalTree<T> {
           (node.owner === null ? ' (removed already?)' : ' (it belongs to another tree)'),
       );
     }
-    if (node === this.leftmost) {
+    const id = node.id;
+    const a = this.a;
+    if (id === this.leftmost) {
       // The leftmost node has no left child: its successor is the right subtree's minimum or its parent.
-      this.leftmost = node.right !== null ? minimum(node.right) : node.parent;
+      const r = a[(id << 4) + I_RIGHT]!;
+      this.leftmost = r !== NIL ? minimum(a, r) : a[(id << 4) + I_PARENT]!;
     }
-    this.erase(node);
+    this.erase(id);
+    this.freeRecord(id);
     node.owner = null;
-    node.left = null;
-    node.right = null;
-    node.parent = null;
-    node.subtreeLast = node.last;
-    node.color = RED;
+    node.id = NIL;
     this.count--;
     this.version++;
   }
@@ -171,9 +256,13 @@ export class IntervalTree<T> {
   iterFirst(start: number, last: number): IntervalTreeNode<T> | null {
     checkRange('intervalTreeIterFirst', start, last);
     const root = this.root;
+    const f = this.f;
     // The kernel's fast path: nothing ends at or after start, or everything starts after last.
-    if (root === null || root.subtreeLast < start || this.leftmost!.start > last) return null;
-    return subtreeSearch(root, start, last);
+    if (root === NIL || f[(root << 3) + F_SUB]! < start || f[(this.leftmost << 3) + F_START]! > last) {
+      return null;
+    }
+    const id = subtreeSearch(f, this.a, root, start, last);
+    return id === NIL ? null : this.nodes[id]!;
   }
 
   /**
@@ -184,7 +273,54 @@ export class IntervalTree<T> {
   iterNext(node: IntervalTreeNode<T>, start: number, last: number): IntervalTreeNode<T> | null {
     if (node.owner !== this) throw new StateError('intervalTreeIterNext', 'node is not in this tree');
     checkRange('intervalTreeIterNext', start, last);
-    return iterNextUnchecked(node, start, last);
+    const id = iterNextUnchecked(this.f, this.a, node.id, start, last);
+    return id === NIL ? null : this.nodes[id]!;
+  }
+
+  /**
+   * {@link iterFirst} by record number, for hot walks that want only the values (the kernel's
+   * `container_of()` on the returned node, without a node handle in between): the record of the
+   * first overlapping node, or 0 for none. Read it with {@link recordValue} /
+   * {@link recordNode}; a record number is valid only while the tree is unchanged.
+   */
+  iterFirstRecord(start: number, last: number): number {
+    checkRange('intervalTreeIterFirst', start, last);
+    const root = this.root;
+    const f = this.f;
+    if (root === NIL || f[(root << 3) + F_SUB]! < start || f[(this.leftmost << 3) + F_START]! > last) {
+      return NIL;
+    }
+    return subtreeSearch(f, this.a, root, start, last);
+  }
+
+  /** {@link iterNext} by record number (see {@link iterFirstRecord}): the next record, or 0. */
+  iterNextRecord(record: number, start: number, last: number): number {
+    if (!this.isRecord(record)) throw new StateError('intervalTreeIterNext', 'no node in this record');
+    checkRange('intervalTreeIterNext', start, last);
+    return iterNextUnchecked(this.f, this.a, record, start, last);
+  }
+
+  /** The value of the node in `record` (from {@link iterFirstRecord} / {@link iterNextRecord}). */
+  recordValue(record: number): T {
+    if (!this.isRecord(record)) throw new StateError('intervalTreeRecordValue', 'no node in this record');
+    return this.values[record] as T;
+  }
+
+  /** True when `record` holds a node (read from the record itself: no handle is touched). */
+  private isRecord(record: number): boolean {
+    return (
+      (record | 0) === record &&
+      record > NIL &&
+      record < this.used &&
+      this.a[(record << 4) + I_COLOR] !== FREE
+    );
+  }
+
+  /** The node handle in `record` (from {@link iterFirstRecord} / {@link iterNextRecord}). */
+  recordNode(record: number): IntervalTreeNode<T> {
+    const node = this.nodes[record];
+    if (node === undefined) throw new StateError('intervalTreeRecordNode', 'no node in this record');
+    return node;
   }
 
   /**
@@ -193,65 +329,60 @@ export class IntervalTree<T> {
    * from this tree, the walk stops with a StateError (the change itself stands; the tree stays valid).
    */
   forEachOverlap(start: number, last: number, fn: OverlapVisitor<T>): void {
-    let node = this.iterFirst(start, last);
+    const first = this.iterFirst(start, last);
+    if (first === null) return;
+    let id = first.id;
     const version = this.version;
-    while (node !== null) {
-      if (fn(node) === false) return;
+    while (id !== NIL) {
+      if (fn(this.nodes[id]!) === false) return;
       if (this.version !== version) {
         throw new StateError('intervalTreeForEachOverlap', 'the tree was modified during the walk');
       }
-      node = iterNextUnchecked(node, start, last);
+      id = iterNextUnchecked(this.f, this.a, id, start, last);
     }
   }
 
   /** The first node in start order (the kernel's `rb_first_cached()`), or null when empty. */
   first(): IntervalTreeNode<T> | null {
-    return this.leftmost;
+    return this.leftmost === NIL ? null : this.nodes[this.leftmost]!;
   }
 
   /** The in-order successor of `node` (the kernel's `rb_next()`), or null. `node` must be in this tree. */
   next(node: IntervalTreeNode<T>): IntervalTreeNode<T> | null {
     if (node.owner !== this) throw new StateError('intervalTreeNext', 'node is not in this tree');
-    return successor(node);
+    const id = successor(this.a, node.id);
+    return id === NIL ? null : this.nodes[id]!;
   }
 
   /** In-order iteration of all nodes (start order, ties in insertion order). Throws a StateError on modification. */
   *[Symbol.iterator](): IterableIterator<IntervalTreeNode<T>> {
     const version = this.version;
-    let node = this.leftmost;
-    while (node !== null) {
-      yield node;
+    let id = this.leftmost;
+    while (id !== NIL) {
+      yield this.nodes[id]!;
       if (this.version !== version) {
         throw new StateError('intervalTreeIterator', 'the tree was modified during the iteration');
       }
-      node = successor(node);
+      id = successor(this.a, id);
     }
   }
 
   /** Removes every node (each then reports `has() === false`). O(n). */
   clear(): void {
-    let node = this.root;
-    // Iterative post-order teardown: detach children before their parent.
-    while (node !== null) {
-      if (node.left !== null) {
-        node = node.left;
-      } else if (node.right !== null) {
-        node = node.right;
-      } else {
-        const parent: IntervalTreeNode<T> | null = node.parent;
-        if (parent !== null) {
-          if (parent.left === node) parent.left = null;
-          else parent.right = null;
-        }
-        node.parent = null;
+    const nodes = this.nodes;
+    for (let id = 1; id < this.used; id++) {
+      const node = nodes[id];
+      if (node !== undefined) {
         node.owner = null;
-        node.subtreeLast = node.last;
-        node.color = RED;
-        node = parent;
+        node.id = NIL;
       }
     }
-    this.root = null;
-    this.leftmost = null;
+    nodes.length = 1;
+    this.values.length = 1;
+    this.used = 1;
+    this.freeHead = NIL;
+    this.root = NIL;
+    this.leftmost = NIL;
     this.count = 0;
     this.version++;
   }
@@ -259,243 +390,294 @@ export class IntervalTree<T> {
   /**
    * Verifies every invariant and throws an Error naming the first one broken: parent links,
    * start order, `subtreeLast` augmentation, red-black rules (black root, no red-red edge,
-   * equal black height), the cached leftmost node, ownership and the node count. O(n); for tests.
+   * equal black height), the cached leftmost node, ownership, records agreeing with their node
+   * handles and the node count. O(n); for tests.
    */
   checkInvariants(): void {
     const root = this.root;
-    if (root === null) {
-      if (this.count !== 0 || this.leftmost !== null)
-        throw new Error('empty tree with count or leftmost set');
+    const f = this.f;
+    const a = this.a;
+    if (root === NIL) {
+      if (this.count !== 0 || this.leftmost !== NIL) throw new Error('empty tree with count or leftmost set');
       return;
     }
-    if (root.parent !== null) throw new Error('root has a parent');
-    if (root.color !== BLACK) throw new Error('root is red');
+    if (f[F_SUB] !== -1 || a[I_COLOR] !== BLACK) throw new Error('the nil record was written');
+    if (a[(root << 4) + I_PARENT] !== NIL) throw new Error('root has a parent');
+    if (a[(root << 4) + I_COLOR] !== BLACK) throw new Error('root is red');
     let n = 0;
     let prev: IntervalTreeNode<T> | null = null;
     let blackHeight = -1;
-    // Iterative in-order walk with parent pointers.
-    let node: IntervalTreeNode<T> | null = minimum(root);
-    if (node !== this.leftmost) throw new Error('cached leftmost is not the minimum');
-    while (node !== null) {
+    // Iterative in-order walk with parent links.
+    let id = minimum(a, root);
+    if (id !== this.leftmost) throw new Error('cached leftmost is not the minimum');
+    while (id !== NIL) {
       n++;
-      if (node.owner !== this) throw new Error(`node ${show(node)} has the wrong owner`);
+      const node = this.nodes[id];
+      if (node === undefined) throw new Error(`record ${id} has no node`);
+      if (node.owner !== this || node.id !== id) throw new Error(`node ${show(node)} has the wrong owner`);
       if (!(node.start <= node.last)) throw new Error(`node ${show(node)} has start > last`);
       if (prev !== null && prev.start > node.start)
         throw new Error(`order: ${show(prev)} before ${show(node)}`);
-      for (const child of [node.left, node.right]) {
-        if (child !== null && child.parent !== node) throw new Error(`bad parent link under ${show(node)}`);
-        if (child !== null && node.color === RED && child.color === RED) {
+      if (f[(id << 3) + F_START] !== node.start || f[(id << 3) + F_LAST] !== node.last) {
+        throw new Error(`the record of ${show(node)} disagrees with the node`);
+      }
+      const color = a[(id << 4) + I_COLOR];
+      const left = a[(id << 4) + I_LEFT]!;
+      const right = a[(id << 4) + I_RIGHT]!;
+      for (const child of [left, right]) {
+        if (child !== NIL && a[(child << 4) + I_PARENT] !== id)
+          throw new Error(`bad parent link under ${show(node)}`);
+        if (child !== NIL && color === RED && a[(child << 4) + I_COLOR] === RED) {
           throw new Error(`red node ${show(node)} has a red child`);
         }
       }
-      let expect = node.last;
-      if (node.left !== null && node.left.subtreeLast > expect) expect = node.left.subtreeLast;
-      if (node.right !== null && node.right.subtreeLast > expect) expect = node.right.subtreeLast;
-      if (node.subtreeLast !== expect) {
-        throw new Error(`subtreeLast of ${show(node)} is ${node.subtreeLast}, expected ${expect}`);
+      const expect = computeSubtreeLast(f, a, id);
+      if (f[(id << 3) + F_SUB] !== expect) {
+        throw new Error(`subtreeLast of ${show(node)} is ${f[(id << 3) + F_SUB]}, expected ${expect}`);
       }
-      if (node.left === null || node.right === null) {
-        // A node with a null child ends a path: count the black nodes up to the root.
+      if (left === NIL || right === NIL) {
+        // A node with a nil child ends a path: count the black nodes up to the root.
         let bh = 0;
-        for (let p: IntervalTreeNode<T> | null = node; p !== null; p = p.parent) if (p.color === BLACK) bh++;
+        for (let p = id; p !== NIL; p = a[(p << 4) + I_PARENT]!) if (a[(p << 4) + I_COLOR] === BLACK) bh++;
         if (blackHeight === -1) blackHeight = bh;
         else if (bh !== blackHeight) throw new Error(`black height ${bh} != ${blackHeight} at ${show(node)}`);
       }
       prev = node;
-      node = successor(node);
+      id = successor(a, id);
     }
     if (n !== this.count) throw new Error(`count is ${this.count} but the tree holds ${n} nodes`);
   }
 
+  // ---- the node pool ----
+
+  private allocRecord(): number {
+    const id = this.freeHead;
+    if (id !== NIL) {
+      this.freeHead = this.a[(id << 4) + I_LEFT]!;
+      return id;
+    }
+    if (this.used === this.f.length >> 3) {
+      // Double the pool (one copy; record numbers stay valid).
+      const buf = new ArrayBuffer(this.f.length * 16);
+      new Float64Array(buf).set(this.f);
+      this.f = new Float64Array(buf);
+      this.a = new Int32Array(buf);
+    }
+    return this.used++;
+  }
+
+  private freeRecord(id: number): void {
+    this.nodes[id] = undefined;
+    this.values[id] = undefined;
+    this.a[(id << 4) + I_LEFT] = this.freeHead;
+    this.a[(id << 4) + I_COLOR] = FREE;
+    this.freeHead = id;
+  }
+
   // ---- red-black machinery (lib/rbtree.c with the interval-tree augment callbacks) ----
 
+  /** Points `parent`'s link to `old` (or the root when `parent` is nil) at `id`. */
+  private changeChild(old: number, id: number, parent: number): void {
+    const a = this.a;
+    if (parent === NIL) this.root = id;
+    else if (a[(parent << 4) + I_LEFT] === old) a[(parent << 4) + I_LEFT] = id;
+    else a[(parent << 4) + I_RIGHT] = id;
+  }
+
   /** Left rotation at x; augment "rotate" callback: the new top inherits x's subtreeLast. */
-  private rotateLeft(x: IntervalTreeNode<T>): void {
-    const y = x.right!;
-    const parent = x.parent;
-    x.right = y.left;
-    if (y.left !== null) y.left.parent = x;
-    y.parent = parent;
-    if (parent === null) this.root = y;
-    else if (parent.left === x) parent.left = y;
-    else parent.right = y;
-    y.left = x;
-    x.parent = y;
-    y.subtreeLast = x.subtreeLast;
-    x.subtreeLast = computeSubtreeLast(x);
+  private rotateLeft(x: number): void {
+    const a = this.a;
+    const f = this.f;
+    const y = a[(x << 4) + I_RIGHT]!;
+    const parent = a[(x << 4) + I_PARENT]!;
+    const yl = a[(y << 4) + I_LEFT]!;
+    a[(x << 4) + I_RIGHT] = yl;
+    if (yl !== NIL) a[(yl << 4) + I_PARENT] = x;
+    a[(y << 4) + I_PARENT] = parent;
+    this.changeChild(x, y, parent);
+    a[(y << 4) + I_LEFT] = x;
+    a[(x << 4) + I_PARENT] = y;
+    f[(y << 3) + F_SUB] = f[(x << 3) + F_SUB]!;
+    f[(x << 3) + F_SUB] = computeSubtreeLast(f, a, x);
   }
 
   /** Right rotation at x; mirror of {@link rotateLeft}. */
-  private rotateRight(x: IntervalTreeNode<T>): void {
-    const y = x.left!;
-    const parent = x.parent;
-    x.left = y.right;
-    if (y.right !== null) y.right.parent = x;
-    y.parent = parent;
-    if (parent === null) this.root = y;
-    else if (parent.left === x) parent.left = y;
-    else parent.right = y;
-    y.right = x;
-    x.parent = y;
-    y.subtreeLast = x.subtreeLast;
-    x.subtreeLast = computeSubtreeLast(x);
+  private rotateRight(x: number): void {
+    const a = this.a;
+    const f = this.f;
+    const y = a[(x << 4) + I_LEFT]!;
+    const parent = a[(x << 4) + I_PARENT]!;
+    const yr = a[(y << 4) + I_RIGHT]!;
+    a[(x << 4) + I_LEFT] = yr;
+    if (yr !== NIL) a[(yr << 4) + I_PARENT] = x;
+    a[(y << 4) + I_PARENT] = parent;
+    this.changeChild(x, y, parent);
+    a[(y << 4) + I_RIGHT] = x;
+    a[(x << 4) + I_PARENT] = y;
+    f[(y << 3) + F_SUB] = f[(x << 3) + F_SUB]!;
+    f[(x << 3) + F_SUB] = computeSubtreeLast(f, a, x);
   }
 
-  private insertFixup(z: IntervalTreeNode<T>): void {
-    let parent = z.parent;
-    while (parent !== null && parent.color === RED) {
-      const gparent = parent.parent!; // a red node is never the root
-      if (parent === gparent.left) {
-        const uncle = gparent.right;
-        if (uncle !== null && uncle.color === RED) {
-          parent.color = BLACK;
-          uncle.color = BLACK;
-          gparent.color = RED;
+  private insertFixup(z: number): void {
+    const a = this.a; // no allocation happens below: the view stays valid
+    let parent = a[(z << 4) + I_PARENT]!;
+    while (parent !== NIL && a[(parent << 4) + I_COLOR] === RED) {
+      const gparent = a[(parent << 4) + I_PARENT]!; // a red node is never the root
+      if (parent === a[(gparent << 4) + I_LEFT]) {
+        const uncle = a[(gparent << 4) + I_RIGHT]!;
+        if (uncle !== NIL && a[(uncle << 4) + I_COLOR] === RED) {
+          a[(parent << 4) + I_COLOR] = BLACK;
+          a[(uncle << 4) + I_COLOR] = BLACK;
+          a[(gparent << 4) + I_COLOR] = RED;
           z = gparent;
-          parent = z.parent;
+          parent = a[(z << 4) + I_PARENT]!;
           continue;
         }
-        if (z === parent.right) {
+        if (z === a[(parent << 4) + I_RIGHT]) {
           this.rotateLeft(parent);
           z = parent;
-          parent = z.parent!;
+          parent = a[(z << 4) + I_PARENT]!;
         }
-        parent.color = BLACK;
-        gparent.color = RED;
+        a[(parent << 4) + I_COLOR] = BLACK;
+        a[(gparent << 4) + I_COLOR] = RED;
         this.rotateRight(gparent);
       } else {
-        const uncle = gparent.left;
-        if (uncle !== null && uncle.color === RED) {
-          parent.color = BLACK;
-          uncle.color = BLACK;
-          gparent.color = RED;
+        const uncle = a[(gparent << 4) + I_LEFT]!;
+        if (uncle !== NIL && a[(uncle << 4) + I_COLOR] === RED) {
+          a[(parent << 4) + I_COLOR] = BLACK;
+          a[(uncle << 4) + I_COLOR] = BLACK;
+          a[(gparent << 4) + I_COLOR] = RED;
           z = gparent;
-          parent = z.parent;
+          parent = a[(z << 4) + I_PARENT]!;
           continue;
         }
-        if (z === parent.left) {
+        if (z === a[(parent << 4) + I_LEFT]) {
           this.rotateRight(parent);
           z = parent;
-          parent = z.parent!;
+          parent = a[(z << 4) + I_PARENT]!;
         }
-        parent.color = BLACK;
-        gparent.color = RED;
+        a[(parent << 4) + I_COLOR] = BLACK;
+        a[(gparent << 4) + I_COLOR] = RED;
         this.rotateLeft(gparent);
       }
       break;
     }
-    this.root!.color = BLACK;
+    a[(this.root << 4) + I_COLOR] = BLACK;
   }
 
-  /** Replaces the subtree rooted at u by the one rooted at v (v may be null). */
-  private transplant(u: IntervalTreeNode<T>, v: IntervalTreeNode<T> | null): void {
-    const parent = u.parent;
-    if (parent === null) this.root = v;
-    else if (parent.left === u) parent.left = v;
-    else parent.right = v;
-    if (v !== null) v.parent = parent;
+  /** Replaces the subtree rooted at u by the one rooted at v (v may be nil). */
+  private transplant(u: number, v: number): void {
+    const parent = this.a[(u << 4) + I_PARENT]!;
+    this.changeChild(u, v, parent);
+    if (v !== NIL) this.a[(v << 4) + I_PARENT] = parent;
   }
 
   /** Unlinks z (rb_erase_augmented): splice, propagate subtreeLast, then rebalance. */
-  private erase(z: IntervalTreeNode<T>): void {
-    let x: IntervalTreeNode<T> | null;
-    let xParent: IntervalTreeNode<T> | null;
-    let removedColor = z.color;
+  private erase(z: number): void {
+    const a = this.a;
+    const f = this.f;
+    const zb = z << 4;
+    let x: number;
+    let xParent: number;
+    let removedColor = a[zb + I_COLOR]!;
     // Node whose subtreeLast is stale regardless of what its descendants say (the moved successor).
-    let moved: IntervalTreeNode<T> | null = null;
-    if (z.left === null) {
-      x = z.right;
-      xParent = z.parent;
+    let moved = NIL;
+    if (a[zb + I_LEFT] === NIL) {
+      x = a[zb + I_RIGHT]!;
+      xParent = a[zb + I_PARENT]!;
       this.transplant(z, x);
-    } else if (z.right === null) {
-      x = z.left;
-      xParent = z.parent;
+    } else if (a[zb + I_RIGHT] === NIL) {
+      x = a[zb + I_LEFT]!;
+      xParent = a[zb + I_PARENT]!;
       this.transplant(z, x);
     } else {
-      const y = minimum(z.right);
-      removedColor = y.color;
-      x = y.right;
-      if (y.parent === z) {
+      const y = minimum(a, a[zb + I_RIGHT]!);
+      const yb = y << 4;
+      removedColor = a[yb + I_COLOR]!;
+      x = a[yb + I_RIGHT]!;
+      if (a[yb + I_PARENT] === z) {
         xParent = y;
       } else {
-        xParent = y.parent;
+        xParent = a[yb + I_PARENT]!;
         this.transplant(y, x);
-        y.right = z.right;
-        y.right.parent = y;
+        a[yb + I_RIGHT] = a[zb + I_RIGHT]!;
+        a[(a[yb + I_RIGHT]! << 4) + I_PARENT] = y;
       }
       this.transplant(z, y);
-      y.left = z.left;
-      y.left.parent = y;
-      y.color = z.color;
+      a[yb + I_LEFT] = a[zb + I_LEFT]!;
+      a[(a[yb + I_LEFT]! << 4) + I_PARENT] = y;
+      a[yb + I_COLOR] = a[zb + I_COLOR]!;
       moved = y;
     }
     // Propagate subtreeLast upwards (the augment "propagate" callback). Above the moved
     // successor (or everywhere when none moved), an unchanged value means every ancestor is right.
-    for (let p = xParent; p !== null; p = p.parent) {
-      const v = computeSubtreeLast(p);
-      if (v === p.subtreeLast && moved === null) break;
-      p.subtreeLast = v;
-      if (p === moved) moved = null;
+    for (let p = xParent; p !== NIL; p = a[(p << 4) + I_PARENT]!) {
+      const v = computeSubtreeLast(f, a, p);
+      if (v === f[(p << 3) + F_SUB] && moved === NIL) break;
+      f[(p << 3) + F_SUB] = v;
+      if (p === moved) moved = NIL;
     }
     if (removedColor === BLACK) this.eraseFixup(x, xParent);
   }
 
-  private eraseFixup(x: IntervalTreeNode<T> | null, parent: IntervalTreeNode<T> | null): void {
-    while (x !== this.root && (x === null || x.color === BLACK)) {
-      const p = parent!;
-      if (x === p.left) {
-        let w = p.right!; // the sibling exists: x's side is one black short
-        if (w.color === RED) {
-          w.color = BLACK;
-          p.color = RED;
+  private eraseFixup(x: number, parent: number): void {
+    const a = this.a;
+    while (x !== this.root && isBlack(a, x)) {
+      const p = parent;
+      const pb = p << 4;
+      if (x === a[pb + I_LEFT]) {
+        let w = a[pb + I_RIGHT]!; // the sibling exists: x's side is one black short
+        if (!isBlack(a, w)) {
+          a[(w << 4) + I_COLOR] = BLACK;
+          a[pb + I_COLOR] = RED;
           this.rotateLeft(p);
-          w = p.right!;
+          w = a[pb + I_RIGHT]!;
         }
-        if ((w.left === null || w.left.color === BLACK) && (w.right === null || w.right.color === BLACK)) {
-          w.color = RED;
+        if (isBlack(a, a[(w << 4) + I_LEFT]!) && isBlack(a, a[(w << 4) + I_RIGHT]!)) {
+          a[(w << 4) + I_COLOR] = RED;
           x = p;
-          parent = p.parent;
+          parent = a[pb + I_PARENT]!;
           continue;
         }
-        if (w.right === null || w.right.color === BLACK) {
-          w.left!.color = BLACK;
-          w.color = RED;
+        if (isBlack(a, a[(w << 4) + I_RIGHT]!)) {
+          a[(a[(w << 4) + I_LEFT]! << 4) + I_COLOR] = BLACK;
+          a[(w << 4) + I_COLOR] = RED;
           this.rotateRight(w);
-          w = p.right!;
+          w = a[pb + I_RIGHT]!;
         }
-        w.color = p.color;
-        p.color = BLACK;
-        w.right!.color = BLACK;
+        a[(w << 4) + I_COLOR] = a[pb + I_COLOR]!;
+        a[pb + I_COLOR] = BLACK;
+        a[(a[(w << 4) + I_RIGHT]! << 4) + I_COLOR] = BLACK;
         this.rotateLeft(p);
       } else {
-        let w = p.left!;
-        if (w.color === RED) {
-          w.color = BLACK;
-          p.color = RED;
+        let w = a[pb + I_LEFT]!;
+        if (!isBlack(a, w)) {
+          a[(w << 4) + I_COLOR] = BLACK;
+          a[pb + I_COLOR] = RED;
           this.rotateRight(p);
-          w = p.left!;
+          w = a[pb + I_LEFT]!;
         }
-        if ((w.left === null || w.left.color === BLACK) && (w.right === null || w.right.color === BLACK)) {
-          w.color = RED;
+        if (isBlack(a, a[(w << 4) + I_LEFT]!) && isBlack(a, a[(w << 4) + I_RIGHT]!)) {
+          a[(w << 4) + I_COLOR] = RED;
           x = p;
-          parent = p.parent;
+          parent = a[pb + I_PARENT]!;
           continue;
         }
-        if (w.left === null || w.left.color === BLACK) {
-          w.right!.color = BLACK;
-          w.color = RED;
+        if (isBlack(a, a[(w << 4) + I_LEFT]!)) {
+          a[(a[(w << 4) + I_RIGHT]! << 4) + I_COLOR] = BLACK;
+          a[(w << 4) + I_COLOR] = RED;
           this.rotateLeft(w);
-          w = p.left!;
+          w = a[pb + I_LEFT]!;
         }
-        w.color = p.color;
-        p.color = BLACK;
-        w.left!.color = BLACK;
+        a[(w << 4) + I_COLOR] = a[pb + I_COLOR]!;
+        a[pb + I_COLOR] = BLACK;
+        a[(a[(w << 4) + I_LEFT]! << 4) + I_COLOR] = BLACK;
         this.rotateRight(p);
       }
       x = this.root;
       break;
     }
-    if (x !== null) x.color = BLACK;
+    if (x !== NIL) a[(x << 4) + I_COLOR] = BLACK;
   }
 }
 
@@ -517,79 +699,78 @@ function reject(fn: string, start: number, last: number): never {
   throw new ArgumentError(fn, 'last', `must be >= start (0x${start.toString(16)})`, last);
 }
 
-function computeSubtreeLast<T>(node: IntervalTreeNode<T>): number {
-  let max = node.last;
-  const l = node.left;
-  const r = node.right;
-  if (l !== null && l.subtreeLast > max) max = l.subtreeLast;
-  if (r !== null && r.subtreeLast > max) max = r.subtreeLast;
+function computeSubtreeLast(f: Float64Array, a: Int32Array, id: number): number {
+  let max = f[(id << 3) + F_LAST]!;
+  const l = f[(a[(id << 4) + I_LEFT]! << 3) + F_SUB]!; // nil: -1
+  const r = f[(a[(id << 4) + I_RIGHT]! << 3) + F_SUB]!;
+  if (l > max) max = l;
+  if (r > max) max = r;
   return max;
 }
 
-function minimum<T>(node: IntervalTreeNode<T>): IntervalTreeNode<T> {
-  while (node.left !== null) node = node.left;
-  return node;
+/** Nil is black. */
+function isBlack(a: Int32Array, id: number): boolean {
+  return a[(id << 4) + I_COLOR] === BLACK;
 }
 
-function successor<T>(node: IntervalTreeNode<T>): IntervalTreeNode<T> | null {
-  if (node.right !== null) return minimum(node.right);
-  let parent = node.parent;
-  while (parent !== null && node === parent.right) {
-    node = parent;
-    parent = node.parent;
+function minimum(a: Int32Array, id: number): number {
+  for (let l = a[(id << 4) + I_LEFT]!; l !== NIL; l = a[(id << 4) + I_LEFT]!) id = l;
+  return id;
+}
+
+function successor(a: Int32Array, id: number): number {
+  const r = a[(id << 4) + I_RIGHT]!;
+  if (r !== NIL) return minimum(a, r);
+  let parent = a[(id << 4) + I_PARENT]!;
+  while (parent !== NIL && id === a[(parent << 4) + I_RIGHT]) {
+    id = parent;
+    parent = a[(id << 4) + I_PARENT]!;
   }
   return parent;
 }
 
 /**
- * The kernel's `*_subtree_search()`: the leftmost node of `node`'s subtree that overlaps
- * `[start, last]`, given `start <= node.subtreeLast`.
+ * The kernel's `*_subtree_search()`: the leftmost record of `id`'s subtree that overlaps
+ * `[start, last]`, given `start <= subtreeLast(id)`; nil when none does.
  */
-function subtreeSearch<T>(
-  node: IntervalTreeNode<T>,
-  start: number,
-  last: number,
-): IntervalTreeNode<T> | null {
+function subtreeSearch(f: Float64Array, a: Int32Array, id: number, start: number, last: number): number {
   for (;;) {
-    const left = node.left;
-    if (left !== null && start <= left.subtreeLast) {
+    const left = a[(id << 4) + I_LEFT]!;
+    if (start <= f[(left << 3) + F_SUB]!) {
       // Some node on the left ends at or after start; the leftmost such decides.
-      node = left;
+      id = left;
       continue;
     }
-    if (node.start <= last) {
-      if (start <= node.last) return node;
-      const right = node.right;
-      if (right !== null && start <= right.subtreeLast) {
-        node = right;
+    const fb = id << 3;
+    if (f[fb + F_START]! <= last) {
+      if (start <= f[fb + F_LAST]!) return id;
+      const right = a[(id << 4) + I_RIGHT]!;
+      if (start <= f[(right << 3) + F_SUB]!) {
+        id = right;
         continue;
       }
     }
-    return null;
+    return NIL;
   }
 }
 
-/** The kernel's `*_iter_next()` without argument checks. */
-function iterNextUnchecked<T>(
-  node: IntervalTreeNode<T>,
-  start: number,
-  last: number,
-): IntervalTreeNode<T> | null {
-  let rb = node.right;
+/** The kernel's `*_iter_next()` without argument checks; nil when no further record overlaps. */
+function iterNextUnchecked(f: Float64Array, a: Int32Array, id: number, start: number, last: number): number {
+  let rb = a[(id << 4) + I_RIGHT]!;
   for (;;) {
-    // Invariant: node.start <= last, rb === node.right.
-    if (rb !== null && start <= rb.subtreeLast) return subtreeSearch(rb, start, last);
+    // Invariant: start(id) <= last, rb === right(id).
+    if (start <= f[(rb << 3) + F_SUB]!) return subtreeSearch(f, a, rb, start, last);
     // Climb until we come up from a left child.
-    let prev: IntervalTreeNode<T>;
+    let prev: number;
     do {
-      const parent: IntervalTreeNode<T> | null = node.parent;
-      if (parent === null) return null;
-      prev = node;
-      node = parent;
-      rb = node.right;
+      const parent = a[(id << 4) + I_PARENT]!;
+      if (parent === NIL) return NIL;
+      prev = id;
+      id = parent;
+      rb = a[(id << 4) + I_RIGHT]!;
     } while (prev === rb);
-    if (last < node.start) return null;
-    if (start <= node.last) return node;
+    if (last < f[(id << 3) + F_START]!) return NIL;
+    if (start <= f[(id << 3) + F_LAST]!) return id;
   }
 }
 

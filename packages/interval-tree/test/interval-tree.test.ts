@@ -232,6 +232,51 @@ describe('iterFirst / iterNext', () => {
   });
 });
 
+describe('record walk (iterFirstRecord / iterNextRecord)', () => {
+  function byRecord(tree: IntervalTree<string>, start: number, last: number): string[] {
+    const out: string[] = [];
+    for (let r = tree.iterFirstRecord(start, last); r !== 0; r = tree.iterNextRecord(r, start, last)) {
+      out.push(tree.recordValue(r));
+      expect(tree.recordNode(r).value).toBe(tree.recordValue(r));
+    }
+    return out;
+  }
+
+  it('visits the same values in the same order as iterFirst/iterNext, through removes and reuse', () => {
+    const tree = new IntervalTree<string>();
+    const live: IntervalTreeNode<string>[] = [];
+    let x = 12345;
+    const rand = (m: number) => {
+      x = (x * 1103515245 + 12345) % 2147483648;
+      return x % m;
+    };
+    for (let i = 0; i < 3000; i++) {
+      if (live.length > 0 && rand(3) === 0) tree.remove(live.splice(rand(live.length), 1)[0]!);
+      const s = rand(5000) * 4096;
+      live.push(tree.insert(s, s + (1 + rand(64)) * 4096 - 1, `v${i}`));
+      if (i % 100 === 0) {
+        const q = rand(5000) * 4096;
+        expect(byRecord(tree, q, q + 2 ** 21 - 1)).toEqual(overlaps(tree, q, q + 2 ** 21 - 1));
+      }
+    }
+    tree.checkInvariants();
+    expect(byRecord(tree, 0, Number.MAX_SAFE_INTEGER)).toEqual(overlaps(tree, 0, Number.MAX_SAFE_INTEGER));
+  });
+
+  it('returns 0 for no overlap and rejects records that hold no node', () => {
+    const tree = sample();
+    expect(tree.iterFirstRecord(200, 300)).toBe(0);
+    const r = tree.iterFirstRecord(10, 10);
+    expect(tree.recordValue(r)).toBe('c');
+    tree.remove(tree.recordNode(r));
+    expect(() => tree.recordValue(r)).toThrow(StateError);
+    expect(() => tree.iterNextRecord(r, 10, 10)).toThrow(StateError);
+    expect(() => tree.recordValue(0)).toThrow(StateError);
+    expect(() => tree.recordNode(1.5)).toThrow(StateError);
+    expect(() => tree.iterFirstRecord(5, 4)).toThrow(ArgumentError);
+  });
+});
+
 describe('forEachOverlap', () => {
   it('visits the same nodes as iterFirst/iterNext', () => {
     const tree = sample();

@@ -436,6 +436,59 @@ describe('events and owner', () => {
 });
 
 describe('dispatch', () => {
+  it('a walk whose callbacks answer sometimes with a promise: every notifier in order, the start settles after the last', async () => {
+    const mm = fakeMm();
+    const log: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      const s = new MmuIntervalNotifier();
+      await mmuIntervalNotifierInsert(s, mm, i * PAGE, PAGE, {
+        invalidate: (sub, _r, seq) => {
+          mmuIntervalSetSeq(sub, seq);
+          log.push(`call ${i}`);
+          if (i % 2 === 0) return true; // synchronous answer
+          return Promise.resolve().then(() => {
+            log.push(`answer ${i}`);
+            return true;
+          });
+        },
+      });
+    }
+    const range = mmuNotifierRangeInit(MmuNotifyEvent.CLEAR, 0, mm, 0, 4 * PAGE);
+    const started = mmuNotifierInvalidateRangeStart(range).then(() => log.push('started'));
+    expect(log).toEqual(['call 0', 'call 1']); // synchronous up to the first promise
+    await started;
+    expect(log).toEqual(['call 0', 'call 1', 'answer 1', 'call 2', 'call 3', 'answer 3', 'started']);
+    const subs = mm.notifierSubscriptions!;
+    expect(subs.activeInvalidateRanges).toBe(1);
+    expect(subs.invalidateSeq % 2).toBe(1);
+    expect(mm.sim.counters.get('notifier.callbacks')).toBe(4);
+    await mmuNotifierInvalidateRangeEnd(range);
+    expect(subs.activeInvalidateRanges).toBe(0);
+    expect(subs.invalidateSeq).toBe(4);
+  });
+
+  it('non-blockable: a callback answering false through a promise → -EAGAIN, later notifiers not called', async () => {
+    const mm = fakeMm();
+    const called: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const s = new MmuIntervalNotifier();
+      await mmuIntervalNotifierInsert(s, mm, i * PAGE, PAGE, {
+        invalidate: (sub, range, seq) => {
+          called.push(i);
+          mmuIntervalSetSeq(sub, seq);
+          return i === 1 ? Promise.resolve(range.flags !== 0) : true;
+        },
+      });
+    }
+    const range = mmuNotifierRangeInit(MmuNotifyEvent.CLEAR, 0, mm, 0, 3 * PAGE);
+    expect(await mmuNotifierInvalidateRangeStartNonblock(range)).toBe(-Errno.EAGAIN);
+    expect(called).toEqual([0, 1]);
+    const subs = mm.notifierSubscriptions!;
+    expect(subs.activeInvalidateRanges).toBe(0);
+    expect(subs.invalidateSeq).toBe(4);
+    expect(mm.sim.counters.get('notifier.wouldBlock')).toBe(1);
+  });
+
   it('calls exactly the overlapping notifiers, in address order', async () => {
     const mm = fakeMm();
     const hits: number[] = [];
