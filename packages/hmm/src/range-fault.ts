@@ -278,17 +278,20 @@ function reportPresent(
   okMask: number,
   okVal: number,
 ): number {
-  const d = j - i;
-  const e = i + n;
-  let x = i;
-  for (; x < e; x++) {
-    const f = fl[x]!;
+  // module bindings read once: inside the loop each would be a load (and, for an import, a check)
+  const inout = HMM_PFN_INOUT_FLAGS;
+  const w = PTE_W;
+  const rw = HMM_PFN_VALID | HMM_PFN_WRITE;
+  const ro = HMM_PFN_VALID;
+  let k = 0;
+  for (; k < n; k++) {
+    const f = fl[i + k]!;
     if ((f & okMask) !== okVal) break;
-    reqs[x + d] =
-      (reqs[x + d]! & HMM_PFN_INOUT_FLAGS) | (f & PTE_W ? HMM_PFN_VALID | HMM_PFN_WRITE : HMM_PFN_VALID);
-    pfns[x + d] = vals[x]!;
+    const y = j + k;
+    reqs[y] = (reqs[y]! & inout) | (f & w ? rw : ro);
+    pfns[y] = vals[i + k]!;
   }
-  return x - i;
+  return k;
 }
 
 /** hmm_vma_walk_pmd() over a PTE table + hmm_vma_handle_pte() per page. */
