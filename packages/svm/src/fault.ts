@@ -192,8 +192,18 @@ export async function rangeFindOrInsert(
       if (atomicNeed(svm, devIndex, va, access) < 0) return -Errno.EACCES;
       write = svm.faultWrite === 'vma' ? vmaW : wantW;
       anon = vma.isAnonymous && !vma.isHugetlb;
-      ctx = faultContext(svm, devIndex, va, access, vma.start, vma.end, vma.flags, win);
-      if (faulted !== null || faultMigrations !== 0) ctx = { ...ctx, faulted, faultMigrations };
+      ctx = faultContext(
+        svm,
+        devIndex,
+        va,
+        access,
+        vma.start,
+        vma.end,
+        vma.flags,
+        win,
+        faulted,
+        faultMigrations,
+      );
     } finally {
       svm.mm.mmapLock.readUnlock();
     }
@@ -222,7 +232,121 @@ export async function rangeFindOrInsert(
   }
 }
 
-/** Builds the policy input for a fault (mmap lock held). */
+/**
+ * The policy input for one fault. The residency fields (the block's pages this device maps, and
+ * whether any page of the block is resident) cost a pass over every range of the 2 MiB block, so
+ * they are computed on first read, once; a policy reads them inside `choose`, which runs with no
+ * scheduling point between the context's construction and its return (the same state either way).
+ */
+class LazyFaultContext implements FaultContext {
+  readonly va: number;
+  readonly access: FaultContext['access'];
+  readonly vmaStart: number;
+  readonly vmaEnd: number;
+  readonly vmaFlags: number;
+  readonly windowStart: number;
+  readonly windowEnd: number;
+  readonly gpuvaStart: number;
+  readonly gpuvaEnd: number;
+  readonly ranges: FaultContext['ranges'];
+  readonly cpuMapOrder: number;
+  readonly destination: number;
+  readonly faulted: PageMask | null;
+  readonly thrashing: PageMask | null;
+  readonly faultMigrations: number;
+  readonly attrs: FaultContext['attrs'];
+  readonly attrStart: number;
+  readonly attrEnd: number;
+  readonly checkPages: (start: number, end: number) => boolean;
+  private readonly svm: GpuSvm;
+  private readonly devIndex: number;
+  private scanned = false;
+  private mask: PageMask | null = null;
+  private anywhere = false;
+
+  constructor(
+    svm: GpuSvm,
+    devIndex: number,
+    va: number,
+    access: number,
+    vmaStart: number,
+    vmaEnd: number,
+    vmaFlags: number,
+    win: Span,
+    faulted: PageMask | null,
+    faultMigrations: number,
+  ) {
+    const blockStart = va - (va % SZ_2M);
+    const iv = svm.attrs.intervalAt(va);
+    const span = svm.mirrorSpan?.(va);
+    this.svm = svm;
+    this.devIndex = devIndex;
+    this.va = va;
+    this.access = access as FaultContext['access'];
+    this.vmaStart = vmaStart;
+    this.vmaEnd = vmaEnd;
+    this.vmaFlags = vmaFlags;
+    this.windowStart = win.start;
+    this.windowEnd = win.end;
+    this.gpuvaStart = Math.max(svm.mmStart, span?.start ?? 0);
+    this.gpuvaEnd = Math.min(
+      svm.mmEnd,
+      2 ** svm.devices[devIndex]!.format.vaBits,
+      span?.end ?? Number.MAX_SAFE_INTEGER,
+    );
+    this.ranges = svm.existing;
+    this.cpuMapOrder = cpuMapOrder(svm, va);
+    this.destination = deviceLoc(devIndex);
+    this.faulted = faulted;
+    this.thrashing = thrashingMask(svm, blockStart);
+    this.faultMigrations = faultMigrations;
+    this.attrs = iv.attrs;
+    this.attrStart = iv.start;
+    this.attrEnd = iv.end;
+    this.checkPages = (s, e) => cpuPagesPresent(svm, s, e);
+  }
+
+  get residency(): PageMask | null {
+    if (!this.scanned) this.scan();
+    return this.mask;
+  }
+
+  get residentAnywhere(): boolean {
+    if (!this.scanned) this.scan();
+    return this.anywhere;
+  }
+
+  /** One pass over the ranges of the block: residency at the destination = pages this device maps. */
+  private scan(): void {
+    const svm = this.svm;
+    const blockStart = this.va - (this.va % SZ_2M);
+    const bit = 1 << this.devIndex;
+    const lo = Math.max(blockStart, svm.mmStart);
+    let mask: PageMask | null = null;
+    let anywhere = false;
+    for (let r = rangeAtOrAfter(svm, lo); r !== null && r.start < blockStart + SZ_2M; r = nextRange(svm, r)) {
+      const a = Math.max(r.start, blockStart);
+      const b = Math.min(r.end, blockStart + SZ_2M);
+      for (let p = a; p < b; p += PAGE_SIZE) {
+        const i = (p - r.start) / PAGE_SIZE;
+        if (r.pageValid[i] === 1) anywhere = true;
+        if (r.pageValid[i] === 1 && (r.devMap[i]! & bit) !== 0) {
+          mask ??= pageMaskNew();
+          const j = (p - blockStart) / PAGE_SIZE;
+          mask[j >> 5] = mask[j >> 5]! | (1 << (j & 31));
+        }
+      }
+    }
+    this.mask = mask;
+    this.anywhere = anywhere;
+    this.scanned = true;
+  }
+}
+
+/**
+ * Builds the policy input for a fault (mmap lock held); `faulted` and `faultMigrations` are the
+ * batch's view of the block (null and 0 for a single fault).
+ */
 export function faultContext(
   svm: GpuSvm,
   devIndex: number,
@@ -232,54 +356,21 @@ export function faultContext(
   vmaEnd: number,
   vmaFlags: number,
   win: Span,
+  faulted: PageMask | null = null,
+  faultMigrations = 0,
 ): FaultContext {
-  const blockStart = va - (va % SZ_2M);
-  const iv = svm.attrs.intervalAt(va);
-  let residency: PageMask | null = null;
-  let residentAnywhere = false;
-  const bit = 1 << devIndex;
-  // residency at the destination = pages of the block this device already maps
-  const lo = Math.max(blockStart, svm.mmStart);
-  for (let r = rangeAtOrAfter(svm, lo); r !== null && r.start < blockStart + SZ_2M; r = nextRange(svm, r)) {
-    const a = Math.max(r.start, blockStart);
-    const b = Math.min(r.end, blockStart + SZ_2M);
-    for (let p = a; p < b; p += PAGE_SIZE) {
-      const i = (p - r.start) / PAGE_SIZE;
-      if (r.pageValid[i] === 1) residentAnywhere = true;
-      if (r.pageValid[i] === 1 && (r.devMap[i]! & bit) !== 0) {
-        residency ??= pageMaskNew();
-        const j = (p - blockStart) / PAGE_SIZE;
-        residency[j >> 5] = residency[j >> 5]! | (1 << (j & 31));
-      }
-    }
-  }
-  return {
+  return new LazyFaultContext(
+    svm,
+    devIndex,
     va,
-    access: access as FaultContext['access'],
+    access,
     vmaStart,
     vmaEnd,
     vmaFlags,
-    windowStart: win.start,
-    windowEnd: win.end,
-    gpuvaStart: Math.max(svm.mmStart, svm.mirrorSpan?.(va)?.start ?? 0),
-    gpuvaEnd: Math.min(
-      svm.mmEnd,
-      2 ** svm.devices[devIndex]!.format.vaBits,
-      svm.mirrorSpan?.(va)?.end ?? Number.MAX_SAFE_INTEGER,
-    ),
-    ranges: svm.existing,
-    cpuMapOrder: cpuMapOrder(svm, va),
-    destination: deviceLoc(devIndex),
-    residency,
-    residentAnywhere,
-    faulted: null,
-    thrashing: thrashingMask(svm, blockStart),
-    faultMigrations: 0,
-    attrs: iv.attrs,
-    attrStart: iv.start,
-    attrEnd: iv.end,
-    checkPages: (s, e) => cpuPagesPresent(svm, s, e),
-  };
+    win,
+    faulted,
+    faultMigrations,
+  );
 }
 
 /** Thrashing pages of the block, or null. */
