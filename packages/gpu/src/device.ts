@@ -13,7 +13,7 @@ import { FaultBatch, FaultBuffer } from './fault-buffer.ts';
 import { APERTURE, APERTURE_NAMES, type PtFormat } from './format.ts';
 import { PageTable, Translation, WALK } from './page-table.ts';
 import { nvMmuV2 } from './presets.ts';
-import { PtUpdateBatch, type PtUpdateMode } from './pt-update.ts';
+import { PtUpdateBatch, type PtUpdateCounters, type PtUpdateMode, ptUpdateCounters } from './pt-update.ts';
 import { TLB_FLAG, Tlb, TlbBatch, type TlbOptions } from './tlb.ts';
 import { Vram } from './vram.ts';
 
@@ -91,6 +91,8 @@ export class GpuDevice {
   readonly engine: GpuEngine;
   /** Prefix of this device's counters. */
   readonly counterPrefix: string;
+  /** The page-table update counters, looked up once for every {@link beginUpdate}. */
+  private readonly ptCounters: PtUpdateCounters;
 
   constructor(sim: Sim, options: GpuDeviceOptions = {}) {
     const id = options.id ?? 0;
@@ -101,6 +103,7 @@ export class GpuDevice {
     this.format = options.format ?? nvMmuV2;
     const px = options.counterPrefix ?? 'gpu';
     this.counterPrefix = px;
+    this.ptCounters = ptUpdateCounters(sim, px);
     this.pageTable = new PageTable(
       sim,
       this.format,
@@ -160,7 +163,10 @@ export class GpuDevice {
 
   /** Starts a page-table update: `'ce'` (default, one copy-engine push) or `'bar0'`. */
   beginUpdate(mode: PtUpdateMode = 'ce'): DeviceUpdate {
-    return new DeviceUpdate(new PtUpdateBatch(this.sim, mode, this.counterPrefix), new TlbBatch(this.tlb));
+    return new DeviceUpdate(
+      new PtUpdateBatch(this.sim, mode, this.counterPrefix, this.ptCounters),
+      new TlbBatch(this.tlb),
+    );
   }
 
   /**

@@ -103,6 +103,6 @@ export {
   xe2,
   xe2Desc,
 } from './presets.ts';
-export { PtUpdateBatch, type PtUpdateMode } from './pt-update.ts';
+export { PtUpdateBatch, type PtUpdateCounters, type PtUpdateMode, ptUpdateCounters } from './pt-update.ts';
 export { TLB_FLAG, Tlb, TlbBatch, type TlbOptions } from './tlb.ts';
 export { ROOT_CHUNK_BYTES, VRAM_MAX_ORDER, Vram, type VramStats } from './vram.ts';

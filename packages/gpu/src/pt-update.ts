@@ -12,6 +12,22 @@ import { ArgumentError, type Counter, type Sim } from '@hmmkit/sim';
 /** Write modes of a {@link PtUpdateBatch}. */
 export type PtUpdateMode = 'bar0' | 'ce';
 
+/** The counters a {@link PtUpdateBatch} bumps: `<prefix>.pt.pteWrites`, `.pdeWrites`, `.ceBatches`. */
+export interface PtUpdateCounters {
+  readonly pte: Counter;
+  readonly pde: Counter;
+  readonly ce: Counter;
+}
+
+/** Looks up (creating at 0) the {@link PtUpdateCounters} of `counterPrefix` in `sim`. */
+export function ptUpdateCounters(sim: Sim, counterPrefix = 'gpu'): PtUpdateCounters {
+  return {
+    pte: sim.counters.counter(`${counterPrefix}.pt.pteWrites`),
+    pde: sim.counters.counter(`${counterPrefix}.pt.pdeWrites`),
+    ce: sim.counters.counter(`${counterPrefix}.pt.ceBatches`),
+  };
+}
+
 /** A page-table update: counts and charges the 8-byte entry writes made through it. */
 export class PtUpdateBatch {
   readonly sim: Sim;
@@ -28,15 +44,20 @@ export class PtUpdateBatch {
   private readonly cPde: Counter;
   private readonly cCe: Counter;
 
-  constructor(sim: Sim, mode: PtUpdateMode, counterPrefix = 'gpu') {
+  /**
+   * `counters`: the handles of `counterPrefix`'s three counters, when the caller keeps them (a
+   * device makes one batch per update: looking the names up each time shows in profiles).
+   */
+  constructor(sim: Sim, mode: PtUpdateMode, counterPrefix = 'gpu', counters?: PtUpdateCounters) {
     if (mode !== 'bar0' && mode !== 'ce') {
       throw new ArgumentError('PtUpdateBatch', 'mode', "must be 'bar0' or 'ce'", mode);
     }
     this.sim = sim;
     this.mode = mode;
-    this.cPte = sim.counters.counter(`${counterPrefix}.pt.pteWrites`);
-    this.cPde = sim.counters.counter(`${counterPrefix}.pt.pdeWrites`);
-    this.cCe = sim.counters.counter(`${counterPrefix}.pt.ceBatches`);
+    const c = counters ?? ptUpdateCounters(sim, counterPrefix);
+    this.cPte = c.pte;
+    this.cPde = c.pde;
+    this.cCe = c.ce;
   }
 
   /** Records `n` 8-byte entry writes (PDE writes when `pde`). BAR0 mode charges them now. */
