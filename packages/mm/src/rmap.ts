@@ -154,40 +154,52 @@ export function rmapWalkPfn(machine: Machine, pfn: number, migrationEntries = fa
   const id = p.mapping[pfn]!;
   const idx = p.index[pfn]!;
   const out: RmapHit[] = [];
-  const check = (mm: Mm, v: Vma): void => {
-    if (idx < v.pgoff || idx >= v.pgoff + v.pages) return;
-    const addr = v.start + (idx - v.pgoff) * PAGE_SIZE;
-    const t = mm.pt.pteTable(addr, false);
-    if (t === null) {
-      if (migrationEntries) return;
-      const pmd = mm.pt.pmdTable(addr, false);
-      if (pmd === null) return;
-      const mi = Math.floor(addr / PMD_SIZE) & 511;
-      const ty = pmd.flags[mi]! & PTE_TYPE_MASK;
-      const off = (addr - alignDown(addr, PMD_SIZE)) / PAGE_SIZE;
-      if ((ty === PTE_PRESENT || ty === PTE_DEVICE_PRIVATE) && pmd.val[mi]! + off === pfn) {
-        out.push({ mm, vma: v, address: addr, huge: true });
-      }
-      return;
-    }
-    const i = Math.floor(addr / PAGE_SIZE) & 511;
-    const ty = t.flags[i]! & PTE_TYPE_MASK;
-    if (t.val[i] !== pfn || ty === PTE_NONE || ty === PTE_SWAP) return;
-    if ((ty === PTE_MIGRATION) !== migrationEntries) return;
-    out.push({ mm, vma: v, address: addr, huge: false });
-  };
   if (id > 0) {
     const fam = machine.anonVmaById(id);
     if (fam === null) return out;
     for (const mm of fam.mms) {
-      for (const v of mm.vmas) if (v.anonVma === fam) check(mm, v);
+      for (const v of mm.vmas) if (v.anonVma === fam) rmapCheckVma(mm, v, pfn, idx, migrationEntries, out);
     }
   } else if (id < 0) {
     const ino = inodeById(id);
     if (ino === null) return out;
-    for (const v of ino.mappings) check(v.mm, v);
+    for (const v of ino.mappings) rmapCheckVma(v.mm, v, pfn, idx, migrationEntries, out);
   }
   return out;
+}
+
+/**
+ * One VMA of {@link rmapWalkPfn}'s walk (page_vma_mapped_walk): appends the mapping of `pfn` at
+ * page offset `idx` in `v`, if any. A module function, not a closure: the walk runs per page.
+ */
+function rmapCheckVma(
+  mm: Mm,
+  v: Vma,
+  pfn: number,
+  idx: number,
+  migrationEntries: boolean,
+  out: RmapHit[],
+): void {
+  if (idx < v.pgoff || idx >= v.pgoff + v.pages) return;
+  const addr = v.start + (idx - v.pgoff) * PAGE_SIZE;
+  const t = mm.pt.pteTable(addr, false);
+  if (t === null) {
+    if (migrationEntries) return;
+    const pmd = mm.pt.pmdTable(addr, false);
+    if (pmd === null) return;
+    const mi = Math.floor(addr / PMD_SIZE) & 511;
+    const ty = pmd.flags[mi]! & PTE_TYPE_MASK;
+    const off = (addr - alignDown(addr, PMD_SIZE)) / PAGE_SIZE;
+    if ((ty === PTE_PRESENT || ty === PTE_DEVICE_PRIVATE) && pmd.val[mi]! + off === pfn) {
+      out.push({ mm, vma: v, address: addr, huge: true });
+    }
+    return;
+  }
+  const i = Math.floor(addr / PAGE_SIZE) & 511;
+  const ty = t.flags[i]! & PTE_TYPE_MASK;
+  if (t.val[i] !== pfn || ty === PTE_NONE || ty === PTE_SWAP) return;
+  if ((ty === PTE_MIGRATION) !== migrationEntries) return;
+  out.push({ mm, vma: v, address: addr, huge: false });
 }
 
 /**
