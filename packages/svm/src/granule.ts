@@ -628,8 +628,9 @@ export function uvmTreePolicy(opts: UvmTreePolicyOptions = {}): GranulePolicy {
     const leafCount = n + ghost;
     // leaves = (resident | faulted) >> first, then << ghost
     tree.fill(0);
+    const residency = ctx.residency; // read once: a fault context may compute it on first read
     for (let i = first; i < outer; i++) {
-      const res = ctx.residency !== null && (ctx.residency[i >> 5]! & (1 << (i & 31))) !== 0;
+      const res = residency !== null && (residency[i >> 5]! & (1 << (i & 31))) !== 0;
       if (res || (faulted[i >> 5]! & (1 << (i & 31))) !== 0) {
         const j = i - first + ghost;
         tree[j >> 5] = tree[j >> 5]! | (1 << (j & 31));
