@@ -15,6 +15,7 @@ import {
   PAGES_PER_BLOCK,
   type PageMask,
   pageMaskAndNot,
+  pageMaskClearRange,
   pageMaskEmpty,
   pageMaskFill,
   pageMaskLast,
@@ -22,6 +23,7 @@ import {
   pageMaskNext,
   pageMaskOr,
   pageMaskSet,
+  pageMaskWord,
   pageMaskWeight,
 } from './page-mask.ts';
 
@@ -627,15 +629,14 @@ export function uvmTreePolicy(opts: UvmTreePolicyOptions = {}): GranulePolicy {
     const ghost = first % bigPages;
     const leafCount = n + ghost;
     // leaves = (resident | faulted) >> first, then << ghost
-    tree.fill(0);
     const residency = ctx.residency; // read once: a fault context may compute it on first read
-    for (let i = first; i < outer; i++) {
-      const res = residency !== null && (residency[i >> 5]! & (1 << (i & 31))) !== 0;
-      if (res || (faulted[i >> 5]! & (1 << (i & 31))) !== 0) {
-        const j = i - first + ghost;
-        tree[j >> 5] = tree[j >> 5]! | (1 << (j & 31));
-      }
+    const shift = first - ghost; // tree index j <-> block page j + shift (≥ 0)
+    for (let w = 0; w < tree.length; w++) {
+      const v = pageMaskWord(faulted, w * 32 + shift);
+      tree[w] = residency === null ? v : (v | pageMaskWord(residency, w * 32 + shift)) >>> 0;
     }
+    pageMaskClearRange(tree, 0, ghost);
+    pageMaskClearRange(tree, leafCount, tree.length * 32);
     // Grow fault granularity: prefix, each big page, suffix (in tree coordinates, ghost-aligned).
     const thr = ctx.thrashing;
     for (let u = 0; u < leafCount; u += bigPages) {
@@ -654,11 +655,14 @@ export function uvmTreePolicy(opts: UvmTreePolicyOptions = {}): GranulePolicy {
     while (1 << (levels - 1) < leafCount) levels++;
     const rFirst = ghost; // region in tree coordinates
     const rOuter = ghost + n;
+    // Each migrated page takes the largest tree node around it whose occupancy passes the
+    // threshold: scan from the root down and stop at the first that passes. The pages inside that
+    // node share its ancestors (which did not pass), so they would pick the same node: skip them.
     for (let p = pageMaskNext(migrate, first); p >= 0 && p < outer; p = pageMaskNext(migrate, p + 1)) {
       const leaf = p - first + ghost;
       let cFirst = -1;
       let cOuter = -1;
-      for (let level = levels - 1; level >= 0; level--) {
+      for (let level = 0; level < levels; level++) {
         const size = 2 ** (levels - 1 - level);
         const nFirst = leaf - (leaf % size);
         const nOuter = Math.min(nFirst + size, leafCount);
@@ -666,13 +670,16 @@ export function uvmTreePolicy(opts: UvmTreePolicyOptions = {}): GranulePolicy {
         if (count * 100 > (nOuter - nFirst) * threshold) {
           cFirst = nFirst;
           cOuter = nOuter;
+          break;
         }
       }
       if (cFirst < 0) continue;
+      const nodeEnd = cOuter - ghost + first; // block page just past the node
       cFirst = Math.max(cFirst, rFirst);
       cOuter = Math.min(cOuter, rOuter);
       pageMaskFill(prefetch, cFirst - ghost + first, cOuter - ghost + first);
       if (cOuter === rOuter) break;
+      p = nodeEnd - 1;
     }
   }
 }

@@ -121,6 +121,14 @@ export function pageMaskAndNot(dst: PageMask, a: PageMask, b: PageMask): void {
   for (let w = 0; w < dst.length; w++) dst[w] = ((a[w] ?? 0) & ~(b[w] ?? 0)) >>> 0;
 }
 
+/** The 32 bits of `m` from bit `bit` on (any offset ≥ 0; bits past the end read 0). */
+export function pageMaskWord(m: PageMask, bit: number): number {
+  const w = bit >>> 5;
+  const b = bit & 31;
+  const lo = (m[w] ?? 0) >>> b;
+  return b === 0 ? lo : (lo | ((m[w + 1] ?? 0) << (32 - b))) >>> 0;
+}
+
 /** `dst = src << shift` (towards higher page indices; bits past the end are dropped). */
 export function pageMaskShiftLeft(dst: PageMask, src: PageMask, shift: number): void {
   const tmp = new Uint32Array(dst.length);
