@@ -60,6 +60,8 @@ export class Tlb {
   readonly apertures: Uint8Array;
   /** Peer id per slot (PEER aperture). */
   readonly peers: Uint8Array;
+  /** Scratch of {@link overlapping}: the slots it found. */
+  readonly overlapSlots: Int32Array;
   private readonly stamps: Float64Array;
   private tick = 0;
   /** Lookup memo: 4K page number, slot found, and the TLB generation it was found in. */
@@ -151,6 +153,7 @@ export class Tlb {
     this.apertures = new Uint8Array(total);
     this.peers = new Uint8Array(total);
     this.stamps = new Float64Array(total);
+    this.overlapSlots = new Int32Array(total);
     this.setFill = new Int32Array(total);
     this.setOf = new Int32Array(total);
     for (const b of banks)
@@ -263,22 +266,53 @@ export class Tlb {
 
   /** Drops every entry overlapping [start, start + size). Returns how many were dropped. No cost charged. */
   invalidateRange(start: number, size: number): number {
-    const end = start + size;
-    let n = 0;
+    const n = this.overlapping(start, start + size);
+    const slots = this.overlapSlots;
     const tags = this.tags;
     this.gen++;
-    for (let i = 0; i < tags.length; i++) {
-      const t = tags[i]!;
-      if (t < 0) continue;
-      const span = 2 ** this.shifts[i]!;
-      const a = t * span;
-      if (a < end && a + span > start) {
-        tags[i] = -1;
-        this.setFill[this.setOf[i]!]!--;
-        n++;
-      }
+    for (let k = 0; k < n; k++) {
+      const i = slots[k]!;
+      tags[i] = -1;
+      this.setFill[this.setOf[i]!]!--;
     }
     this.invalidates.value++;
+    return n;
+  }
+
+  /**
+   * The slots whose cached page overlaps `[start, end)`, into {@link overlapSlots} (valid until
+   * the next call), in no particular order; returns how many. Per cached size it probes only the
+   * sets the range's page numbers map to, or scans the size's array when the range has more
+   * pages of that size than the array has sets.
+   */
+  overlapping(start: number, end: number): number {
+    const out = this.overlapSlots;
+    const tags = this.tags;
+    const shifts = this.shifts;
+    let n = 0;
+    if (!(start < end)) return 0;
+    for (let p = 0; p < this.probeShift.length; p++) {
+      const shift = this.probeShift[p]!;
+      const inv = this.probeInv[p]!;
+      const ways = this.probeWays[p]!;
+      const mask = this.probeSetMask[p]!;
+      const offset = this.probeOffset[p]!;
+      const vFirst = Math.floor(start * inv);
+      const vLast = Math.floor((end - 1) * inv);
+      if (vLast - vFirst > mask) {
+        const bankEnd = offset + (mask + 1) * ways;
+        for (let i = offset; i < bankEnd; i++) {
+          const t = tags[i]!;
+          if (t >= vFirst && t <= vLast && shifts[i] === shift) out[n++] = i;
+        }
+        continue;
+      }
+      for (let v = vFirst; v <= vLast; v++) {
+        const base = offset + (v & mask) * ways;
+        if (this.setFill[base] === 0) continue;
+        for (let i = base; i < base + ways; i++) if (tags[i] === v && shifts[i] === shift) out[n++] = i;
+      }
+    }
     return n;
   }
 

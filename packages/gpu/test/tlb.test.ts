@@ -107,6 +107,32 @@ describe('Tlb', () => {
     expect(() => new Tlb(createSim(), { entries: 12, ways: 4 })).toThrow(ArgumentError);
     expect(() => new Tlb(createSim(), { pageShifts: [11] })).toThrow(ArgumentError);
   });
+  it('overlapping() finds exactly the entries a full scan finds, separate and unified', () => {
+    let seed = 7;
+    const rnd = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return Math.floor((seed / 2147483648) * n);
+    };
+    for (const unified of [false, true]) {
+      const tlb = new Tlb(createSim(), { unified, entries: 64, ways: 4 });
+      const base = 2 ** 40; // page numbers past 32 bits
+      for (let round = 0; round < 200; round++) {
+        const shift = [12, 16, 21][rnd(3)]!;
+        tlb.fill(base + rnd(4096) * 4096, shift, 0x100000, TLB_FLAG.WRITABLE, APERTURE.VID);
+        const start = base + rnd(4096) * 4096 + rnd(2) * 100;
+        const end = start + [1, 4096, 65536, 2 ** 21, 2 ** 24][rnd(5)]!;
+        const expected: number[] = [];
+        for (let i = 0; i < tlb.capacity; i++) {
+          const t = tlb.tags[i]!;
+          const span = 2 ** tlb.shifts[i]!;
+          if (t >= 0 && t * span < end && (t + 1) * span > start) expected.push(i);
+        }
+        const n = tlb.overlapping(start, end);
+        expect([...tlb.overlapSlots.subarray(0, n)].sort((a, b) => a - b)).toEqual(expected);
+        if (round % 50 === 49) expect(tlb.invalidateRange(start, end - start)).toBe(expected.length);
+      }
+    }
+  });
 });
 
 describe('TlbBatch (uvm_tlb_batch)', () => {

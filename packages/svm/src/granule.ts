@@ -23,8 +23,8 @@ import {
   pageMaskNext,
   pageMaskOr,
   pageMaskSet,
-  pageMaskWord,
   pageMaskWeight,
+  pageMaskWord,
 } from './page-mask.ts';
 
 // One home for the page size and ALIGN_DOWN: @hmmkit/mm (re-exported for svm's users).

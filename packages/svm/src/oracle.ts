@@ -326,12 +326,13 @@ export class CoherenceOracle {
   ): void {
     const tlb = dev.tlb;
     const m = this.page;
-    for (let i = 0; i < tlb.tags.length; i++) {
-      const tag = tlb.tags[i]!;
-      if (tag < 0) continue;
+    // the cached pages overlapping [lo, hi), in slot order (the order of a full scan)
+    const n = tlb.overlapping(lo, hi);
+    const slots = tlb.overlapSlots.subarray(0, n).sort();
+    for (let k = 0; k < n; k++) {
+      const i = slots[k]!;
       const size = 2 ** tlb.shifts[i]!;
-      const base = tag * size;
-      if (base >= hi || base + size <= lo) continue;
+      const base = tlb.tags[i]! * size;
       m.va = base;
       m.size = size;
       m.pa = tlb.pas[i]!;
