@@ -158,7 +158,12 @@ export function rmapWalkPfn(machine: Machine, pfn: number, migrationEntries = fa
     const fam = machine.anonVmaById(id);
     if (fam === null) return out;
     for (const mm of fam.mms) {
-      for (const v of mm.vmas) if (v.anonVma === fam) rmapCheckVma(mm, v, pfn, idx, migrationEntries, out);
+      for (const leaf of mm.vmas.leafArrays) {
+        for (let i = 0; i < leaf.length; i++) {
+          const v = leaf[i]!;
+          if (v.anonVma === fam) rmapCheckVma(mm, v, pfn, idx, migrationEntries, out);
+        }
+      }
     }
   } else if (id < 0) {
     const ino = inodeById(id);

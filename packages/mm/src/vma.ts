@@ -268,6 +268,14 @@ export class VmaTree {
     return out;
   }
 
+  /**
+   * The VMAs in order as the tree's sorted leaf arrays (read only: valid until the next insert
+   * or remove). For per-page walks, which must not pay a generator per call.
+   */
+  get leafArrays(): readonly (readonly Vma[])[] {
+    return this.leaves;
+  }
+
   /** Every VMA in order. */
   *[Symbol.iterator](): IterableIterator<Vma> {
     for (const leaf of this.leaves) yield* leaf;

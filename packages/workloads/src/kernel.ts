@@ -274,6 +274,9 @@ export function dealTasks(
   return b.finish();
 }
 
+/** Keys a {@link WaveCollector} remembers outside its table (one per array of 8 arrays). */
+const RECENT = 8;
+
 /** Page-resolution accesses collected in wave order, with their warp, before the warp-major sort. */
 class WaveCollector implements AccessSink {
   warp = 0;
@@ -300,14 +303,26 @@ class WaveCollector implements AccessSink {
     this.max = max;
   }
 
+  /**
+   * The last {@link RECENT} keys recorded in this wave (-1: none), checked before the table:
+   * neighbouring tasks touch the same pages, so most repeats are recent.
+   */
+  private readonly recent = new Float64Array(RECENT).fill(-1);
+  private recentAt = 0;
+
   /** Starts a new wave: every page may be accessed once more. */
   nextWave(): void {
     this.wave++;
     this.inWave = 0;
+    this.recent.fill(-1);
   }
 
   /** Records `key` in the current wave; false when it was already there. */
   private firstInWave(key: number): boolean {
+    const recent = this.recent;
+    for (let r = 0; r < RECENT; r++) if (recent[r] === key) return false;
+    recent[this.recentAt] = key;
+    this.recentAt = (this.recentAt + 1) % RECENT;
     const mask = this.keys.length - 1;
     const wave = this.wave;
     for (let h = key % (mask + 1); ; h = (h + 1) & mask) {
