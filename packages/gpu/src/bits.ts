@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { ArgumentError } from '@hmmkit/sim';
+import { ArgumentError, modPow2 } from '@hmmkit/sim';
 
 /** An inclusive bit range `[hi, lo]` within an entry (bit 64 is bit 0 of the second 64-bit word). */
 export type BitField = readonly [hi: number, lo: number];
@@ -160,7 +160,7 @@ export class ScatteredField implements IndexField {
     let rest = value;
     for (const f of this.parts) {
       const span = 2 ** f.width;
-      f.write(w, base, rest % span);
+      f.write(w, base, modPow2(rest, span));
       rest = Math.floor(rest / span);
     }
   }
@@ -195,11 +195,11 @@ export function writeBits(w: Uint32Array, base: number, hi: number, lo: number, 
     const n = Math.min(32 - off, hi - bit + 1);
     const i = base + Math.floor(bit / 32);
     if (n === 32) {
-      w[i] = rest % TWO32;
+      w[i] = modPow2(rest, TWO32);
       rest = Math.floor(rest / TWO32);
     } else {
       const span = 2 ** n;
-      const part = rest % span;
+      const part = modPow2(rest, span);
       rest = Math.floor(rest / span);
       const mask = ((span - 1) << off) >>> 0;
       w[i] = ((w[i]! & ~mask) | (part << off)) >>> 0;

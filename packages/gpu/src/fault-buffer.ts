@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { ArgumentError, type Counter, type Sim, WaitQueue } from '@hmmkit/sim';
+import { ArgumentError, type Counter, modPow2, type Sim, WaitQueue } from '@hmmkit/sim';
 
 /** Access types, numbered by intrusiveness (atomic > write > read > prefetch). */
 export const ACCESS = { PREFETCH: 0, READ: 1, WRITE: 2, ATOMIC: 3 } as const;
@@ -85,7 +85,7 @@ export class FaultBatch {
     const page = Math.floor(va / 4096);
     const mask = this.hash.length - 1;
     let h =
-      (Math.imul((page % 1073741824) | 0, 0x9e3779b1) ^
+      (Math.imul(modPow2(page, 1073741824) | 0, 0x9e3779b1) ^
         Math.imul(instance, 0x85ebca6b) ^
         Math.floor(page / 1073741824)) &
       mask;

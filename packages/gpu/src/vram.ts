@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { ArgumentError, Errno } from '@hmmkit/sim';
+import { ArgumentError, Errno, modPow2 } from '@hmmkit/sim';
 
 /** Largest order: 2 MiB = 4K << 9. */
 export const VRAM_MAX_ORDER = 9;
@@ -448,7 +448,7 @@ export class Vram {
     while (done < len) {
       const a = pa + done;
       const frame = Math.floor(a / 4096);
-      const inPage = a % 4096;
+      const inPage = modPow2(a, 4096);
       const n = Math.min(4096 - inPage, len - done);
       if (src === null) this.zeroPart(frame, inPage, n);
       else {
@@ -467,7 +467,7 @@ export class Vram {
     while (done < len) {
       const a = pa + done;
       const frame = Math.floor(a / 4096);
-      const inPage = a % 4096;
+      const inPage = modPow2(a, 4096);
       const n = Math.min(4096 - inPage, len - done);
       const s = this.slotOf[frame]!;
       if (s === 0) dst.fill(0, done, done + n);
@@ -487,7 +487,7 @@ export class Vram {
     }
     const slot = this.slotOf[Math.floor(pa / 4096)]!;
     if (slot === 0) return 0;
-    const o = ((slot - 1) % SLAB_PAGES) * 4096 + (pa % 4096);
+    const o = ((slot - 1) % SLAB_PAGES) * 4096 + modPow2(pa, 4096);
     const b = this.slab(slot - 1);
     return (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) >>> 0;
   }
@@ -497,7 +497,7 @@ export class Vram {
     if (!Number.isSafeInteger(pa) || pa < 0 || pa + 4 > this.sizeBytes || pa % 4 !== 0) {
       throw new ArgumentError('Vram.write32', 'pa', 'must be a 4-byte aligned VRAM address', pa);
     }
-    const inPage = pa % 4096;
+    const inPage = modPow2(pa, 4096);
     const slot = this.materialize(Math.floor(pa / 4096), inPage, inPage + 4);
     const o = (slot % SLAB_PAGES) * 4096 + inPage;
     const b = this.slab(slot);
@@ -521,13 +521,13 @@ export class Vram {
       const d = dstPa + done;
       const sa = srcPa + done;
       // the piece ends at whichever page boundary (source or destination) comes first
-      const n = Math.min(4096 - (d % 4096), 4096 - (sa % 4096), len - done);
+      const n = Math.min(4096 - modPow2(d, 4096), 4096 - modPow2(sa, 4096), len - done);
       const dFrame = Math.floor(d / 4096);
-      const dIn = d % 4096;
+      const dIn = modPow2(d, 4096);
       const ss = this.slotOf[Math.floor(sa / 4096)]!;
       if (ss === 0) this.zeroPart(dFrame, dIn, n);
       else {
-        const so = ((ss - 1) % SLAB_PAGES) * 4096 + (sa % 4096);
+        const so = ((ss - 1) % SLAB_PAGES) * 4096 + modPow2(sa, 4096);
         const src = this.slab(ss - 1).subarray(so, so + n);
         const ds = this.materialize(dFrame, dIn, dIn + n);
         this.slab(ds).set(src, (ds % SLAB_PAGES) * 4096 + dIn);

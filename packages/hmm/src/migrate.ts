@@ -34,7 +34,7 @@ import {
   WALK_PTE,
 } from '@hmmkit/mm';
 import { MmuNotifyEvent } from '@hmmkit/notifier';
-import { ArgumentError, checkUint, Errno, StateError } from '@hmmkit/sim';
+import { ArgumentError, checkUint, Errno, modPow2, StateError } from '@hmmkit/sim';
 import { machineOfDevicePfn, registerMachine } from './machine-registry.ts';
 import { hmmStats } from './stats.ts';
 
@@ -70,12 +70,12 @@ export function migratePfn(pfn: number): number {
 
 /** Models migrate_pfn_to_page(): the pfn of a VALID entry, else -1. */
 export function migratePfnToPfn(entry: number): number {
-  return (entry % ENTRY_BASE) & MIGRATE_PFN_VALID ? Math.floor(entry / ENTRY_BASE) : -1;
+  return modPow2(entry, ENTRY_BASE) & MIGRATE_PFN_VALID ? Math.floor(entry / ENTRY_BASE) : -1;
 }
 
 /** The MIGRATE_PFN_* flags of an entry. */
 export function migratePfnFlags(entry: number): number {
-  return entry % ENTRY_BASE;
+  return modPow2(entry, ENTRY_BASE);
 }
 
 /** Initialiser of {@link MigrateVma}. */
@@ -347,7 +347,7 @@ async function unmapPages(
   let restore = 0;
   for (let i = 0; i < npages; i++) {
     const e = src[i]!;
-    const fl = e % ENTRY_BASE;
+    const fl = modPow2(e, ENTRY_BASE);
     const pfn = fl & MIGRATE_PFN_VALID ? Math.floor(e / ENTRY_BASE) : -1;
     if (pfn < 0) {
       if (fl & MIGRATE_PFN_MIGRATE) cpages++;
@@ -368,7 +368,7 @@ async function unmapPages(
   }
   for (let i = 0; i < npages && restore > 0; i++) {
     const e = src[i]!;
-    const fl = e % ENTRY_BASE;
+    const fl = modPow2(e, ENTRY_BASE);
     if (!(fl & MIGRATE_PFN_VALID) || fl & MIGRATE_PFN_MIGRATE) continue;
     const pfn = Math.floor(e / ENTRY_BASE);
     removeMigrationPtesPfn(machine, pfn, pfn);
@@ -439,7 +439,7 @@ export async function migrateVmaSetup(args: MigrateVma): Promise<number> {
 function commitPage(machine: Machine, src: Float64Array, i: number, dpfn: number, dflags: number): void {
   const p = machine.phys;
   const e = src[i]!;
-  const fl = e % ENTRY_BASE;
+  const fl = modPow2(e, ENTRY_BASE);
   const spfn = Math.floor(e / ENTRY_BASE);
   const compound = (fl & MIGRATE_PFN_COMPOUND) !== 0;
   if (compound !== ((dflags & MIGRATE_PFN_COMPOUND) !== 0)) {
@@ -519,9 +519,9 @@ export async function migrateVmaPages(args: MigrateVma): Promise<void> {
   try {
     for (let i = 0; i < n; i++) {
       const e = src[i]!;
-      const fl = e % ENTRY_BASE;
+      const fl = modPow2(e, ENTRY_BASE);
       const d = dst[i]!;
-      const dfl = d % ENTRY_BASE;
+      const dfl = modPow2(d, ENTRY_BASE);
       if (!(dfl & MIGRATE_PFN_VALID)) {
         if (fl & MIGRATE_PFN_MIGRATE) src[i] = e - MIGRATE_PFN_MIGRATE;
         continue;
@@ -547,7 +547,7 @@ export async function migrateVmaPages(args: MigrateVma): Promise<void> {
         continue;
       }
       commitPage(machine, src, i, dpfn, dfl);
-      if ((src[i]! % ENTRY_BASE) & MIGRATE_PFN_MIGRATE) committed++;
+      if (modPow2(src[i]!, ENTRY_BASE) & MIGRATE_PFN_MIGRATE) committed++;
     }
   } finally {
     if (notified) await mm.invEnd(r ?? null);
@@ -569,9 +569,9 @@ function finalizeEntries(
   let restored = 0;
   for (let i = 0; i < n; i++) {
     const e = src[i]!;
-    const fl = e % ENTRY_BASE;
+    const fl = modPow2(e, ENTRY_BASE);
     const d = dst[i]!;
-    const dfl = d % ENTRY_BASE;
+    const dfl = modPow2(d, ENTRY_BASE);
     const dpfn = dfl & MIGRATE_PFN_VALID ? Math.floor(d / ENTRY_BASE) : -1;
     const dnr = dfl & MIGRATE_PFN_COMPOUND ? HPAGE_PMD_NR : 1;
     if (!(fl & MIGRATE_PFN_VALID)) {
@@ -714,7 +714,7 @@ export async function migrateDevicePages(
   const first = firstPfn(src, npages);
   if (first < 0) {
     for (let i = 0; i < npages; i++)
-      if (migratePfnToPfn(dst[i]!) < 0 && (src[i]! % ENTRY_BASE) & MIGRATE_PFN_MIGRATE)
+      if (migratePfnToPfn(dst[i]!) < 0 && modPow2(src[i]!, ENTRY_BASE) & MIGRATE_PFN_MIGRATE)
         src[i] = src[i]! - MIGRATE_PFN_MIGRATE;
     return;
   }
@@ -723,16 +723,16 @@ export async function migrateDevicePages(
   let committed = 0;
   for (let i = 0; i < npages; i++) {
     const e = src[i]!;
-    const fl = e % ENTRY_BASE;
+    const fl = modPow2(e, ENTRY_BASE);
     const d = dst[i]!;
-    const dfl = d % ENTRY_BASE;
+    const dfl = modPow2(d, ENTRY_BASE);
     if (!(fl & MIGRATE_PFN_MIGRATE)) continue;
     if (!(dfl & MIGRATE_PFN_VALID) || !(fl & MIGRATE_PFN_VALID)) {
       src[i] = e - MIGRATE_PFN_MIGRATE;
       continue;
     }
     commitPage(m, src, i, Math.floor(d / ENTRY_BASE), dfl);
-    if ((src[i]! % ENTRY_BASE) & MIGRATE_PFN_MIGRATE) committed++;
+    if (modPow2(src[i]!, ENTRY_BASE) & MIGRATE_PFN_MIGRATE) committed++;
   }
   hmmStats(m.sim).migrateCommitted.add(committed);
 }

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { checkUint, StateError } from '@hmmkit/sim';
+import { checkUint, modPow2, StateError } from '@hmmkit/sim';
 import {
   alignDown,
   FAULT_FLAG_USER,
@@ -38,7 +38,7 @@ import {
  * Returns the pfn. Throws {@link MmSignalError} for SIGSEGV / SIGBUS.
  */
 async function resolveUserPfn(mm: Mm, exact: number, write: boolean): Promise<number> {
-  const addr = exact - (exact % PAGE_SIZE);
+  const addr = exact - modPow2(exact, PAGE_SIZE);
   for (let tries = 0; ; tries++) {
     const pfn = fastLookup(mm, addr, write);
     if (pfn >= 0) return pfn;
@@ -70,7 +70,7 @@ export function fastLookup(mm: Mm, addr: number, write: boolean): number {
     const f = pud.flags[ui]!;
     if ((f & (PTE_TYPE_MASK | PTE_R)) !== (PTE_PRESENT | PTE_R) || (write && !(f & PTE_W))) return -1;
     setEntryFlags(pud, ui, f | PTE_YOUNG | (write ? PTE_DIRTY : 0));
-    return pud.val[ui]! + (Math.floor(addr / PAGE_SIZE) % (PUD_SIZE / PAGE_SIZE));
+    return pud.val[ui]! + modPow2(Math.floor(addr / PAGE_SIZE), PUD_SIZE / PAGE_SIZE);
   }
   const mi = Math.floor(addr / PMD_SIZE) & 511;
   const t = pmd.tables[mi]!;
@@ -108,7 +108,7 @@ async function copyUser(mm: Mm, addr: number, buf: Uint8Array, write: boolean): 
   let done = 0;
   while (done < buf.length) {
     const a = addr + done;
-    const off = a % PAGE_SIZE;
+    const off = modPow2(a, PAGE_SIZE);
     const n = Math.min(PAGE_SIZE - off, buf.length - done);
     const pfn = await resolveUserPfn(mm, a, write);
     if (write) mm.phys.writePage(pfn, off, buf, done, n);
@@ -152,7 +152,7 @@ export async function cpuTouch(mm: Mm, addr: number, length: number, write: bool
   let a = addr; // the exact address of the next page to touch (only the first may be unaligned)
   let tries = 0;
   while (a < end) {
-    if (fastLookup(mm, a - (a % PAGE_SIZE), write) >= 0) {
+    if (fastLookup(mm, a - modPow2(a, PAGE_SIZE), write) >= 0) {
       a = alignDown(a, PAGE_SIZE) + PAGE_SIZE;
       continue;
     }
@@ -204,7 +204,7 @@ function faultRunLocked(
   const anon = vma.file === null && !(vma.flags & VM_HUGETLB);
   let a = exact;
   for (let first = true; a < stop; first = false) {
-    let page = a - (a % PAGE_SIZE);
+    let page = a - modPow2(a, PAGE_SIZE);
     if (!first) {
       const t = anon ? mm.pt.pteTable(page, false) : null;
       if (t !== null) {
@@ -229,7 +229,7 @@ function faultRunLocked(
 function faultDone(mm: Mm, ret: number, exact: number, write: boolean): number {
   if (ret & VM_FAULT_SIGSEGV) throw new MmSignalError('SIGSEGV', exact, 'SEGV_ACCERR');
   if (ret & (VM_FAULT_SIGBUS | VM_FAULT_OOM)) throw new MmSignalError('SIGBUS', exact, 'BUS_ADRERR');
-  const page = exact - (exact % PAGE_SIZE);
+  const page = exact - modPow2(exact, PAGE_SIZE);
   return fastLookup(mm, page, write) < 0 ? exact : page + PAGE_SIZE;
 }
 
@@ -241,10 +241,10 @@ async function slowFaultDone(mm: Mm, ret: Promise<number>, exact: number, write:
 /** Loads `n` bytes at `addr` into a fresh buffer (per call: concurrent tasks must not share one). */
 export async function loadScalar(mm: Mm, addr: number, n: number): Promise<DataView> {
   const bytes = new Uint8Array(8);
-  if (addr % PAGE_SIZE <= PAGE_SIZE - n) {
+  if (modPow2(addr, PAGE_SIZE) <= PAGE_SIZE - n) {
     checkAccessArgs(addr, n);
     const pfn = await resolveUserPfn(mm, addr, false);
-    mm.phys.readPage(pfn, addr % PAGE_SIZE, bytes, 0, n);
+    mm.phys.readPage(pfn, modPow2(addr, PAGE_SIZE), bytes, 0, n);
     if (mm.sim.trace.wants('mm.access')) mm.sim.trace.emit('mm.access', mm.id, addr, false, bytes, 0, n);
   } else await cpuReadInto(mm, addr, bytes.subarray(0, n));
   return new DataView(bytes.buffer);

@@ -5,6 +5,7 @@
  * @module
  */
 
+export { modPow2 } from './arith.ts';
 export { costModelMarkdown } from './cost-doc.ts';
 export {
   COST_PARAMS,

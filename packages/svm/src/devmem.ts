@@ -11,7 +11,7 @@
 import type { GpuDevice } from '@hmmkit/gpu';
 import { DeviceMemory } from '@hmmkit/hmm';
 import type { Machine, VmFault } from '@hmmkit/mm';
-import { ArgumentError, WaitQueue } from '@hmmkit/sim';
+import { ArgumentError, modPow2, WaitQueue } from '@hmmkit/sim';
 import { type EvictionView, lruChunkEviction } from './eviction.ts';
 import type { PageMask } from './page-mask.ts';
 
@@ -139,14 +139,14 @@ export class SvmDeviceMemory {
   /** VRAM address of device page `pfn`. */
   pfnToPa(pfn: number): number {
     const k = pfn - this.mem.start;
-    return this.chunkPa[Math.floor(k / CHUNK_PAGES)]! + (k % CHUNK_PAGES) * 4096;
+    return this.chunkPa[Math.floor(k / CHUNK_PAGES)]! + modPow2(k, CHUNK_PAGES) * 4096;
   }
 
   /** Device pfn of VRAM address `pa`, or -1 outside the pool. */
   paToPfn(pa: number): number {
-    const c = this.chunkOfPa.get(pa - (pa % CHUNK_BYTES));
+    const c = this.chunkOfPa.get(pa - modPow2(pa, CHUNK_BYTES));
     if (c === undefined) return -1;
-    return this.mem.start + c * CHUNK_PAGES + Math.floor((pa % CHUNK_BYTES) / 4096);
+    return this.mem.start + c * CHUNK_PAGES + Math.floor(modPow2(pa, CHUNK_BYTES) / 4096);
   }
 
   /** Allocates one device page for `va` (locked, refcount 1) of the VM tagged `tag`, or returns -1. */

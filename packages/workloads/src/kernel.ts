@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { ArgumentError } from '@hmmkit/sim';
+import { ArgumentError, modPow2 } from '@hmmkit/sim';
 import { type AccessKind, type AccessSink, StreamBuilder, type WarpStreams } from './access.ts';
 import type { CpuOp } from './cpu.ts';
 
@@ -325,7 +325,7 @@ class WaveCollector implements AccessSink {
     this.recentAt = (this.recentAt + 1) % RECENT;
     const mask = this.keys.length - 1;
     const wave = this.wave;
-    for (let h = key % (mask + 1); ; h = (h + 1) & mask) {
+    for (let h = modPow2(key, mask + 1); ; h = (h + 1) & mask) {
       if (this.stamps[h] !== wave) {
         this.stamps[h] = wave;
         this.keys[h] = key;
@@ -345,7 +345,7 @@ class WaveCollector implements AccessSink {
     const mask = size - 1;
     for (let i = 0; i < oldKeys.length; i++) {
       if (oldStamps[i] !== this.wave) continue;
-      let h = oldKeys[i]! % size;
+      let h = modPow2(oldKeys[i]!, size);
       while (this.stamps[h] === this.wave) h = (h + 1) & mask;
       this.stamps[h] = this.wave;
       this.keys[h] = oldKeys[i]!;
