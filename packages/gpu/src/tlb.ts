@@ -159,7 +159,7 @@ export class Tlb {
     for (const b of banks)
       for (let i = 0; i < b.sets * b.ways; i++)
         this.setOf[b.offset + i] = b.offset + Math.floor(i / b.ways) * b.ways;
-    this.memoPage = new Float64Array(MEMO_SIZE).fill(-1);
+    this.memoPage = new Float64Array(MEMO_SIZE); // no fill: generation 0 (the initial memoGen) is never current
     this.memoSlot = new Int32Array(MEMO_SIZE);
     this.memoGen = new Float64Array(MEMO_SIZE);
     const c = sim.counters;

@@ -148,6 +148,13 @@ export interface PhysMemOptions {
 const SLAB_SHIFT = 8;
 const SLAB_PAGES = 1 << SLAB_SHIFT;
 const FIRST_DYNAMIC_PFN = 1024;
+/**
+ * The pfns {@link PhysMem}'s arrays hold at first (4,096: 155 KiB for 11 arrays; a machine that
+ * touches few pages, like a test's or a benchmark's, never pays for more), doubled up to 2^16 and
+ * then grown by reservation.
+ */
+const INITIAL_PFNS = 1 << 12;
+
 /** The most pfns {@link PhysMem} reserves ahead of use in one growth (2^28: ≈ 10 GiB of address space, untouched). */
 const MAX_RESERVE_PFNS = 2 ** 28;
 
@@ -245,7 +252,7 @@ export class PhysMem {
     }
     this.devicePfnBase = base;
     this.pageLockWq = new WaitQueue(sim.sched);
-    this.grow(1 << 16);
+    this.grow(INITIAL_PFNS);
     // pfn 0 is never used; ZERO_PFN and the huge zero page are reserved forever.
     this.flags[0] = PG.reserved;
     this.flags[ZERO_PFN] = PG.reserved;
@@ -285,7 +292,7 @@ export class PhysMem {
    * ([0, nextPfn) minus the hole below devicePfnBase, which nothing writes) are copied.
    */
   private grow(min: number): void {
-    let n = Math.max(this.cap, 1 << 16);
+    let n = Math.max(this.cap, INITIAL_PFNS);
     if (min > 4 * n) {
       n = Math.ceil(min / (1 << 16)) * (1 << 16) + (1 << 20); // a jump over a hole: just past it
     } else if (this.cap >= 1 << 16) {

@@ -139,7 +139,9 @@ export class Scheduler {
   private readonly rng: Rng;
   private readonly replay: readonly number[] | null;
   private readonly maxSteps: number;
-  private tasks: Task[] = [];
+  private readonly tasks: Task[] = [];
+  /** Scratch of {@link run}: the tasks runnable at this step. */
+  private readonly runnable: Task[] = [];
   private nextId = 0;
   private current: Task | null = null;
   private parked: (() => void) | null = null;
@@ -203,10 +205,21 @@ export class Scheduler {
           const { task, error } = this.failure;
           throw new TaskFailedError(task.name, this.seed, [...this.recorded], error);
         }
-        this.tasks = this.tasks.filter((t) => t.state !== 'done');
+        // Drop finished tasks and collect the runnable ones, in task order, without allocating:
+        // this runs once per step.
+        const tasks = this.tasks;
         const now = this.clock.now;
-        for (const t of this.tasks) if (t.state === 'sleeping' && t.wakeAt <= now) t.state = 'runnable';
-        const runnable = this.tasks.filter((t) => t.state === 'runnable');
+        const runnable = this.runnable;
+        runnable.length = 0;
+        let live = 0;
+        for (let i = 0; i < tasks.length; i++) {
+          const t = tasks[i]!;
+          if (t.state === 'done') continue;
+          tasks[live++] = t;
+          if (t.state === 'sleeping' && t.wakeAt <= now) t.state = 'runnable';
+          if (t.state === 'runnable') runnable.push(t);
+        }
+        tasks.length = live;
         if (runnable.length === 0) {
           if (this.tasks.length === 0) break;
           let earliest = Number.POSITIVE_INFINITY;
