@@ -13,7 +13,7 @@
 
 import { existsSync } from 'node:fs';
 import { createMachine, MAP_ANONYMOUS, MAP_PRIVATE, Mm, PROT_READ, PROT_WRITE } from '@hmmkit/mm';
-import { createSim } from '@hmmkit/sim';
+import { createSim, modPow2 } from '@hmmkit/sim';
 import { newBench, nsPerOp, printTable, sink } from '@hmmkit/sim/bench';
 import { Bench } from 'tinybench';
 import {
@@ -56,7 +56,7 @@ const N = k.accesses;
 function plainLoop(): number {
   const vas = k.streams.vas;
   let s = 0;
-  for (let i = 0; i < vas.length; i++) s += vas[i]! % 4096;
+  for (let i = 0; i < vas.length; i++) s += modPow2(vas[i]!, 4096);
   return s;
 }
 

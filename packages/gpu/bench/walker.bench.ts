@@ -13,7 +13,7 @@
  *
  * Run from packages/gpu: `tsx bench/walker.bench.ts`.
  */
-import { createSim, Rng } from '@hmmkit/sim';
+import { createSim, modPow2, Rng } from '@hmmkit/sim';
 import { newBench, nsPerOp, printTable, sink } from '@hmmkit/sim/bench';
 import {
   amdGfx9,
@@ -55,7 +55,7 @@ function leafV2(w: Uint32Array, o: number, va: number, shift: number): number {
   const ap = (lo >>> 1) & 3;
   const pfn =
     ap >= 2 ? (lo >>> 8) + (w[o + 1]! & 0x3fffff) * 16777216 : (lo >>> 8) + (w[o + 1]! & 1) * 16777216;
-  outV2.pa = pfn * 4096 + (va % 2 ** shift);
+  outV2.pa = pfn * 4096 + modPow2(va, 2 ** shift);
   outV2.pageShift = shift;
   outV2.aperture = ap;
   outV2.writable = (lo & 0x40) === 0;
