@@ -150,8 +150,8 @@ const SLAB_PAGES = 1 << SLAB_SHIFT;
 const FIRST_DYNAMIC_PFN = 1024;
 /**
  * The pfns {@link PhysMem}'s arrays hold at first (4,096: 155 KiB for 11 arrays; a machine that
- * touches few pages, like a test's or a benchmark's, never pays for more), doubled up to 2^16 and
- * then grown by reservation.
+ * touches few pages, like a test's or a benchmark's, never pays for more). The first growth goes to
+ * 2^16, later ones reserve (see `grow`).
  */
 const INITIAL_PFNS = 1 << 12;
 
@@ -292,7 +292,8 @@ export class PhysMem {
    * ([0, nextPfn) minus the hole below devicePfnBase, which nothing writes) are copied.
    */
   private grow(min: number): void {
-    let n = Math.max(this.cap, INITIAL_PFNS);
+    // the first allocation is small; any growth goes to 2^16 at least, then as below
+    let n = Math.max(this.cap, this.cap === 0 ? INITIAL_PFNS : 1 << 16);
     if (min > 4 * n) {
       n = Math.ceil(min / (1 << 16)) * (1 << 16) + (1 << 20); // a jump over a hole: just past it
     } else if (this.cap >= 1 << 16) {
