@@ -69,6 +69,10 @@ export function streaming(params: StreamingParams = {}): Workload {
   const tasks = n / 32;
   checkBudget(fn, p, tasks * nArr);
   const W = warpCount(p);
+  // Task t touches byte t·chunk of every array: with page-aligned arrays and a chunk dividing
+  // 4 KiB, the 4096 / chunk tasks of each aligned run touch the same pages.
+  const pageAligned = chunk <= 4096 && 4096 % chunk === 0 && arrays.every((r) => r.va % 4096 === 0);
+  const samePages = pageAligned ? 4096 / chunk : 1;
   const build = (i: number): Kernel => {
     const streams = dealTasks(
       W,
@@ -80,6 +84,7 @@ export function streaming(params: StreamingParams = {}): Workload {
         b.push(region(arrays, 0).va + off, nArr === 1 ? READ : WRITE, chunk);
       },
       p,
+      samePages,
     );
     return makeKernel(`streaming#${i}`, PATTERN.STREAMING, p, arrays, streams);
   };

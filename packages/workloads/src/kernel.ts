@@ -256,6 +256,12 @@ export function checkBudget(fn: string, p: ResolvedParams, estimate: number): vo
  * (tasks k·warps .. k·warps + warps - 1) and only the first access of the wave to each
  * (4 KiB page, kind) is kept (see {@link Resolution}); more than `p.maxAccesses` kept accesses
  * throw an ArgumentError.
+ *
+ * `samePages` (a power of two, default 1) is the generator's promise that the tasks of each
+ * aligned run of that many (tasks r·samePages .. r·samePages + samePages - 1) push the same
+ * (page, kind) pairs. At page resolution a task whose run began earlier in the same wave is then
+ * not emitted: every access it would push was kept from that run's first task in the wave, so
+ * the streams are the same, without the calls.
  */
 export function dealTasks(
   warps: number,
@@ -263,9 +269,13 @@ export function dealTasks(
   estimate: number,
   emit: (task: number, b: AccessSink) => void,
   p: Pick<ResolvedParams, 'resolution' | 'maxAccesses'> | null = null,
+  samePages = 1,
 ): WarpStreams {
+  if (!Number.isInteger(samePages) || samePages < 1 || (samePages & (samePages - 1)) !== 0) {
+    throw new ArgumentError('dealTasks', 'samePages', 'must be a power of two', samePages);
+  }
   if (p !== null && p.resolution === 'page')
-    return dealTasksByPage(warps, tasks, estimate, emit, p.maxAccesses);
+    return dealTasksByPage(warps, tasks, estimate, emit, p.maxAccesses, samePages);
   const b = new StreamBuilder(warps, estimate);
   for (let w = 0; w < warps; w++) {
     for (let t = w; t < tasks; t += warps) emit(t, b);
@@ -393,12 +403,15 @@ function dealTasksByPage(
   estimate: number,
   emit: (task: number, b: AccessSink) => void,
   maxAccesses: number,
+  samePages: number,
 ): WarpStreams {
   const c = new WaveCollector(Math.max(16, Math.min(estimate, 1 << 20)), maxAccesses);
   for (let k = 0; k < tasks; k += warps) {
     c.nextWave();
     const end = Math.min(tasks, k + warps);
     for (let t = k; t < end; t++) {
+      // a task inside a run whose first task in this wave was emitted pushes only repeats
+      if (t !== k && modPow2(t, samePages) !== 0) continue;
       c.warp = t - k;
       emit(t, c);
     }

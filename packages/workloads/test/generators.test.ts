@@ -2,8 +2,10 @@ import { ArgumentError } from '@hmmkit/sim';
 import { describe, expect, it } from 'vitest';
 import {
   ACCESS_KIND,
+  type AccessSink,
   atax,
   bfsLevels,
+  dealTasks,
   faultBatchModel,
   GENERATORS,
   type GeneratorName,
@@ -156,6 +158,31 @@ describe('page resolution', () => {
       }
       expect(page.accesses * 8).toBeLessThan(warp.accesses);
     }
+  });
+
+  it('streams the same when whole runs of same-page tasks are skipped (waves starting mid-run)', () => {
+    // 15 warps: waves start at every offset of the 32-task (elemSize 4) or 16-task (8) runs
+    for (const elemSize of [4, 8]) {
+      for (const arrays of [1, 3]) {
+        const q = { footprintBytes: 2 * MiB, numSMs: 3, warpsPerSM: 5, elemSize, arrays } as const;
+        const warp = kernelsOf(streaming(q))[0]!;
+        const page = kernelsOf(streaming({ ...q, resolution: 'page' }))[0]!;
+        const ref = byPageReference(warp, arrays);
+        for (let w = 0; w < page.warps; w++) {
+          const a = page.streams.warpStart[w]!;
+          const b = page.streams.warpStart[w + 1]!;
+          expect(Array.from(page.streams.vas.subarray(a, b))).toEqual(ref[w]!.vas);
+          expect(Array.from(page.streams.access.subarray(a, b))).toEqual(ref[w]!.kinds);
+        }
+      }
+    }
+    const emit = (t: number, b: AccessSink) => b.push(0x100000 + Math.floor(t / 8) * 4096, ACCESS_KIND.READ, 4);
+    const p = { resolution: 'page', maxAccesses: 1 << 20 } as const;
+    const once = dealTasks(5, 200, 200, emit, p, 1);
+    const skipping = dealTasks(5, 200, 200, emit, p, 8);
+    expect(Array.from(skipping.vas)).toEqual(Array.from(once.vas));
+    expect(Array.from(skipping.warpStart)).toEqual(Array.from(once.warpStart));
+    expect(() => dealTasks(5, 200, 200, emit, p, 3)).toThrow(ArgumentError);
   });
 
   it('applies to every generator; warp resolution is the default and unchanged', () => {
