@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { ArgumentError, modPow2 } from '@hmmkit/sim';
+import { ArgumentError, modPow2, pow2 } from '@hmmkit/sim';
 
 /** An inclusive bit range `[hi, lo]` within an entry (bit 64 is bit 0 of the second 64-bit word). */
 export type BitField = readonly [hi: number, lo: number];
@@ -159,7 +159,7 @@ export class ScatteredField implements IndexField {
     }
     let rest = value;
     for (const f of this.parts) {
-      const span = 2 ** f.width;
+      const span = pow2(f.width);
       f.write(w, base, modPow2(rest, span));
       rest = Math.floor(rest / span);
     }
@@ -175,9 +175,9 @@ export function readBits(w: Uint32Array, base: number, hi: number, lo: number): 
     const off = bit % 32;
     const n = Math.min(32 - off, hi - bit + 1);
     const word = w[base + Math.floor(bit / 32)]!;
-    const chunk = n === 32 ? word : (word >>> off) & (2 ** n - 1);
+    const chunk = n === 32 ? word : (word >>> off) & (pow2(n) - 1);
     result += chunk * scale;
-    scale *= 2 ** n;
+    scale *= pow2(n);
     bit += n;
   }
   return result;
@@ -198,7 +198,7 @@ export function writeBits(w: Uint32Array, base: number, hi: number, lo: number, 
       w[i] = modPow2(rest, TWO32);
       rest = Math.floor(rest / TWO32);
     } else {
-      const span = 2 ** n;
+      const span = pow2(n);
       const part = modPow2(rest, span);
       rest = Math.floor(rest / span);
       const mask = ((span - 1) << off) >>> 0;

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { ArgumentError, type Sim, StateError } from '@hmmkit/sim';
+import { ArgumentError, pow2, type Sim, StateError } from '@hmmkit/sim';
 import type { CompiledField } from './bits.ts';
 import type { CompiledLevel, CompiledPte, PtFormat } from './format.ts';
 import { APERTURE } from './format.ts';
@@ -233,8 +233,8 @@ export class PageTable {
     }
     if (t.level === this.levels.length - 1 && pte.fragment !== null)
       this.defragmentEdges(va, n * pageSize, batch);
-    const sub = 2 ** (t.pageShift - t.fragment);
-    const per = 2 ** t.fragment;
+    const sub = pow2(t.pageShift - t.fragment);
+    const per = pow2(t.fragment);
     // One template leaf per call; each page only gets its address field written.
     this.tmplAddr = addrField;
     this.tmplScale = scale;
@@ -459,7 +459,7 @@ export class PageTable {
       if (!L.pte!.valid.matches(this.pool.words, o)) continue;
       const f = frag.read(this.pool.words, o);
       if (f === 0) continue;
-      const gBytes = 2 ** (L.shift + f);
+      const gBytes = pow2(L.shift + f);
       const g0 = Math.floor(edge / gBytes) * gBytes;
       if (g0 >= va && g0 + gBytes <= va + size) continue;
       for (let a = g0; a < g0 + gBytes; a += 4096) {

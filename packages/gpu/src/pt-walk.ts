@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { modPow2, StateError } from '@hmmkit/sim';
+import { modPow2, pow2, StateError } from '@hmmkit/sim';
 import type { CompiledPte } from './format.ts';
 import { APERTURE, type Aperture } from './format.ts';
 import type { PtPool } from './pt-pool.ts';
@@ -58,7 +58,7 @@ export class Translation {
   }
   /** Page size in bytes. */
   get pageSize(): number {
-    return 2 ** this.pageShift;
+    return pow2(this.pageShift);
   }
 }
 
@@ -165,7 +165,7 @@ function leaf(
     out.status = WALK.INVALID_PTE; // a valid bit with an aperture code the format does not define
     return WALK.INVALID_PTE;
   }
-  out.pa = f.read(w, o) * a.scale + modPow2(va, 2 ** shift);
+  out.pa = f.read(w, o) * a.scale + modPow2(va, pow2(shift));
   out.aperture = a.kindByCode[code] as Aperture;
   out.peerId = out.aperture === APERTURE.PEER && pte.peerId !== null ? pte.peerId.read(w, o) : 0;
   out.writable = pte.isWritable(w, o);

@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { ArgumentError, type Counter, modPow2, type Sim } from '@hmmkit/sim';
+import { ArgumentError, type Counter, modPow2, pow2, type Sim } from '@hmmkit/sim';
 import type { Aperture } from './format.ts';
 
 /** Options of a {@link Tlb}. */
@@ -220,7 +220,7 @@ export class Tlb {
 
   /** Physical address of `va` through slot `i` (from {@link lookup}). */
   paOf(i: number, va: number): number {
-    return this.pas[i]! + modPow2(va, 2 ** this.shifts[i]!);
+    return this.pas[i]! + modPow2(va, pow2(this.shifts[i]!));
   }
 
   /**
@@ -251,7 +251,7 @@ export class Tlb {
         oldest = this.stamps[i]!;
       }
     }
-    const span = 2 ** shift;
+    const span = pow2(shift);
     this.gen++;
     if (this.tags[victim] === -1) this.setFill[base]!++;
     this.tags[victim] = vpn;
@@ -333,7 +333,7 @@ export class Tlb {
     for (let i = 0; i < this.tags.length; i++) {
       const t = this.tags[i]!;
       if (t < 0) continue;
-      const span = 2 ** this.shifts[i]!;
+      const span = pow2(this.shifts[i]!);
       fn(t * span, span, this.pas[i]!, this.flags[i]!);
     }
   }

@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { ArgumentError, modPow2, type Sim, StateError, WaitQueue } from '@hmmkit/sim';
+import { ArgumentError, modPow2, pow2, type Sim, StateError, WaitQueue } from '@hmmkit/sim';
 import { HPAGE_PMD_NR, HPAGE_PUD_NR, PAGE_SIZE } from './constants.ts';
 import type { Mm } from './mm.ts';
 import type { Vma } from './vma.ts';
@@ -398,12 +398,12 @@ export class PhysMem {
   compoundHead(pfn: number): number {
     const o = this.order[pfn]!;
     if (o === 0) return pfn;
-    return pfn - modPow2(pfn, 2 ** o);
+    return pfn - modPow2(pfn, pow2(o));
   }
 
   /** Number of base pages in the folio containing `pfn` (folio_nr_pages). */
   folioNrPages(pfn: number): number {
-    return 2 ** this.order[pfn]!;
+    return pow2(this.order[pfn]!);
   }
 
   /** True for the zero page and the huge zero page (is_zero_pfn / is_huge_zero_pfn). */
@@ -444,9 +444,9 @@ export class PhysMem {
       // pages still mapped) until the whole folio is free, as free_zone_device_folio() frees a
       // folio at once; then every page goes back to the pagemap.
       this.flags[pfn] = PG.device | PG.free | (f & (PG.head | PG.tail));
-      const head = pfn - modPow2(pfn, 2 ** o);
+      const head = pfn - modPow2(pfn, pow2(o));
       if (--this.live[head]! === 0) {
-        const nr = 2 ** o;
+        const nr = pow2(o);
         for (let i = 0; i < nr; i++) {
           this.order[head + i] = 0;
           this.flags[head + i] = PG.device | PG.free;
@@ -464,9 +464,9 @@ export class PhysMem {
       this.free0.push(pfn);
       return;
     }
-    const head = pfn - modPow2(pfn, 2 ** o);
+    const head = pfn - modPow2(pfn, pow2(o));
     if (--this.live[head]! === 0) {
-      const nr = 2 ** o;
+      const nr = pow2(o);
       for (let i = 0; i < nr; i++) this.order[head + i] = 0;
       if (f & PG.hugetlb || this.flags[head]! & PG.hugetlb) {
         if (o === 9) this.hugetlbFree++;
@@ -483,7 +483,7 @@ export class PhysMem {
   splitFolio(head: number): void {
     const o = this.order[head]!;
     if (o === 0) return;
-    const nr = 2 ** o;
+    const nr = pow2(o);
     const freed: number[] = [];
     for (let i = 0; i < nr; i++) {
       const pfn = head + i;
@@ -734,7 +734,7 @@ export class PhysMem {
    * folio is free (or when it is split).
    */
   zoneDeviceFolioInit(head: number, order: 9): void {
-    const nr = 2 ** order;
+    const nr = pow2(order);
     if (head % nr !== 0)
       throw new ArgumentError('PhysMem.zoneDeviceFolioInit', 'head', `must be aligned to ${nr} pages`, head);
     for (let k = 0; k < nr; k++) {

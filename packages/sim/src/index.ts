@@ -5,7 +5,7 @@
  * @module
  */
 
-export { modPow2 } from './arith.ts';
+export { modPow2, pow2 } from './arith.ts';
 export { costModelMarkdown } from './cost-doc.ts';
 export {
   COST_PARAMS,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { modPow2 } from '../src/index.ts';
+import { modPow2, pow2 } from '../src/index.ts';
 
 describe('modPow2', () => {
   it('equals % for non-negative integers up to 2^53 and powers of two up to 2^52', () => {
@@ -8,5 +8,12 @@ describe('modPow2', () => {
       const m = 2 ** k;
       for (const x of xs) expect(modPow2(x, m)).toBe(x % m);
     }
+  });
+});
+
+describe('pow2', () => {
+  it('equals 2 ** k for integers in and out of its table, and for fractions', () => {
+    for (let k = -70; k <= 1030; k++) expect(pow2(k)).toBe(2 ** k);
+    expect(pow2(1.5)).toBe(2 ** 1.5);
   });
 });

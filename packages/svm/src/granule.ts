@@ -9,7 +9,7 @@
  */
 import type { AccessType } from '@hmmkit/gpu';
 import { alignDown, PAGE_SIZE } from '@hmmkit/mm';
-import { ArgumentError, Errno } from '@hmmkit/sim';
+import { ArgumentError, Errno, pow2 } from '@hmmkit/sim';
 import { DEFAULT_ATTRS, LOC, MAX_GRANULARITY, type RangeAttrs } from './attrs.ts';
 import {
   PAGES_PER_BLOCK,
@@ -663,7 +663,7 @@ export function uvmTreePolicy(opts: UvmTreePolicyOptions = {}): GranulePolicy {
       let cFirst = -1;
       let cOuter = -1;
       for (let level = 0; level < levels; level++) {
-        const size = 2 ** (levels - 1 - level);
+        const size = pow2(levels - 1 - level);
         const nFirst = leaf - (leaf % size);
         const nOuter = Math.min(nFirst + size, leafCount);
         const count = pageMaskWeight(tree, nFirst, nOuter);

@@ -12,6 +12,8 @@
  * @module
  */
 
+import { modPow2, pow2 } from '@hmmkit/sim';
+
 const PAGE = 4096;
 
 /** One page's shadow: values and which bytes are known. */
@@ -75,7 +77,7 @@ export class DataShadow {
       this.pages.set(page, p);
     }
     for (let k = 0; k < 4; k++) {
-      p.bytes[o + k] = Math.floor(value / 2 ** (8 * k)) % 256;
+      p.bytes[o + k] = modPow2(Math.floor(value / pow2(8 * k)), 256);
       p.known[o + k] = 1;
     }
   }
@@ -113,7 +115,7 @@ export class DataShadow {
     let expected = 0;
     let differs = false;
     for (let k = 3; k >= 0; k--) {
-      const got = Math.floor(value / 2 ** (8 * k)) % 256;
+      const got = modPow2(Math.floor(value / pow2(8 * k)), 256);
       const want = p.known[o + k] === 1 ? p.bytes[o + k]! : got;
       if (want !== got) differs = true;
       expected = expected * 256 + want;

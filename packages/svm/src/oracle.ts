@@ -47,7 +47,7 @@ import {
   mmuNotifierRegister,
   mmuNotifyEventName,
 } from '@hmmkit/notifier';
-import { InvariantError } from '@hmmkit/sim';
+import { InvariantError, pow2 } from '@hmmkit/sim';
 import { DataShadow, type ShadowMismatch } from './oracle-shadow.ts';
 
 export { DataShadow, type ShadowMismatch } from './oracle-shadow.ts';
@@ -331,7 +331,7 @@ export class CoherenceOracle {
     const slots = tlb.overlapSlots.subarray(0, n).sort();
     for (let k = 0; k < n; k++) {
       const i = slots[k]!;
-      const size = 2 ** tlb.shifts[i]!;
+      const size = pow2(tlb.shifts[i]!);
       const base = tlb.tags[i]! * size;
       m.va = base;
       m.size = size;
