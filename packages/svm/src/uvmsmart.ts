@@ -22,7 +22,7 @@
  *
  * @module
  */
-import { ArgumentError, Rng } from '@hmmkit/sim';
+import { ArgumentError, modPow2, Rng } from '@hmmkit/sim';
 import type { EvictionPolicy, EvictionView } from './eviction.ts';
 import {
   alignDown,
@@ -65,7 +65,7 @@ const LEAVES = PAGES_PER_BLOCK / LEAF;
 
 /** A 32-bit mix of a page number (Rp's deterministic "random" choice). */
 function mix(page: number): number {
-  let h = Math.imul((page % 0x40000000) | 0, 0x9e3779b1) ^ Math.floor(page / 0x40000000);
+  let h = Math.imul(modPow2(page, 0x40000000) | 0, 0x9e3779b1) ^ Math.floor(page / 0x40000000);
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
@@ -82,7 +82,7 @@ const RULES: Record<UvmSmartPrefetcher, PrefetchRule> = {
   'on-demand': () => {},
   'random-4k': (faulted, _resident, blockPage0, out) => {
     for (let p = pageMaskNext(faulted, 0); p >= 0; p = pageMaskNext(faulted, p + 1)) {
-      pageMaskSet(out, mix(blockPage0 + p) % PAGES_PER_BLOCK);
+      pageMaskSet(out, modPow2(mix(blockPage0 + p), PAGES_PER_BLOCK));
     }
   },
   'sequential-local-64k': (faulted, _resident, _b, out) => {
@@ -226,7 +226,7 @@ function vaTreeVictims(view: EvictionView, tbn: boolean): ChunkPart[] {
   for (let k = 0; k < n; k++) {
     const va1 = view.rmapVa1[k]!;
     if (va1 <= 0 || Math.floor((va1 - 1) / SZ_2M) !== block) continue;
-    const l = Math.floor(((va1 - 1) % SZ_2M) / (LEAF * PAGE_SIZE));
+    const l = Math.floor(modPow2(va1 - 1, SZ_2M) / (LEAF * PAGE_SIZE));
     leafTime[l] = Math.max(leafTime[l]!, view.pageLastUseNs[k]!);
   }
   const valid = new Uint8Array(LEAVES);
@@ -255,7 +255,7 @@ function vaTreeVictims(view: EvictionView, tbn: boolean): ChunkPart[] {
   for (let k = 0; k < n; k++) {
     const va1 = view.rmapVa1[k]!;
     if (va1 <= 0 || Math.floor((va1 - 1) / SZ_2M) !== block) continue;
-    if (evict[Math.floor(((va1 - 1) % SZ_2M) / (LEAF * PAGE_SIZE))] !== 1) continue;
+    if (evict[Math.floor(modPow2(va1 - 1, SZ_2M) / (LEAF * PAGE_SIZE))] !== 1) continue;
     const c = Math.floor(k / PAGES_PER_BLOCK);
     let p = parts.get(c);
     if (p === undefined) {
