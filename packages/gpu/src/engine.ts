@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { ArgumentError, type Sim, StateError, WaitQueue } from '@hmmkit/sim';
+import { ArgumentError, modPow2, type Sim, StateError, WaitQueue } from '@hmmkit/sim';
 import { ACCESS, type AccessType, type FaultBuffer, type FaultTarget } from './fault-buffer.ts';
 import { APERTURE, type Aperture } from './format.ts';
 import { type PageTable, Translation, WALK } from './page-table.ts';
@@ -298,7 +298,7 @@ export class GpuEngine implements FaultTarget {
         );
       }
       for (let i = 0; i < streams.vas.length; i++) {
-        if (streams.vas[i]! % 4 !== 0) {
+        if (modPow2(streams.vas[i]!, 4) !== 0) {
           throw new ArgumentError(
             'GpuEngine.run',
             `streams.vas[${i}]`,
