@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { ArgumentError } from '@hmmkit/sim';
+import { ArgumentError, modPow2 } from '@hmmkit/sim';
 import { type AccessBatch, issueOrder, PAGE_SIZE, type WarpStreams } from './access.ts';
 import { type Kernel, smOfWarp } from './kernel.ts';
 
@@ -79,7 +79,7 @@ export class PageIndex {
 }
 
 function hash(key: number): number {
-  const lo = key % TWO32;
+  const lo = modPow2(key, TWO32);
   const hi = Math.floor(key / TWO32);
   const x = Math.imul(lo ^ Math.imul(hi, 0x27d4eb2d), 0x9e3779b1);
   return (x ^ (x >>> 15)) & 0x7fffffff;
