@@ -176,7 +176,8 @@ describe('page resolution', () => {
         }
       }
     }
-    const emit = (t: number, b: AccessSink) => b.push(0x100000 + Math.floor(t / 8) * 4096, ACCESS_KIND.READ, 4);
+    const emit = (t: number, b: AccessSink) =>
+      b.push(0x100000 + Math.floor(t / 8) * 4096, ACCESS_KIND.READ, 4);
     const p = { resolution: 'page', maxAccesses: 1 << 20 } as const;
     const once = dealTasks(5, 200, 200, emit, p, 1);
     const skipping = dealTasks(5, 200, 200, emit, p, 8);
