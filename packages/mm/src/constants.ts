@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { modPow2 } from '@hmmkit/sim';
 
 /** PAGE_SHIFT on x86-64. */
 export const PAGE_SHIFT = 12;
@@ -42,9 +43,12 @@ export function pageAlign(x: number): number {
   return Math.ceil(x / PAGE_SIZE) * PAGE_SIZE;
 }
 
-/** Rounds `x` down to a multiple of `size` (a power of two ≥ 4096). */
+/**
+ * Rounds `x` (≥ 0) down to a multiple of `size` (a power of two), as ALIGN_DOWN(): by
+ * {@link modPow2}, since `x % size` on an address past 2^31 is a slow float remainder.
+ */
 export function alignDown(x: number, size: number): number {
-  return x - (x % size);
+  return x - modPow2(x, size);
 }
 
 /** mmap/mprotect protections (uapi asm-generic/mman-common.h). */

@@ -15,8 +15,8 @@
  *
  * @module
  */
-import { ArgumentError, modPow2, pow2, type Sim, StateError, WaitQueue } from '@hmmkit/sim';
-import { HPAGE_PMD_NR, HPAGE_PUD_NR, PAGE_SIZE } from './constants.ts';
+import { ArgumentError, pow2, type Sim, StateError, WaitQueue } from '@hmmkit/sim';
+import { alignDown, HPAGE_PMD_NR, HPAGE_PUD_NR, PAGE_SIZE } from './constants.ts';
 import type { Mm } from './mm.ts';
 import type { Vma } from './vma.ts';
 
@@ -398,7 +398,7 @@ export class PhysMem {
   compoundHead(pfn: number): number {
     const o = this.order[pfn]!;
     if (o === 0) return pfn;
-    return pfn - modPow2(pfn, pow2(o));
+    return alignDown(pfn, pow2(o));
   }
 
   /** Number of base pages in the folio containing `pfn` (folio_nr_pages). */
@@ -444,7 +444,7 @@ export class PhysMem {
       // pages still mapped) until the whole folio is free, as free_zone_device_folio() frees a
       // folio at once; then every page goes back to the pagemap.
       this.flags[pfn] = PG.device | PG.free | (f & (PG.head | PG.tail));
-      const head = pfn - modPow2(pfn, pow2(o));
+      const head = alignDown(pfn, pow2(o));
       if (--this.live[head]! === 0) {
         const nr = pow2(o);
         for (let i = 0; i < nr; i++) {
@@ -464,7 +464,7 @@ export class PhysMem {
       this.free0.push(pfn);
       return;
     }
-    const head = pfn - modPow2(pfn, pow2(o));
+    const head = alignDown(pfn, pow2(o));
     if (--this.live[head]! === 0) {
       const nr = pow2(o);
       for (let i = 0; i < nr; i++) this.order[head + i] = 0;

@@ -38,7 +38,7 @@ import {
  * Returns the pfn. Throws {@link MmSignalError} for SIGSEGV / SIGBUS.
  */
 async function resolveUserPfn(mm: Mm, exact: number, write: boolean): Promise<number> {
-  const addr = exact - modPow2(exact, PAGE_SIZE);
+  const addr = alignDown(exact, PAGE_SIZE);
   for (let tries = 0; ; tries++) {
     const pfn = fastLookup(mm, addr, write);
     if (pfn >= 0) return pfn;
@@ -152,7 +152,7 @@ export async function cpuTouch(mm: Mm, addr: number, length: number, write: bool
   let a = addr; // the exact address of the next page to touch (only the first may be unaligned)
   let tries = 0;
   while (a < end) {
-    if (fastLookup(mm, a - modPow2(a, PAGE_SIZE), write) >= 0) {
+    if (fastLookup(mm, alignDown(a, PAGE_SIZE), write) >= 0) {
       a = alignDown(a, PAGE_SIZE) + PAGE_SIZE;
       continue;
     }
@@ -204,7 +204,7 @@ function faultRunLocked(
   const anon = vma.file === null && !(vma.flags & VM_HUGETLB);
   let a = exact;
   for (let first = true; a < stop; first = false) {
-    let page = a - modPow2(a, PAGE_SIZE);
+    let page = alignDown(a, PAGE_SIZE);
     if (!first) {
       const t = anon ? mm.pt.pteTable(page, false) : null;
       if (t !== null) {
@@ -229,7 +229,7 @@ function faultRunLocked(
 function faultDone(mm: Mm, ret: number, exact: number, write: boolean): number {
   if (ret & VM_FAULT_SIGSEGV) throw new MmSignalError('SIGSEGV', exact, 'SEGV_ACCERR');
   if (ret & (VM_FAULT_SIGBUS | VM_FAULT_OOM)) throw new MmSignalError('SIGBUS', exact, 'BUS_ADRERR');
-  const page = exact - modPow2(exact, PAGE_SIZE);
+  const page = alignDown(exact, PAGE_SIZE);
   return fastLookup(mm, page, write) < 0 ? exact : page + PAGE_SIZE;
 }
 

@@ -8,9 +8,11 @@
  *
  * @module
  */
+
 import type { GpuDevice } from '@hmmkit/gpu';
 import { DeviceMemory } from '@hmmkit/hmm';
 import type { Machine, VmFault } from '@hmmkit/mm';
+import { alignDown } from '@hmmkit/mm';
 import { ArgumentError, modPow2, WaitQueue } from '@hmmkit/sim';
 import { type EvictionView, lruChunkEviction } from './eviction.ts';
 import type { PageMask } from './page-mask.ts';
@@ -144,7 +146,7 @@ export class SvmDeviceMemory {
 
   /** Device pfn of VRAM address `pa`, or -1 outside the pool. */
   paToPfn(pa: number): number {
-    const c = this.chunkOfPa.get(pa - modPow2(pa, CHUNK_BYTES));
+    const c = this.chunkOfPa.get(alignDown(pa, CHUNK_BYTES));
     if (c === undefined) return -1;
     return this.mem.start + c * CHUNK_PAGES + Math.floor(modPow2(pa, CHUNK_BYTES) / 4096);
   }

@@ -6,8 +6,8 @@
 
 import { ACCESS } from '@hmmkit/gpu';
 import { HMM_PFN_WRITE } from '@hmmkit/hmm';
-import { PTE_PRESENT, pteType, VM_WRITE, WALK_HOLE, WALK_PTE } from '@hmmkit/mm';
-import { Errno, modPow2 } from '@hmmkit/sim';
+import { alignDown, PTE_PRESENT, pteType, VM_WRITE, WALK_HOLE, WALK_PTE } from '@hmmkit/mm';
+import { Errno } from '@hmmkit/sim';
 import { atomicNeed, pageInOwnVram } from './atomic.ts';
 import { attrFlags, deviceLoc, SVM_FLAG } from './attrs.ts';
 import { bindRange } from './bind.ts';
@@ -276,7 +276,7 @@ class LazyFaultContext implements FaultContext {
     faulted: PageMask | null,
     faultMigrations: number,
   ) {
-    const blockStart = va - modPow2(va, SZ_2M);
+    const blockStart = alignDown(va, SZ_2M);
     const iv = svm.attrs.intervalAt(va);
     const span = svm.mirrorSpan?.(va);
     this.svm = svm;
@@ -319,7 +319,7 @@ class LazyFaultContext implements FaultContext {
   /** One pass over the ranges of the block: residency at the destination = pages this device maps. */
   private scan(): void {
     const svm = this.svm;
-    const blockStart = this.va - modPow2(this.va, SZ_2M);
+    const blockStart = alignDown(this.va, SZ_2M);
     const bit = 1 << this.devIndex;
     const lo = Math.max(blockStart, svm.mmStart);
     let mask: PageMask | null = null;

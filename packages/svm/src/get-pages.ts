@@ -14,8 +14,9 @@ import {
   hmmRangeFault,
   hmmRangeFaultLocked,
 } from '@hmmkit/hmm';
+import { alignDown } from '@hmmkit/mm';
 import { mmuIntervalReadBegin } from '@hmmkit/notifier';
-import { Errno, modPow2 } from '@hmmkit/sim';
+import { Errno } from '@hmmkit/sim';
 import type { GpuSvm } from './gpusvm.ts';
 import { PAGE_SIZE, SZ_2M } from './granule.ts';
 import { type PageMask, pageMaskTest } from './page-mask.ts';
@@ -48,7 +49,7 @@ export async function rangeGetPages(
     if (ret === 0) range.notifierSeq = svm.lastGetPagesSeq;
     return ret;
   }
-  const blockStart = fs - modPow2(fs, SZ_2M);
+  const blockStart = alignDown(fs, SZ_2M);
   const inMask = (va: number): boolean =>
     va - blockStart < SZ_2M && pageMaskTest(pages, (va - blockStart) / PAGE_SIZE);
   let firstSeq = -1;
@@ -94,7 +95,7 @@ export async function getPagesRun(
     devPrivateOwner: svm.owners[devIndex],
   });
   const req = HMM_PFN_REQ_FAULT | (write ? HMM_PFN_REQ_WRITE : 0);
-  const blockStart = fs - modPow2(fs, SZ_2M);
+  const blockStart = alignDown(fs, SZ_2M);
   for (let k = 0; k < n; k++) {
     const va = fs + k * PAGE_SIZE;
     const inMask =
@@ -129,7 +130,7 @@ export async function getPagesRun(
 export function recordPages(svm: GpuSvm, range: SvmRange, hr: HmmRange, pages: PageMask | null): void {
   const fs = hr.start;
   const n = (hr.end - fs) / PAGE_SIZE;
-  const blockStart = fs - modPow2(fs, SZ_2M);
+  const blockStart = alignDown(fs, SZ_2M);
   svm.lastGetPagesSeq = hr.notifierSeq;
   const off = (fs - range.start) / PAGE_SIZE;
   let faulted = 0;
@@ -170,7 +171,7 @@ export async function regainWriteAccess(
   pages: PageMask | null,
 ): Promise<number> {
   const n = hr.hmmFlags.length;
-  const blockStart = hr.start - modPow2(hr.start, SZ_2M);
+  const blockStart = alignDown(hr.start, SZ_2M);
   let lo = -1;
   let hi = -1;
   for (let k = 0; k < n; k++) {
@@ -201,7 +202,7 @@ export async function regainWriteAccess(
 
 /** Whether {@link regainWriteAccess} has work in `hr`. */
 export function anyReadOnlyDevicePage(svm: GpuSvm, hr: HmmRange, pages: PageMask | null): boolean {
-  const blockStart = hr.start - modPow2(hr.start, SZ_2M);
+  const blockStart = alignDown(hr.start, SZ_2M);
   for (let k = 0; k < hr.hmmFlags.length; k++) {
     if (readOnlyDevicePage(svm, hr, k, pages, blockStart)) return true;
   }

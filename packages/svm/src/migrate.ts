@@ -22,8 +22,15 @@ import {
   migrateVmaPages,
   migrateVmaSetup,
 } from '@hmmkit/hmm';
-import { FAULT_FLAG_REMOTE, VM_FAULT_SIGBUS, VM_HUGETLB, VM_SPECIAL, type VmFault } from '@hmmkit/mm';
-import { ArgumentError, Errno, modPow2 } from '@hmmkit/sim';
+import {
+  alignDown,
+  FAULT_FLAG_REMOTE,
+  VM_FAULT_SIGBUS,
+  VM_HUGETLB,
+  VM_SPECIAL,
+  type VmFault,
+} from '@hmmkit/mm';
+import { ArgumentError, Errno } from '@hmmkit/sim';
 import { deviceLoc, LOC, locDevice } from './attrs.ts';
 import { zapRangesLocked } from './bind.ts';
 import type { SvmDeviceMemory } from './devmem.ts';
@@ -62,7 +69,7 @@ export function wantsMigration(
   const sd = svm.devmem[devIndex]!;
   if ((fe - fs) / PAGE_SIZE > sd.nrPages) return false;
   // already there?
-  const blockStart = fs - modPow2(fs, SZ_2M);
+  const blockStart = alignDown(fs, SZ_2M);
   for (let p = fs; p < fe; p += PAGE_SIZE) {
     if (pages !== null && p - blockStart < SZ_2M && !pageMaskTest(pages, (p - blockStart) / PAGE_SIZE))
       continue;
@@ -187,7 +194,7 @@ async function migrateRuns(
 ): Promise<number> {
   const mm = svm.mm;
   const now = mm.sim.now;
-  const blockStart = fs - modPow2(fs, SZ_2M);
+  const blockStart = alignDown(fs, SZ_2M);
   // The pages to move: in the mask, and (fault-driven) not pinned by the thrashing detector.
   const want = (va: number): boolean =>
     (pages === null || va - blockStart >= SZ_2M || pageMaskTest(pages, (va - blockStart) / PAGE_SIZE)) &&
@@ -457,7 +464,7 @@ export async function migrateToRam(svm: GpuSvm, vmf: VmFault): Promise<number> {
       return 0;
     }
   }
-  const va = vmf.address - modPow2(vmf.address, PAGE_SIZE);
+  const va = alignDown(vmf.address, PAGE_SIZE);
   const r = svm.rangeFind(va);
   let start = va;
   let end = va + PAGE_SIZE;
@@ -765,7 +772,7 @@ export async function prefetchIn(
     for (const { start: s, end: e } of spans) {
       // in 2 MiB pieces so eviction can make room piece by piece
       for (let a = s; a < e; ) {
-        const b = Math.min(e, a - modPow2(a, SZ_2M) + SZ_2M);
+        const b = Math.min(e, alignDown(a, SZ_2M) + SZ_2M);
         const r =
           d >= 0
             ? await migrateToDevice(svm, d, a, b, null, false, trigger)
